@@ -1,0 +1,28 @@
+# Compiler flags shared by every target: strict warnings and the optional
+# sanitizer and fuzzing instrumentation.
+
+option(SIOBRIDGE_WERROR "Treat warnings as errors" ON)
+option(SIOBRIDGE_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
+option(SIOBRIDGE_FUZZ "Build the libFuzzer targets (clang only)" OFF)
+
+add_compile_options(-Wall -Wextra)
+# libbson declares bson_t with an alignment attribute; GCC warns that the
+# attribute is dropped whenever bson_t appears in a template argument
+# (std::vector<const bson_t*>), which is harmless for pointers.
+add_compile_options(-Wno-ignored-attributes)
+if(SIOBRIDGE_WERROR)
+  add_compile_options(-Werror)
+endif()
+
+if(SIOBRIDGE_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+if(SIOBRIDGE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "SIOBRIDGE_FUZZ needs clang (e.g. CXX=clang++-14)")
+  endif()
+  # Coverage feedback for the code under test; the fuzz executables add the driver.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

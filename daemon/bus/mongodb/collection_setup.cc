@@ -1,0 +1,278 @@
+#include "daemon/bus/mongodb/collection_setup.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+#include "daemon/wire/owned_bson.h"
+
+namespace siobridge::bus::mongodb {
+
+using wire::OwnedBson;
+
+namespace {
+
+constexpr std::uint32_t kNamespaceExists = 48;
+constexpr std::uint32_t kIndexOptionsConflict = 85;
+constexpr std::uint32_t kIndexKeySpecsConflict = 86;
+constexpr const char* kTtlIndexName = "createdAt_1";
+
+// Server-side errors (a command that failed) vs. not reaching the server.
+Error from_bson_error(const bson_error_t& error, const std::string& what) {
+  const bool server_answered =
+      error.domain == MONGOC_ERROR_SERVER || error.domain == MONGOC_ERROR_WRITE_CONCERN;
+  return make_error(server_answered ? ErrorCode::kFailedPrecondition : ErrorCode::kUnavailable,
+                    fmt::format("{}: {}", what, error.message));
+}
+
+struct CollectionShape {
+  std::string type;  // "collection", "view", "timeseries"
+  bool capped = false;
+  std::int64_t size = 0;
+};
+
+Result<std::optional<CollectionShape>> find_collection(mongoc_database_t* db,
+                                                       const std::string& name) {
+  OwnedBson opts(BCON_NEW("filter", "{", "name", BCON_UTF8(name.c_str()), "}"));
+  mongoc_cursor_t* cursor = mongoc_database_find_collections_with_opts(db, opts.get());
+  const bson_t* info;
+  std::optional<CollectionShape> shape;
+  while (mongoc_cursor_next(cursor, &info)) {
+    CollectionShape found;
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, info, "type") && BSON_ITER_HOLDS_UTF8(&it)) {
+      found.type = bson_iter_utf8(&it, nullptr);
+    }
+    if (bson_iter_init_find(&it, info, "options") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+      bson_iter_t options;
+      bson_iter_recurse(&it, &options);
+      while (bson_iter_next(&options)) {
+        const std::string key = bson_iter_key(&options);
+        if (key == "capped") found.capped = bson_iter_as_bool(&options);
+        if (key == "size") found.size = bson_iter_as_int64(&options);
+      }
+    }
+    shape = found;
+  }
+  bson_error_t error;
+  const bool failed = mongoc_cursor_error(cursor, &error);
+  mongoc_cursor_destroy(cursor);
+  if (failed) return from_bson_error(error, "listCollections");
+  return shape;
+}
+
+// Servers report the capped size as configured or, in older versions, rounded up
+// to a multiple of 256.
+bool same_capped_size(std::int64_t stored, std::int64_t configured) {
+  return stored == configured || stored == (configured + 255) / 256 * 256;
+}
+
+std::string full_name(const std::string& database, const std::string& collection) {
+  return database + "." + collection;
+}
+
+Status check_shape(const CollectionShape& shape, const std::string& name,
+                   const Expiration& expiration) {
+  if (!shape.type.empty() && shape.type != "collection") {
+    return make_error(ErrorCode::kMismatch,
+                      fmt::format("{} is a {}, not a collection: choose another collection name",
+                                  name, shape.type));
+  }
+  if (expiration.kind == Expiration::Kind::kCapped) {
+    if (!shape.capped) {
+      return make_error(
+          ErrorCode::kMismatch,
+          fmt::format("{} exists and is not capped, but the expiration strategy is capped: drop "
+                      "the collection (db.getCollection(\"{}\").drop()) or set the strategy to ttl",
+                      name, name.substr(name.find('.') + 1)));
+    }
+    if (!same_capped_size(shape.size, expiration.capped_bytes)) {
+      return make_error(
+          ErrorCode::kMismatch,
+          fmt::format("{} is capped at {} bytes, but the configuration asks for {} bytes: set the "
+                      "configured size to {} or drop the collection to recreate it",
+                      name, shape.size, expiration.capped_bytes, shape.size));
+    }
+    return {};
+  }
+  if (shape.capped) {
+    return make_error(
+        ErrorCode::kMismatch,
+        fmt::format("{} is a capped collection ({} bytes), but the expiration strategy is ttl: set "
+                    "the strategy to capped with that size, or drop the collection",
+                    name, shape.size));
+  }
+  return {};
+}
+
+struct TtlIndex {
+  std::string name;
+  std::optional<std::int64_t> expire_after_seconds;
+};
+
+Result<std::optional<TtlIndex>> find_created_at_index(mongoc_collection_t* coll) {
+  mongoc_cursor_t* cursor = mongoc_collection_find_indexes_with_opts(coll, nullptr);
+  const bson_t* index;
+  std::optional<TtlIndex> found;
+  while (mongoc_cursor_next(cursor, &index)) {
+    bson_iter_t it, key;
+    if (!bson_iter_init_find(&it, index, "key") || !BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
+    bson_iter_recurse(&it, &key);
+    int fields = 0;
+    bool on_created_at = false;
+    while (bson_iter_next(&key)) {
+      ++fields;
+      on_created_at =
+          std::string(bson_iter_key(&key)) == "createdAt" && bson_iter_as_int64(&key) == 1;
+    }
+    if (fields != 1 || !on_created_at) continue;
+    TtlIndex ttl;
+    if (bson_iter_init_find(&it, index, "name") && BSON_ITER_HOLDS_UTF8(&it)) {
+      ttl.name = bson_iter_utf8(&it, nullptr);
+    }
+    if (bson_iter_init_find(&it, index, "expireAfterSeconds")) {
+      ttl.expire_after_seconds = bson_iter_as_int64(&it);
+    }
+    found = ttl;
+  }
+  bson_error_t error;
+  const bool failed = mongoc_cursor_error(cursor, &error);
+  mongoc_cursor_destroy(cursor);
+  if (failed) return from_bson_error(error, "listIndexes");
+  return found;
+}
+
+Status check_ttl_index(const TtlIndex& index, const std::string& name, std::int64_t ttl) {
+  if (!index.expire_after_seconds) {
+    return make_error(ErrorCode::kMismatch,
+                      fmt::format("{} has an index {} on createdAt without expireAfterSeconds, so "
+                                  "documents never expire: drop that index or the collection",
+                                  name, index.name));
+  }
+  if (*index.expire_after_seconds != ttl) {
+    return make_error(
+        ErrorCode::kMismatch,
+        fmt::format("{} expires documents after {} s (index {}), but the configuration asks for {} "
+                    "s: set ttl to {} or change the index with collMod",
+                    name, *index.expire_after_seconds, index.name, ttl,
+                    *index.expire_after_seconds));
+  }
+  return {};
+}
+
+Status ensure_ttl_index(mongoc_client_t* client, const std::string& database,
+                        const std::string& collection, std::int64_t ttl) {
+  const std::string name = full_name(database, collection);
+  mongoc_collection_t* coll =
+      mongoc_client_get_collection(client, database.c_str(), collection.c_str());
+  auto existing = find_created_at_index(coll);
+  if (!existing) {
+    mongoc_collection_destroy(coll);
+    return existing.error();
+  }
+  if (*existing) {
+    mongoc_collection_destroy(coll);
+    return check_ttl_index(**existing, name, ttl);
+  }
+  OwnedBson command(BCON_NEW("createIndexes", BCON_UTF8(collection.c_str()), "indexes", "[", "{",
+                             "key", "{", "createdAt", BCON_INT32(1), "}", "name",
+                             BCON_UTF8(kTtlIndexName), "expireAfterSeconds", BCON_INT64(ttl), "}",
+                             "]"));
+  bson_error_t error;
+  bson_t reply;
+  const bool ok =
+      mongoc_collection_write_command_with_opts(coll, command.get(), nullptr, &reply, &error);
+  bson_destroy(&reply);
+  Status status;
+  if (!ok) {
+    if (error.code == kIndexOptionsConflict || error.code == kIndexKeySpecsConflict) {
+      // Another daemon created it at the same time with other options.
+      auto raced = find_created_at_index(coll);
+      status = !raced   ? Status(raced.error())
+               : *raced ? check_ttl_index(**raced, name, ttl)
+                        : Status(from_bson_error(error, "createIndexes " + name));
+    } else {
+      status = from_bson_error(error, "createIndexes " + name);
+    }
+  }
+  mongoc_collection_destroy(coll);
+  return status;
+}
+
+}  // namespace
+
+Status check_change_streams_supported(mongoc_client_t* client) {
+  OwnedBson command(BCON_NEW("hello", BCON_INT32(1)));
+  bson_t reply;
+  bson_error_t error;
+  const bool ok =
+      mongoc_client_command_simple(client, "admin", command.get(), nullptr, &reply, &error);
+  if (!ok) {
+    bson_destroy(&reply);
+    return from_bson_error(error, "hello");
+  }
+  bson_iter_t it;
+  const bool replica_set = bson_iter_init_find(&it, &reply, "setName");
+  const bool mongos = bson_iter_init_find(&it, &reply, "msg") && BSON_ITER_HOLDS_UTF8(&it) &&
+                      std::string(bson_iter_utf8(&it, nullptr)) == "isdbgrid";
+  bson_destroy(&reply);
+  if (!replica_set && !mongos) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "MongoDB is a standalone server: siobridge needs change streams, which only "
+                      "replica sets and sharded clusters have. Start mongod with --replSet and run "
+                      "rs.initiate() (a single-node replica set is enough)");
+  }
+  return {};
+}
+
+Status ensure_collection(mongoc_client_t* client, const std::string& database,
+                         const std::string& collection, const Expiration& expiration) {
+  if (expiration.kind == Expiration::Kind::kTtl && expiration.ttl_seconds <= 0) {
+    return make_error(ErrorCode::kInvalidArgument, "ttl must be at least 1 second");
+  }
+  if (expiration.kind == Expiration::Kind::kCapped && expiration.capped_bytes < 4096) {
+    return make_error(ErrorCode::kInvalidArgument, "a capped collection needs at least 4096 bytes");
+  }
+  const std::string name = full_name(database, collection);
+  mongoc_database_t* db = mongoc_client_get_database(client, database.c_str());
+  auto existing = find_collection(db, collection);
+  Status status;
+  if (!existing) {
+    status = existing.error();
+  } else if (*existing) {
+    status = check_shape(**existing, name, expiration);
+  } else {
+    OwnedBson opts;
+    if (expiration.kind == Expiration::Kind::kCapped) {
+      BSON_APPEND_BOOL(opts.get(), "capped", true);
+      BSON_APPEND_INT64(opts.get(), "size", expiration.capped_bytes);
+    }
+    bson_error_t error;
+    mongoc_collection_t* created =
+        mongoc_database_create_collection(db, collection.c_str(), opts.get(), &error);
+    if (created) {
+      mongoc_collection_destroy(created);
+    } else if (error.code == kNamespaceExists) {
+      // Created by another daemon meanwhile (or an old server's answer to an
+      // existing collection): success if it has the right shape.
+      auto raced = find_collection(db, collection);
+      status = !raced   ? Status(raced.error())
+               : *raced ? check_shape(**raced, name, expiration)
+                        : Status(from_bson_error(error, "create " + name));
+    } else {
+      status = from_bson_error(error, "create " + name);
+    }
+  }
+  mongoc_database_destroy(db);
+  if (status.ok() && expiration.kind == Expiration::Kind::kTtl) {
+    status = ensure_ttl_index(client, database, collection, expiration.ttl_seconds);
+  }
+  return status;
+}
+
+std::string Expiration::describe() const {
+  return kind == Kind::kTtl ? fmt::format("ttl {} s", ttl_seconds)
+                            : fmt::format("capped {} bytes", capped_bytes);
+}
+
+}  // namespace siobridge::bus::mongodb

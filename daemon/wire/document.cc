@@ -1,0 +1,304 @@
+#include "daemon/wire/document.h"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <cstring>
+
+#include "daemon/wire/ids.h"
+
+namespace siobridge::wire {
+namespace {
+
+constexpr std::uint8_t kBsonInt32 = 0x10;
+constexpr std::uint8_t kBsonInt64 = 0x12;
+
+// The decimal keys "0", "1", ... of a BSON array, produced by counting rather
+// than by formatting each index. The digits live in one 64-bit word (first digit
+// in the lowest byte) so that writing a key is a single 8-byte store; a BSON
+// document (16 MiB at most) never needs more than 8 digits.
+class ArrayKeyCounter {
+ public:
+  static_assert(std::endian::native == std::endian::little);
+  std::uint64_t digits() const { return digits_; }
+  int length() const { return length_; }
+
+  void increment() {
+    for (int i = length_ - 1; i >= 0; --i) {
+      const int shift = 8 * i;
+      if (((digits_ >> shift) & 0xff) != '9') {
+        digits_ += std::uint64_t{1} << shift;
+        return;
+      }
+      digits_ -= std::uint64_t{9} << shift;  // '9' -> '0', carry on
+    }
+    digits_ = (digits_ << 8) | '1';  // 99..9 -> 100..0
+    ++length_;
+  }
+
+ private:
+  std::uint64_t digits_ = '0';
+  int length_ = 1;
+};
+
+void store_le32(char* p, std::uint32_t v) {
+  p[0] = static_cast<char>(v);
+  p[1] = static_cast<char>(v >> 8);
+  p[2] = static_cast<char>(v >> 16);
+  p[3] = static_cast<char>(v >> 24);
+}
+
+std::uint32_t load_le32(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8) |
+         (static_cast<std::uint32_t>(p[2]) << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+}
+
+// Appends `bytes` as a BSON array of int32 under `key`. Building the array's
+// bytes directly and appending them with one libbson call is ~20x faster than
+// one bson_append_int32 per byte.
+void append_int32_array(bson_t* out, const char* key, std::string_view bytes) {
+  // Per element at most 1 (type) + 8 (key) + 1 (NUL) + 4 (int32); the 8-byte key
+  // store may write up to 7 bytes past the key, covered by the tail slack.
+  thread_local std::string scratch;
+  const std::size_t n = bytes.size();
+  if (scratch.size() < 4 + n * 14 + 1 + 8) scratch.resize(4 + n * 14 + 1 + 8);
+  char* base = scratch.data();
+  char* p = base + 4;
+  ArrayKeyCounter counter;
+  for (std::size_t i = 0; i < n; ++i) {
+    *p++ = static_cast<char>(kBsonInt32);
+    const std::uint64_t key = counter.digits();
+    std::memcpy(p, &key, 8);
+    p += counter.length();
+    *p++ = '\0';
+    store_le32(p, static_cast<std::uint8_t>(bytes[i]));
+    p += 4;
+    counter.increment();
+  }
+  *p++ = '\0';
+  const auto total = static_cast<std::uint32_t>(p - base);
+  store_le32(base, total);
+  bson_t array;
+  bson_init_static(&array, reinterpret_cast<const std::uint8_t*>(base), total);
+  bson_append_array(out, key, -1, &array);
+}
+
+// Position of the NUL ending the key that starts at `pos`, or `end` if none.
+// Array keys are short: look at 8 bytes at once while they are in bounds.
+std::size_t skip_key(const std::uint8_t* buf, std::size_t pos, std::size_t end) {
+  while (end - pos >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, buf + pos, 8);
+    const std::uint64_t zero_bytes = (word - 0x0101010101010101ull) & ~word & 0x8080808080808080ull;
+    if (zero_bytes) return pos + static_cast<std::size_t>(std::countr_zero(zero_bytes) / 8);
+    pos += 8;
+  }
+  while (pos < end && buf[pos] != 0) ++pos;
+  return pos;
+}
+
+// Reads a BSON array of int32 (or int64) values 0..255 into bytes. The array's
+// raw bytes come from libbson, which checked only its outer length.
+Result<Bytes> read_int32_array(const std::uint8_t* buf, std::uint32_t length) {
+  if (length < 5 || load_le32(buf) != length || buf[length - 1] != 0) {
+    return make_error(ErrorCode::kDecode, "data: malformed BSON array");
+  }
+  // Each element takes at least 7 bytes (type, 1-digit key, NUL, int32), which
+  // bounds the count; writing through a raw pointer keeps the loop in registers.
+  Bytes bytes((length - 5) / 7, '\0');
+  char* out = bytes.data();
+  std::size_t count = 0;
+  std::size_t pos = 4;
+  const std::size_t end = length - 1;
+  ArrayKeyCounter counter;
+  while (pos < end) {
+    // Fast path: the element is an int32 under the canonical key "count". Its
+    // type, key and NUL are compared in one 8-byte load, and the next position
+    // does not depend on loaded data, so iterations overlap in the pipeline.
+    const int key_length = counter.length();
+    if (key_length <= 6 && end - pos >= 16) {
+      std::uint64_t word;
+      std::memcpy(&word, buf + pos, 8);
+      const std::uint64_t expected = kBsonInt32 | (counter.digits() << 8);
+      const std::uint64_t mask = ~std::uint64_t{0} >> (64 - 8 * (key_length + 2));
+      if ((word & mask) == expected) {
+        const std::uint32_t value = load_le32(buf + pos + key_length + 2);
+        if (value <= 255) {  // otherwise the general path below reports it
+          out[count++] = static_cast<char>(value);
+          pos += static_cast<std::size_t>(key_length) + 6;
+          counter.increment();
+          continue;
+        }
+      }
+    }
+    counter.increment();
+    const std::uint8_t type = buf[pos++];
+    pos = skip_key(buf, pos, end);  // the key itself does not matter: order does
+    if (pos >= end) return make_error(ErrorCode::kDecode, "data: truncated array element");
+    ++pos;
+    std::int64_t value;
+    if (type == kBsonInt32) {
+      if (end - pos < 4) return make_error(ErrorCode::kDecode, "data: truncated int32");
+      value = static_cast<std::int32_t>(load_le32(buf + pos));
+      pos += 4;
+    } else if (type == kBsonInt64) {
+      if (end - pos < 8) return make_error(ErrorCode::kDecode, "data: truncated int64");
+      std::uint64_t raw = load_le32(buf + pos) | (std::uint64_t{load_le32(buf + pos + 4)} << 32);
+      value = static_cast<std::int64_t>(raw);
+      pos += 8;
+    } else {
+      return make_error(
+          ErrorCode::kDecode,
+          fmt::format("data: element {} has BSON type 0x{:02x}, expected int32", count, type));
+    }
+    if (value < 0 || value > 255) {
+      return make_error(ErrorCode::kDecode,
+                        fmt::format("data: element {} is {}, outside 0..255", count, value));
+    }
+    out[count++] = static_cast<char>(value);
+  }
+  bytes.resize(count);
+  return bytes;
+}
+
+Result<std::string> read_utf8(const bson_iter_t* it, const char* field) {
+  if (!BSON_ITER_HOLDS_UTF8(it)) {
+    return make_error(ErrorCode::kDecode, fmt::format("field '{}' is not a string", field));
+  }
+  std::uint32_t length = 0;
+  const char* s = bson_iter_utf8(it, &length);
+  return std::string(s, length);
+}
+
+}  // namespace
+
+void encode_document(const Document& doc, const EncodeOptions& options, bson_t* out) {
+  const auto& h = doc.header;
+  BSON_APPEND_UTF8(out, "t", h.kind == MessageKind::kRequest ? "Req" : "Res");
+  if (h.target)
+    bson_append_utf8(out, "target", 6, h.target->data(), static_cast<int>(h.target->size()));
+  if (h.request)
+    bson_append_utf8(out, "request", 7, h.request->data(), static_cast<int>(h.request->size()));
+  bson_append_utf8(out, "ns", 2, h.ns.data(), static_cast<int>(h.ns.size()));
+  bson_append_utf8(out, "origin", 6, h.origin.data(), static_cast<int>(h.origin.size()));
+  if (options.format == DataFormat::kBinary) {
+    bson_append_binary(out, "data", 4, BSON_SUBTYPE_BINARY,
+                       reinterpret_cast<const std::uint8_t*>(doc.data.data()),
+                       static_cast<std::uint32_t>(doc.data.size()));
+  } else {
+    append_int32_array(out, "data", doc.data);
+  }
+  if (options.created_at_ms) bson_append_date_time(out, "createdAt", 9, *options.created_at_ms);
+  if (doc.extension) {
+    bson_append_binary(out, "siobridge", 9, BSON_SUBTYPE_BINARY,
+                       reinterpret_cast<const std::uint8_t*>(doc.extension->data()),
+                       static_cast<std::uint32_t>(doc.extension->size()));
+  }
+}
+
+Result<Document> decode_document(const bson_t* bson) {
+  bson_iter_t it;
+  if (!bson_iter_init(&it, bson)) return make_error(ErrorCode::kDecode, "not a BSON document");
+  Document doc;
+  std::optional<std::string> kind, ns, origin;
+  bool has_data = false;
+  while (bson_iter_next(&it)) {
+    const char* key = bson_iter_key(&it);
+    if (std::strcmp(key, "t") == 0) {
+      auto v = read_utf8(&it, "t");
+      if (!v) return v.error();
+      kind = std::move(*v);
+    } else if (std::strcmp(key, "ns") == 0) {
+      auto v = read_utf8(&it, "ns");
+      if (!v) return v.error();
+      ns = std::move(*v);
+    } else if (std::strcmp(key, "origin") == 0) {
+      auto v = read_utf8(&it, "origin");
+      if (!v) return v.error();
+      origin = std::move(*v);
+    } else if (std::strcmp(key, "target") == 0) {
+      if (BSON_ITER_HOLDS_NULL(&it)) continue;  // an Option<Uid> written as null
+      auto v = read_utf8(&it, "target");
+      if (!v) return v.error();
+      doc.header.target = std::move(*v);
+    } else if (std::strcmp(key, "request") == 0) {
+      auto v = read_utf8(&it, "request");
+      if (!v) return v.error();
+      doc.header.request = std::move(*v);
+    } else if (std::strcmp(key, "data") == 0) {
+      if (BSON_ITER_HOLDS_ARRAY(&it)) {
+        std::uint32_t length = 0;
+        const std::uint8_t* buf = nullptr;
+        bson_iter_array(&it, &length, &buf);
+        auto bytes = read_int32_array(buf, length);
+        if (!bytes) return bytes.error();
+        doc.data = std::move(*bytes);
+      } else if (BSON_ITER_HOLDS_BINARY(&it)) {
+        bson_subtype_t subtype;
+        std::uint32_t length = 0;
+        const std::uint8_t* buf = nullptr;
+        bson_iter_binary(&it, &subtype, &length, &buf);
+        if (subtype != BSON_SUBTYPE_BINARY) {
+          return make_error(ErrorCode::kDecode,
+                            fmt::format("data: BinData subtype {} (expected 0)", int{subtype}));
+        }
+        doc.data.assign(reinterpret_cast<const char*>(buf), length);
+      } else {
+        return make_error(ErrorCode::kDecode, "field 'data' is neither an int32 array nor BinData");
+      }
+      has_data = true;
+    } else if (std::strcmp(key, "siobridge") == 0 && BSON_ITER_HOLDS_BINARY(&it)) {
+      bson_subtype_t subtype;
+      std::uint32_t length = 0;
+      const std::uint8_t* buf = nullptr;
+      bson_iter_binary(&it, &subtype, &length, &buf);
+      doc.extension = Bytes(reinterpret_cast<const char*>(buf), length);
+    }
+  }
+  // bson_iter_next stops early on corrupt input; that must not look like success.
+  if (it.err_off != 0) {
+    return make_error(ErrorCode::kDecode, fmt::format("corrupt BSON at offset {}", it.err_off));
+  }
+  if (!kind) return make_error(ErrorCode::kDecode, "missing field 't'");
+  if (!ns) return make_error(ErrorCode::kDecode, "missing field 'ns'");
+  if (!origin) return make_error(ErrorCode::kDecode, "missing field 'origin'");
+  if (!has_data) return make_error(ErrorCode::kDecode, "missing field 'data'");
+
+  if (*kind == "Req") {
+    doc.header.kind = MessageKind::kRequest;
+  } else if (*kind == "Res") {
+    doc.header.kind = MessageKind::kResponse;
+    if (!doc.header.request) return make_error(ErrorCode::kDecode, "response without 'request'");
+    if (!doc.header.target) return make_error(ErrorCode::kDecode, "response without 'target'");
+    if (!is_valid_id(*doc.header.request)) {
+      return make_error(ErrorCode::kDecode, "field 'request' is not a 16-character id");
+    }
+  } else {
+    return make_error(
+        ErrorCode::kDecode,
+        fmt::format("field 't' is \"{}\", expected \"Req\" or \"Res\"", kind->substr(0, 16)));
+  }
+  if (ns->empty() || (*ns)[0] != '/') {
+    return make_error(ErrorCode::kDecode, "field 'ns' is not a namespace (must start with '/')");
+  }
+  if (!is_valid_id(*origin)) {
+    return make_error(ErrorCode::kDecode, "field 'origin' is not a 16-character id");
+  }
+  if (doc.header.target && !is_valid_id(*doc.header.target) &&
+      *doc.header.target != kSiobridgeTarget) {
+    return make_error(ErrorCode::kDecode, "field 'target' is not a 16-character id");
+  }
+  doc.header.ns = std::move(*ns);
+  doc.header.origin = std::move(*origin);
+  return doc;
+}
+
+Result<Document> decode_document(const std::uint8_t* data, std::size_t length) {
+  bson_t bson;
+  if (!bson_init_static(&bson, data, length)) {
+    return make_error(ErrorCode::kDecode, "not a BSON document (bad length or terminator)");
+  }
+  return decode_document(&bson);
+}
+
+}  // namespace siobridge::wire

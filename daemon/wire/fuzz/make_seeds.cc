@@ -1,0 +1,80 @@
+// Writes the seed corpora of the fuzz targets: valid payloads of every request
+// and response type and documents of both data formats.
+//   make_seeds OUTPUT_DIR   creates OUTPUT_DIR/{request,response,document}/
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "daemon/wire/document.h"
+#include "daemon/wire/owned_bson.h"
+#include "daemon/wire/payload_codec.h"
+
+using namespace siobridge::wire;
+namespace fs = std::filesystem;
+
+namespace {
+
+void write(const fs::path& dir, int index, std::string_view bytes) {
+  fs::create_directories(dir);
+  std::ofstream(dir / ("seed-" + std::to_string(index)), std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: make_seeds OUTPUT_DIR\n";
+    return 2;
+  }
+  const fs::path out = argv[1];
+  const std::string a(16, 'A'), b(16, 'B'), c(16, 'C');
+  BroadcastOptions opts{broadcast_flags::kBroadcast, {"room"}, {"x"}, c, a};
+  Packet packet{"/", PacketType::kBinaryEvent,
+                Value{ValueKind::kStr, "[\"e\",{\"_placeholder\":true,\"num\":0}]",
+                      std::vector<Bytes>{"\x01\xff"}},
+                5, std::nullopt};
+
+  std::vector<Request> requests;
+  requests.push_back({a, b, RequestType::kHeartbeat, {}, {}, {}});
+  requests.push_back({a, b, RequestType::kInitHeartbeat, {}, {}, BroadcastOptions{}});
+  requests.push_back({a, b, RequestType::kBroadcast, packet, {}, opts});
+  requests.push_back({a, b, RequestType::kBroadcastWithAck, packet, {}, opts});
+  requests.push_back({a, b, RequestType::kAddSockets, {}, std::vector<std::string>{"r1"}, opts});
+  requests.push_back({a, b, RequestType::kFetchSockets, {}, {}, opts});
+  int i = 0;
+  std::vector<Bytes> payloads;
+  for (const auto& r : requests) {
+    payloads.push_back(encode_request(r));
+    write(out / "request", i++, payloads.back());
+  }
+
+  const Value ok{ValueKind::kBytes, "\x91\xa2ok", std::nullopt};
+  const std::vector<Response> responses = {
+      {a, BroadcastAck{c, ok}},
+      {a, BroadcastAck{c, AckError{AckError::Kind::kDecode, "x"}}},
+      {a, BroadcastAck{c, AckError{AckError::Kind::kSocketClosed, {}}}},
+      {a, BroadcastAckCount{3}},
+      {a, RoomList{{"room1", "room2"}}},
+      {a, SocketList{{SocketRef{c, a, "/"}}}},
+  };
+  i = 0;
+  for (const auto& r : responses) {
+    payloads.push_back(encode_response(r));
+    write(out / "response", i++, payloads.back());
+  }
+
+  i = 0;
+  for (const auto& payload : payloads) {
+    Document doc{
+        {MessageKind::kRequest, "/", a, std::nullopt, std::nullopt}, payload, std::nullopt};
+    if (i % 2) doc.header = {MessageKind::kResponse, "/chat", a, b, b};
+    if (i % 3 == 0) doc.extension = "\x81\xa1v\x01";
+    OwnedBson bson;
+    encode_document(doc, EncodeOptions{i % 2 ? DataFormat::kBinary : DataFormat::kInt32Array, 7},
+                    bson.get());
+    write(out / "document", i++,
+          {reinterpret_cast<const char*>(bson_get_data(bson.get())), bson->len});
+  }
+  return 0;
+}

@@ -1,0 +1,60 @@
+#include "daemon/wire/ids.h"
+
+#include <array>
+#include <cstdint>
+#include <random>
+
+namespace siobridge::wire {
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+bool is_id_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+bool all_id_chars(std::string_view s) {
+  for (char c : s)
+    if (!is_id_char(c)) return false;
+  return true;
+}
+
+std::mt19937_64& thread_generator() {
+  thread_local std::mt19937_64 generator = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
+  return generator;
+}
+
+}  // namespace
+
+std::string generate_id() {
+  auto& generator = thread_generator();
+  std::array<std::uint8_t, 12> raw{};
+  std::uint64_t a = generator(), b = generator();
+  for (int i = 0; i < 8; ++i) raw[i] = static_cast<std::uint8_t>(a >> (8 * i));
+  for (int i = 0; i < 4; ++i) raw[8 + i] = static_cast<std::uint8_t>(b >> (8 * i));
+
+  std::string id(kIdLength, '\0');
+  for (int group = 0; group < 4; ++group) {
+    std::uint32_t bits = (raw[3 * group] << 16) | (raw[3 * group + 1] << 8) | raw[3 * group + 2];
+    id[4 * group + 0] = kAlphabet[(bits >> 18) & 63];
+    id[4 * group + 1] = kAlphabet[(bits >> 12) & 63];
+    id[4 * group + 2] = kAlphabet[(bits >> 6) & 63];
+    id[4 * group + 3] = kAlphabet[bits & 63];
+  }
+  return id;
+}
+
+bool is_valid_id(std::string_view id) {
+  return id.size() == kIdLength && all_id_chars(id);
+}
+
+bool is_valid_socket_id(std::string_view id) {
+  return !id.empty() && id.size() <= kMaxSocketIdLength && all_id_chars(id);
+}
+
+}  // namespace siobridge::wire

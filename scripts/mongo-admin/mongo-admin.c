@@ -1,0 +1,118 @@
+/* mongo-admin: the few server commands the test launcher needs, since Debian
+ * ships no MongoDB shell.
+ *
+ *   mongo-admin PORT ping              exit 0 when the server answers
+ *   mongo-admin PORT ready SECONDS     initiate replica set rs0 if needed, wait
+ *                                      until this node is a writable primary
+ *   mongo-admin PORT shutdown          clean shutdown ({shutdown: 1, force})
+ *
+ * Every command talks to 127.0.0.1:PORT with directConnection=true. */
+#include <mongoc/mongoc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static mongoc_client_t* connect_to(const char* port) {
+  char uri[256];
+  snprintf(uri, sizeof uri,
+           "mongodb://127.0.0.1:%s/?directConnection=true&serverSelectionTimeoutMS=2000"
+           "&connectTimeoutMS=2000&serverSelectionTryOnce=true",
+           port);
+  bson_error_t error;
+  mongoc_uri_t* parsed = mongoc_uri_new_with_error(uri, &error);
+  if (!parsed) {
+    fprintf(stderr, "mongo-admin: bad uri: %s\n", error.message);
+    exit(2);
+  }
+  mongoc_client_t* client = mongoc_client_new_from_uri(parsed);
+  mongoc_uri_destroy(parsed);
+  mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+  return client;
+}
+
+static bool run(mongoc_client_t* client, bson_t* command, bson_t* reply, bson_error_t* error) {
+  bool ok = mongoc_client_command_simple(client, "admin", command, NULL, reply, error);
+  bson_destroy(command);
+  return ok;
+}
+
+static int ping(mongoc_client_t* client) {
+  bson_t reply;
+  bson_error_t error;
+  bool ok = run(client, BCON_NEW("ping", BCON_INT32(1)), &reply, &error);
+  bson_destroy(&reply);
+  if (!ok) fprintf(stderr, "mongo-admin: ping: %s\n", error.message);
+  return ok ? 0 : 1;
+}
+
+static bool is_writable_primary(mongoc_client_t* client, char* why, size_t why_len) {
+  bson_t reply;
+  bson_error_t error;
+  bool ok = run(client, BCON_NEW("hello", BCON_INT32(1)), &reply, &error);
+  bool primary = false;
+  if (!ok) {
+    snprintf(why, why_len, "hello failed: %s", error.message);
+  } else {
+    bson_iter_t it;
+    primary = bson_iter_init_find(&it, &reply, "isWritablePrimary") && bson_iter_as_bool(&it);
+    if (!primary) snprintf(why, why_len, "not yet a writable primary");
+  }
+  bson_destroy(&reply);
+  return primary;
+}
+
+static int ready(mongoc_client_t* client, const char* port, int seconds) {
+  char why[600] = "no answer";
+  for (int tenth = 0; tenth < seconds * 10; ++tenth) {
+    if (is_writable_primary(client, why, sizeof why)) return 0;
+    bson_t reply;
+    bson_error_t error;
+    bson_t* status = BCON_NEW("replSetGetStatus", BCON_INT32(1));
+    bool ok = run(client, status, &reply, &error);
+    bson_destroy(&reply);
+    if (!ok && error.code == 94 /* NotYetInitialized */) {
+      char host[64];
+      snprintf(host, sizeof host, "127.0.0.1:%s", port);
+      bson_t* initiate =
+          BCON_NEW("replSetInitiate", "{", "_id", BCON_UTF8("rs0"), "members", "[", "{", "_id",
+                   BCON_INT32(0), "host", BCON_UTF8(host), "}", "]", "}");
+      if (!run(client, initiate, &reply, &error) && error.code != 23 /* AlreadyInitialized */)
+        fprintf(stderr, "mongo-admin: replSetInitiate: %s\n", error.message);
+      bson_destroy(&reply);
+    }
+    usleep(100 * 1000);
+  }
+  fprintf(stderr, "mongo-admin: not a writable primary after %d s: %s\n", seconds, why);
+  return 1;
+}
+
+static int shutdown_server(mongoc_client_t* client) {
+  bson_t reply;
+  bson_error_t error;
+  /* The server closes the connection while answering: an error here is the normal case. */
+  run(client, BCON_NEW("shutdown", BCON_INT32(1), "force", BCON_BOOL(true)), &reply, &error);
+  bson_destroy(&reply);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: mongo-admin PORT ping|ready SECONDS|shutdown\n");
+    return 2;
+  }
+  mongoc_init();
+  mongoc_client_t* client = connect_to(argv[1]);
+  int rc = 2;
+  if (strcmp(argv[2], "ping") == 0)
+    rc = ping(client);
+  else if (strcmp(argv[2], "ready") == 0)
+    rc = ready(client, argv[1], argc > 3 ? atoi(argv[3]) : 60);
+  else if (strcmp(argv[2], "shutdown") == 0)
+    rc = shutdown_server(client);
+  else
+    fprintf(stderr, "mongo-admin: unknown command %s\n", argv[2]);
+  mongoc_client_destroy(client);
+  mongoc_cleanup();
+  return rc;
+}

@@ -1,0 +1,42 @@
+// Support for tests against a real MongoDB: the server named by $MONGODB_URI
+// (scripts/test starts one and sets it), and a fresh database per test that is
+// dropped afterwards. A test fails with a clear message when MONGODB_URI is
+// missing. Not thread-safe: one TestDatabase per test, clients per thread.
+#pragma once
+
+#include <mongoc/mongoc.h>
+
+#include <memory>
+#include <string>
+
+namespace siobridge::testing {
+
+// The URI from the environment; fails the current test when unset.
+std::string mongodb_uri();
+
+// A new client for mongodb_uri() (or `uri`); destroyed with the handle.
+struct ClientDeleter {
+  void operator()(mongoc_client_t* c) const { mongoc_client_destroy(c); }
+};
+using ClientHandle = std::unique_ptr<mongoc_client_t, ClientDeleter>;
+ClientHandle connect(const std::string& uri = mongodb_uri());
+
+class TestDatabase {
+ public:
+  TestDatabase();  // a database named siobridge_test_<random>
+  ~TestDatabase();
+  TestDatabase(const TestDatabase&) = delete;
+  TestDatabase& operator=(const TestDatabase&) = delete;
+
+  const std::string& name() const { return name_; }
+  mongoc_client_t* client() const { return client_.get(); }
+  // A collection handle of this database; the caller destroys it.
+  mongoc_collection_t* collection(const std::string& name) const;
+  std::int64_t count(const std::string& collection) const;
+
+ private:
+  std::string name_;
+  ClientHandle client_;
+};
+
+}  // namespace siobridge::testing
