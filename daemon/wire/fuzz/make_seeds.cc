@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "daemon/wire/document.h"
+#include "daemon/wire/extension.h"
 #include "daemon/wire/owned_bson.h"
 #include "daemon/wire/payload_codec.h"
 
@@ -63,6 +64,16 @@ int main(int argc, char** argv) {
     payloads.push_back(encode_response(r));
     write(out / "response", i++, payloads.back());
   }
+
+  const std::vector<Extension> extensions = {
+      NodeInfo{2},
+      RequestInfo{1000, true},
+      FetchDetails{{SocketDetails{c, {"room"}, "{}", "\x01"}}},
+      ServerSideEmit{b, "[\"e\"]", true, 500},
+      ServerSideEmitReply{{"[1]", "[2]"}},
+  };
+  i = 0;
+  for (const auto& ext : extensions) write(out / "extension", i++, encode_extension(ext));
 
   i = 0;
   for (const auto& payload : payloads) {

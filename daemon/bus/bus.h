@@ -1,0 +1,43 @@
+// The transport between cluster nodes, as the core sees it: publish a document
+// for the other nodes; documents from them arrive through a BusListener. The
+// core never sees MongoDB types. Implementations: bus/memory (in-process) and
+// bus/mongodb.
+//
+// publish() is called on the core thread and never blocks. The listener is
+// called on the core thread (the runtime arranges that for buses with threads).
+#pragma once
+
+#include <string>
+
+#include "daemon/common/result.h"
+#include "daemon/wire/document.h"
+
+namespace siobridge::bus {
+
+enum class BusState : std::uint8_t {
+  kStarting,     // connecting, setting up the collection
+  kReady,        // publishing and receiving
+  kUnavailable,  // the server cannot be reached; retrying by itself
+  kFailed,       // a configuration problem no retry fixes (e.g. a standalone server)
+};
+
+const char* to_string(BusState state);
+
+class BusListener {
+ public:
+  virtual ~BusListener() = default;
+  virtual void on_document(wire::Document document) = 0;
+  virtual void on_bus_state(BusState state, const std::string& detail) = 0;
+};
+
+class Bus {
+ public:
+  virtual ~Bus() = default;
+  // Queues `document` for every other node, after everything published before.
+  // kUnavailable when it cannot be accepted (the server is down and the queue
+  // is full, or the bus failed): nothing was queued.
+  virtual Status publish(wire::Document document) = 0;
+  virtual BusState state() const = 0;
+};
+
+}  // namespace siobridge::bus

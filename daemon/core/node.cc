@@ -1,0 +1,382 @@
+#include "daemon/core/node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "daemon/core/node_operation.h"
+#include "daemon/wire/ids.h"
+#include "daemon/wire/payload_codec.h"
+
+namespace siobridge::core {
+
+const char* to_string(CommandKind kind) {
+  switch (kind) {
+    case CommandKind::kBroadcast:
+      return "broadcast";
+    case CommandKind::kBroadcastWithAck:
+      return "broadcast-with-ack";
+    case CommandKind::kAddSockets:
+      return "add-sockets";
+    case CommandKind::kDelSockets:
+      return "del-sockets";
+    case CommandKind::kDisconnectSockets:
+      return "disconnect-sockets";
+    case CommandKind::kFetchSockets:
+      return "fetch-sockets";
+    case CommandKind::kAllRooms:
+      return "all-rooms";
+    case CommandKind::kServerSideEmit:
+      return "server-side-emit";
+  }
+  return "unknown";
+}
+
+Node::Node(NodeConfig config, bus::Bus& bus, const Clock& clock, TimerQueue& timers)
+    : config_(std::move(config)), bus_(bus), clock_(clock), timers_(timers) {
+  uid_ = config_.uid.empty() ? wire::generate_id() : config_.uid;
+  bus_state_ = bus_.state();
+}
+
+Node::~Node() {
+  operations_.clear();  // cancels their timers
+  for (auto& [ns, state] : namespaces_) timers_.cancel(state.heartbeat_timer);
+}
+
+// ---- attached servers and namespaces ----
+
+AttachmentId Node::attach(LocalServer& server, std::string name) {
+  const AttachmentId id = next_attachment_id_++;
+  attachments_.emplace(id, Attachment{&server, std::move(name), {}});
+  return id;
+}
+
+void Node::detach(AttachmentId id) {
+  auto it = attachments_.find(id);
+  if (it == attachments_.end()) return;
+  const auto namespaces = it->second.namespaces;
+  for (const auto& ns : namespaces) (void)leave_namespace(id, ns);
+  attachments_.erase(it);
+  // Operations waiting for it stop waiting. Collect ids first: callbacks may
+  // start new operations.
+  std::vector<CommandId> ids;
+  ids.reserve(operations_.size());
+  for (const auto& [op_id, op] : operations_) ids.push_back(op_id);
+  for (CommandId op_id : ids)
+    with_operation(op_id, [&](Operation& op) { op.on_attachment_gone(id); });
+}
+
+Status Node::join_namespace(AttachmentId id, const std::string& ns) {
+  auto it = attachments_.find(id);
+  if (it == attachments_.end()) {
+    return make_error(ErrorCode::kFailedPrecondition, "unknown attachment");
+  }
+  if (ns.empty() || ns[0] != '/') {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "namespace \"" + ns.substr(0, 64) + "\" must start with '/'");
+  }
+  if (!it->second.namespaces.insert(ns).second) return {};
+  auto& state = namespaces_[ns];
+  state.attachments.insert(id);
+  if (state.attachments.size() == 1) {
+    activate(ns);
+  } else {
+    // Peers count this daemon's servers from its heartbeats: tell them now.
+    publish_heartbeat(ns, wire::RequestType::kHeartbeat, std::nullopt);
+  }
+  return {};
+}
+
+Status Node::leave_namespace(AttachmentId id, const std::string& ns) {
+  auto it = attachments_.find(id);
+  if (it == attachments_.end()) {
+    return make_error(ErrorCode::kFailedPrecondition, "unknown attachment");
+  }
+  if (!it->second.namespaces.erase(ns)) return {};
+  auto& state = namespaces_[ns];
+  state.attachments.erase(id);
+  if (state.attachments.empty()) {
+    deactivate(ns);
+  } else {
+    publish_heartbeat(ns, wire::RequestType::kHeartbeat, std::nullopt);
+  }
+  return {};
+}
+
+Status Node::check_caller(AttachmentId from, const std::string& ns) const {
+  auto it = attachments_.find(from);
+  if (it == attachments_.end()) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "unknown attachment: attach first (or reattach after a daemon restart)");
+  }
+  if (!it->second.namespaces.count(ns)) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "namespace \"" + ns.substr(0, 64) + "\" was not joined by this attachment");
+  }
+  return {};
+}
+
+// ---- liveness (PROTOCOL.md section 6) ----
+
+void Node::activate(const std::string& ns) {
+  spdlog::info("namespace {} active", ns);
+  publish_heartbeat(ns, wire::RequestType::kInitHeartbeat, std::nullopt);
+  auto& state = namespaces_[ns];
+  state.heartbeat_timer = timers_.schedule(clock_.now() + config_.heartbeat_interval,
+                                           [this, ns] { heartbeat_tick(ns); });
+}
+
+void Node::deactivate(const std::string& ns) {
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) return;
+  spdlog::info("namespace {} inactive: heartbeats stop", ns);
+  timers_.cancel(it->second.heartbeat_timer);
+  const auto peers = it->second.peers.uids();
+  namespaces_.erase(it);
+  for (const auto& uid : peers) peer_gone(ns, uid);
+}
+
+void Node::heartbeat_tick(const std::string& ns) {
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) return;
+  for (const auto& uid : it->second.peers.expire(clock_.now(), config_.heartbeat_timeout)) {
+    spdlog::info("peer {} in {} not heard from for {} ms: gone", uid, ns,
+                 config_.heartbeat_timeout.count());
+    ++stats_.peers_expired;
+    peer_gone(ns, uid);
+  }
+  publish_heartbeat(ns, wire::RequestType::kHeartbeat, std::nullopt);
+  it = namespaces_.find(ns);  // peer_gone callbacks may have changed the map
+  if (it == namespaces_.end()) return;
+  it->second.heartbeat_timer = timers_.schedule(clock_.now() + config_.heartbeat_interval,
+                                                [this, ns] { heartbeat_tick(ns); });
+}
+
+void Node::publish_heartbeat(const std::string& ns, wire::RequestType type,
+                             std::optional<std::string> target) {
+  auto it = namespaces_.find(ns);
+  const auto servers = it == namespaces_.end() ? 0 : it->second.attachments.size();
+  wire::Request request{uid_, wire::generate_id(), type, {}, {}, {}};
+  wire::Document doc{{wire::MessageKind::kRequest, ns, uid_, std::move(target), std::nullopt},
+                     wire::encode_request(request),
+                     wire::encode_extension(wire::NodeInfo{static_cast<std::uint32_t>(servers)})};
+  // A heartbeat that cannot be published is skipped; the next one follows.
+  if (bus_.publish(std::move(doc)).ok()) {
+    ++stats_.requests_out[static_cast<std::size_t>(type)];
+  } else {
+    ++stats_.publish_failures;
+  }
+}
+
+void Node::on_heartbeat(const wire::Document& document, const wire::Request& request,
+                        NamespaceState& state) {
+  std::optional<std::uint32_t> servers;
+  if (document.extension) {
+    if (auto ext = wire::decode_extension(*document.extension); ext.ok()) {
+      if (const auto* info = std::get_if<wire::NodeInfo>(&*ext)) servers = info->servers;
+    }
+  }
+  const std::string& uid = document.header.origin;
+  const bool is_new = state.peers.on_heartbeat(uid, clock_.now(), servers);
+  if (is_new) {
+    spdlog::info("peer {} joined {} ({})", uid, document.header.ns,
+                 servers ? "siobridge, " + std::to_string(*servers) + " servers" : "socketioxide");
+    if (request.type == wire::RequestType::kInitHeartbeat) {
+      publish_heartbeat(document.header.ns, wire::RequestType::kHeartbeat, uid);
+    }
+  }
+}
+
+void Node::peer_gone(const std::string& ns, const std::string& uid) {
+  (void)ns;
+  std::vector<CommandId> ids;
+  ids.reserve(operations_.size());
+  for (const auto& [op_id, op] : operations_) ids.push_back(op_id);
+  for (CommandId op_id : ids) with_operation(op_id, [&](Operation& op) { op.on_peer_gone(uid); });
+}
+
+std::uint32_t Node::server_count(const std::string& ns) const {
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) return 0;
+  return static_cast<std::uint32_t>(it->second.attachments.size()) +
+         it->second.peers.server_count();
+}
+
+// ---- documents from the bus ----
+
+void Node::on_document(const wire::Document& document) {
+  if (document.header.kind == wire::MessageKind::kResponse) {
+    on_response_document(document);
+    return;
+  }
+  auto it = namespaces_.find(document.header.ns);
+  if (it == namespaces_.end()) {
+    ++stats_.inactive_namespace;
+    return;
+  }
+  if (document.header.target && *document.header.target == wire::kSiobridgeTarget) {
+    on_extension_request(document, it->second);
+    return;
+  }
+  on_request_document(document, it->second);
+}
+
+void Node::on_request_document(const wire::Document& document, NamespaceState& state) {
+  auto request = wire::decode_request(document.data);
+  if (!request.ok()) {
+    ++stats_.decode_errors;
+    spdlog::debug("skipping a request from {}: {}", document.header.origin,
+                  request.error().message);
+    return;
+  }
+  ++stats_.requests_in[static_cast<std::size_t>(request->type)];
+  if (request->type == wire::RequestType::kHeartbeat ||
+      request->type == wire::RequestType::kInitHeartbeat) {
+    on_heartbeat(document, *request, state);
+    return;
+  }
+  state.peers.touch(document.header.origin, clock_.now());
+  respond(document, std::move(*request), state);
+}
+
+void Node::on_response_document(const wire::Document& document) {
+  auto by_id = by_request_id_.find(*document.header.request);
+  if (by_id == by_request_id_.end()) {
+    ++stats_.late_responses;
+    return;
+  }
+  const CommandId id = by_id->second;
+  if (document.data.empty() && document.extension) {
+    auto ext = wire::decode_extension(*document.extension);
+    if (!ext.ok()) {
+      ++stats_.decode_errors;
+      spdlog::debug("skipping an extension response from {}: {}", document.header.origin,
+                    ext.error().message);
+      return;
+    }
+    ++stats_.extensions_in;
+    if (auto* reply = std::get_if<wire::ServerSideEmitReply>(&*ext)) {
+      with_operation(id,
+                     [&](Operation& op) { op.on_emit_response(document.header.origin, *reply); });
+    }
+    return;
+  }
+  auto response = wire::decode_response(document.data);
+  if (!response.ok()) {
+    ++stats_.decode_errors;
+    spdlog::debug("skipping a response from {}: {}", document.header.origin,
+                  response.error().message);
+    return;
+  }
+  ++stats_.responses_in[static_cast<std::size_t>(response->type())];
+  if (auto ns = namespaces_.find(document.header.ns); ns != namespaces_.end()) {
+    ns->second.peers.touch(document.header.origin, clock_.now());
+  }
+  with_operation(id, [&](Operation& op) { op.on_response(*response, document); });
+}
+
+void Node::on_bus_state(bus::BusState state, const std::string& detail) {
+  if (state != bus_state_) {
+    spdlog::info("bus {}{}{}", bus::to_string(state), detail.empty() ? "" : ": ", detail);
+  }
+  bus_state_ = state;
+  bus_detail_ = detail;
+}
+
+// ---- answers of attached servers ----
+
+void Node::on_ack_count(AttachmentId from, CommandId command, std::uint32_t count) {
+  with_operation(command, [&](Operation& op) { op.on_ack_count(from, count); });
+}
+
+void Node::on_ack(AttachmentId from, CommandId command, const std::string& sid, AckResult result) {
+  with_operation(command, [&](Operation& op) { op.on_ack(from, sid, result); });
+}
+
+void Node::on_rooms(AttachmentId from, CommandId command, std::vector<std::string> rooms) {
+  with_operation(command, [&](Operation& op) { op.on_rooms(from, rooms); });
+}
+
+void Node::on_sockets(AttachmentId from, CommandId command,
+                      std::vector<wire::SocketDetails> sockets) {
+  with_operation(command, [&](Operation& op) { op.on_sockets(from, sockets); });
+}
+
+void Node::on_emit_reply(AttachmentId from, CommandId command, wire::Bytes payload) {
+  with_operation(command, [&](Operation& op) { op.on_emit_reply(from, payload); });
+}
+
+// ---- plumbing ----
+
+std::vector<AttachmentId> Node::local_targets(const std::string& ns, AttachmentId except) const {
+  std::vector<AttachmentId> targets;
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) return targets;
+  for (AttachmentId id : it->second.attachments)
+    if (id != except) targets.push_back(id);
+  return targets;
+}
+
+void Node::send(AttachmentId to, const Command& command) {
+  auto it = attachments_.find(to);
+  if (it == attachments_.end()) return;
+  ++stats_.commands_out;
+  it->second.server->deliver(command);
+}
+
+std::string Node::name_of(AttachmentId id) const {
+  auto it = attachments_.find(id);
+  return it == attachments_.end() ? "#" + std::to_string(id) : it->second.name;
+}
+
+Node::Operation* Node::start(std::unique_ptr<Operation> operation) {
+  const CommandId id = operation->id();
+  if (!operation->request_id().empty()) by_request_id_[operation->request_id()] = id;
+  auto* raw = operation.get();
+  operations_.emplace(id, std::move(operation));
+  return raw;
+}
+
+Node::Operation* Node::find_operation(CommandId id) {
+  auto it = operations_.find(id);
+  return it == operations_.end() ? nullptr : it->second.get();
+}
+
+void Node::reap(CommandId id) {
+  auto it = operations_.find(id);
+  if (it == operations_.end() || !it->second->finished()) return;
+  const auto& request_id = it->second->request_id();
+  if (auto r = by_request_id_.find(request_id); r != by_request_id_.end() && r->second == id) {
+    by_request_id_.erase(r);
+  }
+  operations_.erase(it);
+}
+
+NodeStatus Node::status() const {
+  NodeStatus status;
+  status.uid = uid_;
+  status.bus_state = bus_state_;
+  status.bus_detail = bus_detail_;
+  const Millis now = clock_.now();
+  for (const auto& [ns, state] : namespaces_) {
+    NamespaceStatus n;
+    n.ns = ns;
+    for (AttachmentId id : state.attachments) n.local_servers.push_back(name_of(id));
+    for (const auto& [uid, peer] : state.peers.all()) {
+      n.peers.push_back(
+          PeerStatus{uid, now - peer.last_seen, peer.is_siobridge(), peer.server_count()});
+    }
+    n.server_count = server_count(ns);
+    status.namespaces.push_back(std::move(n));
+  }
+  for (const auto& [id, attachment] : attachments_) {
+    status.attachments.push_back(AttachmentStatus{
+        id, attachment.name, {attachment.namespaces.begin(), attachment.namespaces.end()}});
+  }
+  std::sort(status.attachments.begin(), status.attachments.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  status.operations_in_flight = operations_.size();
+  return status;
+}
+
+}  // namespace siobridge::core

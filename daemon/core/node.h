@@ -1,0 +1,189 @@
+// Node: one member of the socket.io cluster, the core of siobridged. It owns all
+// cluster state of a daemon: the attached local servers and their namespaces,
+// the peers of each namespace and their liveness, and the requests in flight in
+// both directions (PROTOCOL.md sections 5-6). It does no I/O: it publishes
+// documents through a Bus, pushes Commands through LocalServers and schedules
+// its deadlines on a TimerQueue; events (calls from attached servers, documents
+// from the bus, timers) drive it.
+//
+// Not thread-safe: every method runs on the core thread. Callbacks it invokes
+// (results, LocalServer::deliver) run on that thread too and must not call back
+// into the Node before returning.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/bus/bus.h"
+#include "daemon/common/result.h"
+#include "daemon/core/local_server.h"
+#include "daemon/core/node_config.h"
+#include "daemon/core/node_status.h"
+#include "daemon/core/peer_table.h"
+#include "daemon/core/results.h"
+#include "daemon/core/timer_queue.h"
+#include "daemon/wire/extension.h"
+#include "daemon/wire/messages.h"
+
+namespace siobridge::core {
+
+class Node {
+ public:
+  Node(NodeConfig config, bus::Bus& bus, const Clock& clock, TimerQueue& timers);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const std::string& uid() const { return uid_; }
+  const NodeConfig& config() const { return config_; }
+
+  // ---- attached servers ----
+  AttachmentId attach(LocalServer& server, std::string name);
+  // Forgets the server at once; operations waiting for it stop waiting.
+  void detach(AttachmentId id);
+  // A namespace is active while at least one attached server uses it.
+  Status join_namespace(AttachmentId id, const std::string& ns);
+  Status leave_namespace(AttachmentId id, const std::string& ns);
+
+  // ---- operations asked by an attached server ----
+  // The caller applies each operation to its own sockets itself; the node
+  // reaches the other attached servers and the other nodes. Errors:
+  // kFailedPrecondition for an unknown attachment or a namespace it did not
+  // join, kInvalidArgument for bad options, kUnavailable when the bus refused.
+  Status broadcast(AttachmentId from, const wire::Packet& packet,
+                   const wire::BroadcastOptions& opts);
+  Status broadcast_with_ack(AttachmentId from, const wire::Packet& packet,
+                            const wire::BroadcastOptions& opts, Millis ack_timeout,
+                            AckStream stream);
+  Status add_sockets(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                     const std::vector<std::string>& rooms);
+  Status del_sockets(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                     const std::vector<std::string>& rooms);
+  Status disconnect_sockets(AttachmentId from, const std::string& ns,
+                            const wire::BroadcastOptions& opts, bool close);
+  Status fetch_sockets(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                       std::function<void(SocketsResult)> done);
+  Status all_rooms(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                   std::function<void(RoomsResult)> done);
+  // Reaches the other servers of the namespace (attached here or to other
+  // siobridge nodes; socketioxide nodes have no server-side emit). With
+  // wants_ack, `done` gets one response per server that answered within
+  // `timeout`; without, `done` may be empty.
+  Status server_side_emit(AttachmentId from, const std::string& ns, wire::Bytes payload,
+                          bool wants_ack, Millis timeout, std::function<void(EmitResult)> done);
+  // Attached servers using `ns` plus the servers of its live peers.
+  std::uint32_t server_count(const std::string& ns) const;
+
+  // ---- answers of attached servers to commands ----
+  void on_ack_count(AttachmentId from, CommandId command, std::uint32_t count);
+  void on_ack(AttachmentId from, CommandId command, const std::string& sid, AckResult result);
+  void on_rooms(AttachmentId from, CommandId command, std::vector<std::string> rooms);
+  void on_sockets(AttachmentId from, CommandId command, std::vector<wire::SocketDetails> sockets);
+  void on_emit_reply(AttachmentId from, CommandId command, wire::Bytes payload);
+
+  // ---- the bus ----
+  void on_document(const wire::Document& document);
+  void on_bus_state(bus::BusState state, const std::string& detail);
+
+  NodeStatus status() const;
+  const NodeStats& stats() const { return stats_; }
+  bool has_attachment(AttachmentId id) const { return attachments_.count(id) != 0; }
+
+ private:
+  // Operations in flight (node_operation.h): gatherings collect answers from
+  // attached servers and other nodes; the ack ones stream.
+  class Operation;
+  class Gathering;
+  class RoomsGathering;
+  class SocketsGathering;
+  class EmitGathering;
+  class AckQuery;
+  class AckResponder;
+
+  struct Attachment {
+    LocalServer* server = nullptr;
+    std::string name;
+    std::set<std::string> namespaces;
+  };
+
+  struct NamespaceState {
+    std::set<AttachmentId> attachments;
+    PeerTable peers;
+    TimerId heartbeat_timer = 0;
+  };
+
+  // node.cc: attachments, namespaces, liveness, dispatch
+  Status check_caller(AttachmentId from, const std::string& ns) const;
+  void activate(const std::string& ns);
+  void deactivate(const std::string& ns);
+  void heartbeat_tick(const std::string& ns);
+  void publish_heartbeat(const std::string& ns, wire::RequestType type,
+                         std::optional<std::string> target);
+  void on_request_document(const wire::Document& document, NamespaceState& state);
+  void on_response_document(const wire::Document& document);
+  void on_heartbeat(const wire::Document& document, const wire::Request& request,
+                    NamespaceState& state);
+  void peer_gone(const std::string& ns, const std::string& uid);
+
+  // node_outgoing.cc: the requester side
+  bool is_local_only(const wire::BroadcastOptions& opts) const;
+  std::optional<std::string> target_of(const wire::BroadcastOptions& opts) const;
+  Status publish_request(const std::string& ns, wire::Request request,
+                         std::optional<std::string> target, const wire::RequestInfo& info);
+  Status fire_and_forget(AttachmentId from, const std::string& ns, wire::RequestType type,
+                         const wire::BroadcastOptions& opts, Command command,
+                         std::optional<std::vector<std::string>> rooms,
+                         const wire::RequestInfo& info);
+  // Registers `gathering`, runs `publish` (when it waits for other nodes: they
+  // are in `remote`), sends `command` to the other attached servers of `ns` and
+  // arms `deadline`. On a publish error nothing is sent and the gathering is
+  // discarded without calling its callback.
+  Status run_gathering(AttachmentId from, const std::string& ns,
+                       std::unique_ptr<Gathering> gathering, Command command,
+                       std::vector<std::string> remote, Millis deadline,
+                       const std::function<Status(const std::string& request_id)>& publish);
+  void discard(CommandId id);
+
+  // node_incoming.cc: the responder side
+  void respond(const wire::Document& document, wire::Request request, NamespaceState& state);
+  void publish_response(const std::string& ns, const std::string& target,
+                        const std::string& request_id, wire::Response response,
+                        std::optional<wire::Extension> extension);
+  void on_extension_request(const wire::Document& document, NamespaceState& state);
+
+  // Plumbing shared by every operation.
+  std::vector<AttachmentId> local_targets(const std::string& ns, AttachmentId except) const;
+  void send(AttachmentId to, const Command& command);
+  std::string name_of(AttachmentId id) const;
+  const PeerTable& peers_of(const std::string& ns) const;
+  CommandId next_command_id() { return next_command_id_++; }
+  Operation* start(std::unique_ptr<Operation> operation);
+  Operation* find_operation(CommandId id);
+  void reap(CommandId id);
+  template <typename Fn>
+  void with_operation(CommandId id, Fn&& fn);
+
+  NodeConfig config_;
+  std::string uid_;
+  bus::Bus& bus_;
+  const Clock& clock_;
+  TimerQueue& timers_;
+
+  std::unordered_map<AttachmentId, Attachment> attachments_;
+  std::map<std::string, NamespaceState> namespaces_;
+  std::unordered_map<CommandId, std::unique_ptr<Operation>> operations_;
+  std::unordered_map<std::string, CommandId> by_request_id_;
+  AttachmentId next_attachment_id_ = 1;
+  CommandId next_command_id_ = 1;
+
+  bus::BusState bus_state_ = bus::BusState::kStarting;
+  std::string bus_detail_;
+  NodeStats stats_;
+};
+
+}  // namespace siobridge::core

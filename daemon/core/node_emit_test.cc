@@ -1,0 +1,88 @@
+// serverSideEmit between siobridge nodes (an extension socketioxide never sees).
+#include <catch2/catch.hpp>
+
+#include "daemon/core/testing/test_cluster.h"
+#include "daemon/wire/ids.h"
+#include "daemon/wire/payload_codec.h"
+
+using namespace siobridge;
+using namespace siobridge::core;
+using namespace siobridge::core::testing;
+
+namespace {
+
+struct Cluster {
+  TestCluster cluster;
+  TestNode& a = cluster.add_node();
+  TestNode& b = cluster.add_node();
+  FakeServer& a1 = cluster.server("a1");
+  FakeServer& a2 = cluster.server("a2");
+  FakeServer& b1 = cluster.server("b1");
+  FakeServer& b2 = cluster.server("b2");
+  RawPeer& rust = cluster.add_raw_peer(wire::generate_id());
+  Cluster() {
+    a.attach(a1);
+    a.attach(a2);
+    b.attach(b1);
+    b.attach(b2);
+    wire::Request hb{rust.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
+    rust.publish({{wire::MessageKind::kRequest, "/", rust.uid, std::nullopt, std::nullopt},
+                  wire::encode_request(hb),
+                  std::nullopt});
+    cluster.settle();
+    rust.received.clear();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("serverSideEmit reaches every other server and no socketioxide node") {
+  Cluster t;
+  bool done = false;
+  REQUIRE(t.a.node()
+              .server_side_emit(t.a1.id, "/", "[\"sync\",1]", false, Millis{0},
+                                [&](EmitResult) { done = true; })
+              .ok());
+  t.cluster.settle();
+  CHECK(done);
+  CHECK(t.a1.emits_received.empty());
+  for (auto* s : {&t.a2, &t.b1, &t.b2}) {
+    REQUIRE(s->emits_received.size() == 1);
+    CHECK(s->emits_received[0] == "[\"sync\",1]");
+  }
+  CHECK(t.rust.received.empty());
+}
+
+TEST_CASE("serverSideEmit with acks collects one response per server") {
+  Cluster t;
+  t.b1.emit_reply = "[\"b1\"]";
+  std::optional<EmitResult> result;
+  REQUIRE(t.a.node()
+              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{1000},
+                                [&](EmitResult r) { result = r; })
+              .ok());
+  t.cluster.settle();
+  REQUIRE(result);
+  CHECK(result->expected == 3);  // a2, b1, b2; the socketioxide node cannot answer
+  CHECK(result->responses.size() == 3);
+  CHECK(std::count(result->responses.begin(), result->responses.end(), "[\"b1\"]") == 1);
+  CHECK(result->missing.empty());
+}
+
+TEST_CASE("serverSideEmit with acks times out with the responses that came") {
+  Cluster t;
+  t.b2.answers = false;
+  t.a2.answers = false;
+  std::optional<EmitResult> result;
+  REQUIRE(t.a.node()
+              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{150},
+                                [&](EmitResult r) { result = r; })
+              .ok());
+  t.cluster.settle();
+  CHECK_FALSE(result);
+  t.cluster.advance(Millis{150});
+  REQUIRE(result);
+  CHECK(result->expected == 3);
+  CHECK(result->responses.size() == 1);  // b1; B answered at 75 ms without b2
+  CHECK(result->missing.local_servers == std::vector<std::string>{"a2"});
+}

@@ -1,0 +1,208 @@
+// The responder side: requests from other nodes, fanned out to the attached
+// servers of the namespace, their answers gathered and sent back once
+// (PROTOCOL.md section 5).
+#include <spdlog/spdlog.h>
+
+#include "daemon/core/node.h"
+#include "daemon/core/node_operation.h"
+#include "daemon/wire/payload_codec.h"
+
+namespace siobridge::core {
+namespace {
+
+std::optional<wire::RequestInfo> request_info(const wire::Document& document) {
+  if (!document.extension) return std::nullopt;
+  auto ext = wire::decode_extension(*document.extension);
+  if (!ext.ok()) return std::nullopt;
+  if (const auto* info = std::get_if<wire::RequestInfo>(&*ext)) return *info;
+  return std::nullopt;
+}
+
+}  // namespace
+
+const PeerTable& Node::peers_of(const std::string& ns) const {
+  static const PeerTable kNone;
+  auto it = namespaces_.find(ns);
+  return it == namespaces_.end() ? kNone : it->second.peers;
+}
+
+void Node::publish_response(const std::string& ns, const std::string& target,
+                            const std::string& request_id, wire::Response response,
+                            std::optional<wire::Extension> extension) {
+  const auto type = response.type();
+  wire::Document doc{{wire::MessageKind::kResponse, ns, uid_, target, request_id},
+                     wire::encode_response(response),
+                     std::nullopt};
+  if (extension) doc.extension = wire::encode_extension(*extension);
+  if (bus_.publish(std::move(doc)).ok()) {
+    ++stats_.responses_out[static_cast<std::size_t>(type)];
+  } else {
+    ++stats_.publish_failures;
+    spdlog::warn("could not answer request {} of {}: the bus refused the response", request_id,
+                 target);
+  }
+}
+
+void Node::respond(const wire::Document& document, wire::Request request, NamespaceState& state) {
+  const std::string& ns = document.header.ns;
+  const std::string& requester = document.header.origin;
+  const auto info = request_info(document);
+  const std::vector<AttachmentId> targets(state.attachments.begin(), state.attachments.end());
+  Command command;
+  command.ns = ns;
+  command.opts = request.opts.value_or(wire::BroadcastOptions{});
+  // The requester already applied the operation to its own sockets, and a
+  // Local flag never crosses nodes.
+  command.opts.flags &= static_cast<std::uint8_t>(~wire::broadcast_flags::kLocal);
+
+  switch (request.type) {
+    case wire::RequestType::kBroadcast:
+      command.kind = CommandKind::kBroadcast;
+      command.packet = std::move(request.packet);
+      for (AttachmentId id : targets) send(id, command);
+      return;
+    case wire::RequestType::kAddSockets:
+    case wire::RequestType::kDelSockets:
+      command.kind = request.type == wire::RequestType::kAddSockets ? CommandKind::kAddSockets
+                                                                    : CommandKind::kDelSockets;
+      command.rooms = std::move(*request.rooms);
+      for (AttachmentId id : targets) send(id, command);
+      return;
+    case wire::RequestType::kDisconnectSockets:
+      command.kind = CommandKind::kDisconnectSockets;
+      command.close = info && info->close;
+      for (AttachmentId id : targets) send(id, command);
+      return;
+    case wire::RequestType::kBroadcastWithAck: {
+      const Millis ack_timeout =
+          info && info->ack_timeout_ms > 0 ? Millis{info->ack_timeout_ms} : config_.ack_timeout;
+      auto responder = std::make_unique<AckResponder>(*this, next_command_id(), ns, requester,
+                                                      request.id, ack_timeout);
+      command.kind = CommandKind::kBroadcastWithAck;
+      command.id = responder->id();
+      command.packet = std::move(request.packet);
+      command.timeout = ack_timeout;
+      auto* registered = static_cast<AckResponder*>(start(std::move(responder)));
+      for (AttachmentId id : targets) {
+        registered->expect_local(id);
+        send(id, command);
+      }
+      registered->arm();
+      reap(command.id);
+      return;
+    }
+    case wire::RequestType::kAllRooms: {
+      const std::string request_id = request.id;
+      auto gathering = std::make_unique<RoomsGathering>(
+          *this, next_command_id(), [this, ns, requester, request_id](RoomsResult result) {
+            publish_response(ns, requester, request_id,
+                             wire::Response{uid_, wire::RoomList{std::move(result.rooms)}},
+                             std::nullopt);
+          });
+      command.kind = CommandKind::kAllRooms;
+      command.id = gathering->id();
+      auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
+      for (AttachmentId id : targets) {
+        registered->expect_local(id);
+        send(id, command);
+      }
+      registered->arm(config_.local_timeout);
+      reap(command.id);
+      return;
+    }
+    case wire::RequestType::kFetchSockets: {
+      const std::string request_id = request.id;
+      const bool siobridge_requester = info.has_value();
+      auto gathering = std::make_unique<SocketsGathering>(
+          *this, next_command_id(), ns,
+          [this, ns, requester, request_id, siobridge_requester](SocketsResult result) {
+            wire::SocketList list;
+            wire::FetchDetails details;
+            for (auto& socket : result.sockets) {
+              list.sockets.push_back(wire::SocketRef{socket.id, uid_, ns});
+              if (siobridge_requester) {
+                details.sockets.push_back(
+                    wire::SocketDetails{std::move(socket.id), std::move(socket.rooms),
+                                        std::move(socket.handshake), std::move(socket.data)});
+              }
+            }
+            std::optional<wire::Extension> extension;
+            if (siobridge_requester) extension = std::move(details);
+            publish_response(ns, requester, request_id, wire::Response{uid_, std::move(list)},
+                             std::move(extension));
+          });
+      command.kind = CommandKind::kFetchSockets;
+      command.id = gathering->id();
+      auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
+      for (AttachmentId id : targets) {
+        registered->expect_local(id);
+        send(id, command);
+      }
+      registered->arm(config_.local_timeout);
+      reap(command.id);
+      return;
+    }
+    case wire::RequestType::kHeartbeat:
+    case wire::RequestType::kInitHeartbeat:
+      return;  // handled by on_heartbeat
+  }
+}
+
+void Node::on_extension_request(const wire::Document& document, NamespaceState& state) {
+  if (!document.extension) {
+    ++stats_.decode_errors;
+    return;
+  }
+  auto ext = wire::decode_extension(*document.extension);
+  if (!ext.ok()) {
+    ++stats_.decode_errors;
+    spdlog::debug("skipping an extension request from {}: {}", document.header.origin,
+                  ext.error().message);
+    return;
+  }
+  ++stats_.extensions_in;
+  auto* emit = std::get_if<wire::ServerSideEmit>(&*ext);
+  if (!emit) return;
+  state.peers.touch(document.header.origin, clock_.now());
+  const std::string& ns = document.header.ns;
+  const std::vector<AttachmentId> targets(state.attachments.begin(), state.attachments.end());
+  Command command;
+  command.kind = CommandKind::kServerSideEmit;
+  command.ns = ns;
+  command.payload = std::move(emit->payload);
+  command.wants_ack = emit->wants_ack;
+  command.timeout = Millis{emit->timeout_ms};
+  if (!emit->wants_ack) {
+    for (AttachmentId id : targets) send(id, command);
+    return;
+  }
+  const std::string requester = document.header.origin;
+  const std::string request_id = emit->id;
+  auto gathering = std::make_unique<EmitGathering>(
+      *this, next_command_id(), static_cast<std::uint32_t>(targets.size()),
+      [this, ns, requester, request_id](EmitResult result) {
+        wire::Document doc{
+            {wire::MessageKind::kResponse, ns, uid_, requester, request_id},
+            {},
+            wire::encode_extension(wire::ServerSideEmitReply{std::move(result.responses)})};
+        if (bus_.publish(std::move(doc)).ok()) {
+          ++stats_.extensions_out;
+        } else {
+          ++stats_.publish_failures;
+        }
+      });
+  command.id = gathering->id();
+  auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
+  for (AttachmentId id : targets) {
+    registered->expect_local(id);
+    send(id, command);
+  }
+  // Answer before the requester gives up: it started its clock earlier, and the
+  // answer still has to travel.
+  Millis deadline = config_.local_timeout;
+  if (emit->timeout_ms > 0) deadline = std::min(deadline, Millis{emit->timeout_ms / 2});
+  registered->arm(deadline);
+  reap(command.id);
+}
+
+}  // namespace siobridge::core

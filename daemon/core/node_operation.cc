@@ -1,0 +1,342 @@
+#include "daemon/core/node_operation.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace siobridge::core {
+
+// ---- Operation ----
+
+Node::Operation::~Operation() {
+  for (TimerId timer : timers_) node_.timers_.cancel(timer);
+}
+
+void Node::Operation::after(Millis delay, std::function<void()> fn) {
+  Node* node = &node_;
+  const CommandId id = id_;
+  timers_.push_back(
+      node_.timers_.schedule(node_.clock_.now() + delay, [node, id, fn = std::move(fn)] {
+        fn();
+        node->reap(id);
+      }));
+}
+
+void Node::Operation::finish() {
+  finished_ = true;
+}
+
+// ---- Gathering ----
+
+void Node::Gathering::expect_remote(std::vector<std::string> uids, std::string request_id) {
+  remote_.insert(uids.begin(), uids.end());
+  request_id_ = std::move(request_id);
+}
+
+void Node::Gathering::arm(Millis deadline) {
+  after(deadline, [this] {
+    for (auto& [id, name] : local_) {
+      spdlog::warn("attached server '{}' did not answer within the deadline; left out", name);
+      ++node_.stats_.local_timeouts;
+      missing_.local_servers.push_back(name);
+    }
+    missing_.nodes.insert(missing_.nodes.end(), remote_.begin(), remote_.end());
+    local_.clear();
+    remote_.clear();
+    complete(std::move(missing_));
+    finish();
+  });
+  check_done();
+}
+
+void Node::Gathering::on_attachment_gone(AttachmentId id) {
+  if (auto it = local_.find(id); it != local_.end()) {
+    missing_.local_servers.push_back(it->second);
+    local_.erase(it);
+    check_done();
+  }
+}
+
+void Node::Gathering::on_peer_gone(const std::string& uid) {
+  if (remote_.erase(uid)) {
+    missing_.nodes.push_back(uid);
+    check_done();
+  }
+}
+
+bool Node::Gathering::local_answered(AttachmentId id) {
+  return local_.erase(id) != 0;
+}
+
+bool Node::Gathering::remote_answered(const std::string& uid) {
+  if (remote_.erase(uid)) return true;
+  ++node_.stats_.late_responses;
+  return false;
+}
+
+void Node::Gathering::check_done() {
+  if (finished() || !local_.empty() || !remote_.empty()) return;
+  complete(std::move(missing_));
+  finish();
+}
+
+// ---- RoomsGathering ----
+
+void Node::RoomsGathering::on_rooms(AttachmentId from, std::vector<std::string>& rooms) {
+  if (!local_answered(from)) return;
+  rooms_.insert(std::make_move_iterator(rooms.begin()), std::make_move_iterator(rooms.end()));
+  check_done();
+}
+
+void Node::RoomsGathering::on_response(const wire::Response& response, const wire::Document&) {
+  const auto* list = std::get_if<wire::RoomList>(&response.body);
+  if (!list || !remote_answered(response.node_id)) return;
+  rooms_.insert(list->rooms.begin(), list->rooms.end());
+  check_done();
+}
+
+void Node::RoomsGathering::complete(Missing missing) {
+  done_(RoomsResult{{rooms_.begin(), rooms_.end()}, std::move(missing)});
+}
+
+// ---- SocketsGathering ----
+
+void Node::SocketsGathering::on_sockets(AttachmentId from,
+                                        std::vector<wire::SocketDetails>& sockets) {
+  if (!local_answered(from)) return;
+  for (auto& socket : sockets) {
+    sockets_.push_back(RemoteSocket{std::move(socket.id), node_.uid_, ns_, std::move(socket.rooms),
+                                    std::move(socket.handshake), std::move(socket.data), true});
+  }
+  check_done();
+}
+
+void Node::SocketsGathering::on_response(const wire::Response& response,
+                                         const wire::Document& document) {
+  const auto* list = std::get_if<wire::SocketList>(&response.body);
+  if (!list || !remote_answered(response.node_id)) return;
+  // A siobridge responder adds rooms, handshake and data in its extension.
+  std::map<std::string, const wire::SocketDetails*> details;
+  std::optional<wire::Extension> extension;
+  if (document.extension) {
+    if (auto decoded = wire::decode_extension(*document.extension); decoded.ok()) {
+      extension = std::move(*decoded);
+    }
+  }
+  if (const auto* fetch = extension ? std::get_if<wire::FetchDetails>(&*extension) : nullptr) {
+    for (const auto& socket : fetch->sockets) details.emplace(socket.id, &socket);
+  }
+  for (const auto& ref : list->sockets) {
+    RemoteSocket socket{ref.id, ref.server_id, ref.ns, {}, {}, {}, false};
+    if (auto it = details.find(ref.id); it != details.end()) {
+      socket.rooms = it->second->rooms;
+      socket.handshake = it->second->handshake;
+      socket.data = it->second->data;
+      socket.has_details = true;
+    }
+    sockets_.push_back(std::move(socket));
+  }
+  check_done();
+}
+
+void Node::SocketsGathering::complete(Missing missing) {
+  done_(SocketsResult{std::move(sockets_), std::move(missing)});
+}
+
+// ---- EmitGathering ----
+
+void Node::EmitGathering::on_emit_reply(AttachmentId from, wire::Bytes& payload) {
+  if (!local_answered(from)) return;
+  responses_.push_back(std::move(payload));
+  check_done();
+}
+
+void Node::EmitGathering::on_emit_response(const std::string& uid,
+                                           wire::ServerSideEmitReply& reply) {
+  if (!remote_answered(uid)) return;
+  for (auto& response : reply.responses) responses_.push_back(std::move(response));
+  check_done();
+}
+
+void Node::EmitGathering::complete(Missing missing) {
+  done_(EmitResult{std::move(responses_), expected_, std::move(missing)});
+}
+
+// ---- AckQuery ----
+
+void Node::AckQuery::expect_remote(const std::vector<std::string>& uids, std::string request_id) {
+  for (const auto& uid : uids) sources_.emplace(uid, Source{uid, false, {}, 0});
+  request_id_ = std::move(request_id);
+}
+
+void Node::AckQuery::arm() {
+  after(node_.config_.request_timeout, [this] { close_counting(); });
+  after(node_.config_.request_timeout + ack_timeout_, [this] { end(true); });
+  check_done();
+}
+
+void Node::AckQuery::on_ack_count(AttachmentId from, std::uint32_t count) {
+  counted(local_key(from), count);
+}
+
+void Node::AckQuery::on_ack(AttachmentId from, const std::string& sid, const AckResult& result) {
+  acked(local_key(from), sid, result);
+}
+
+void Node::AckQuery::on_response(const wire::Response& response, const wire::Document&) {
+  const std::string& uid = response.node_id;
+  if (const auto* count = std::get_if<wire::BroadcastAckCount>(&response.body)) {
+    // A node that joined after the request went out still answers it.
+    if (!counting_closed_) sources_.try_emplace(uid, Source{uid, false, {}, 0});
+    counted(uid, count->count);
+  } else if (const auto* ack = std::get_if<wire::BroadcastAck>(&response.body)) {
+    acked(uid, ack->sid, ack->result);
+  }
+}
+
+void Node::AckQuery::on_attachment_gone(AttachmentId id) {
+  drop(local_key(id));
+}
+
+void Node::AckQuery::on_peer_gone(const std::string& uid) {
+  drop(uid);
+}
+
+void Node::AckQuery::counted(const std::string& key, std::uint32_t count) {
+  auto it = sources_.find(key);
+  if (it == sources_.end() || it->second.count) {
+    ++node_.stats_.late_responses;
+    return;
+  }
+  it->second.count = count;
+  if (stream_.on_count) stream_.on_count(count);
+  check_done();
+}
+
+void Node::AckQuery::acked(const std::string& key, const std::string& sid,
+                           const AckResult& result) {
+  auto it = sources_.find(key);
+  if (it == sources_.end() || !it->second.count || it->second.acks >= *it->second.count) {
+    ++node_.stats_.late_responses;
+    return;
+  }
+  ++it->second.acks;
+  if (stream_.on_ack) stream_.on_ack(sid, result);
+  check_done();
+}
+
+void Node::AckQuery::drop(const std::string& key) {
+  auto it = sources_.find(key);
+  if (it == sources_.end()) return;
+  const Source& source = it->second;
+  if (!source.count || source.acks < *source.count) {
+    (source.local ? missing_.local_servers : missing_.nodes).push_back(source.name);
+  }
+  sources_.erase(it);
+  check_done();
+}
+
+void Node::AckQuery::close_counting() {
+  counting_closed_ = true;
+  for (auto it = sources_.begin(); it != sources_.end();) {
+    if (it->second.count) {
+      ++it;
+      continue;
+    }
+    (it->second.local ? missing_.local_servers : missing_.nodes).push_back(it->second.name);
+    it = sources_.erase(it);
+  }
+  check_done();
+}
+
+void Node::AckQuery::check_done() {
+  if (finished()) return;
+  for (const auto& [key, source] : sources_) {
+    if (!source.count || source.acks < *source.count) return;
+  }
+  end(false);
+}
+
+void Node::AckQuery::end(bool timed_out) {
+  if (finished()) return;
+  if (timed_out) close_counting();
+  if (finished()) return;  // close_counting completed it
+  if (stream_.on_done) stream_.on_done(missing_, timed_out);
+  finish();
+}
+
+// ---- AckResponder ----
+
+void Node::AckResponder::arm() {
+  after(node_.config_.local_timeout, [this] {
+    if (count_sent_) return;
+    for (const auto& [id, name] : pending_counts_) {
+      spdlog::warn("attached server '{}' sent no ack count within {} ms; left out", name,
+                   node_.config_.local_timeout.count());
+      ++node_.stats_.local_timeouts;
+    }
+    pending_counts_.clear();
+    send_count();
+  });
+  after(node_.config_.local_timeout + ack_timeout_, [this] { finish(); });
+  if (pending_counts_.empty()) send_count();
+}
+
+void Node::AckResponder::on_ack_count(AttachmentId from, std::uint32_t count) {
+  if (!pending_counts_.erase(from)) {
+    ++node_.stats_.late_responses;
+    return;
+  }
+  counted_[from] = {count, 0};
+  total_ += count;
+  if (pending_counts_.empty()) send_count();
+}
+
+void Node::AckResponder::on_ack(AttachmentId from, const std::string& sid,
+                                const AckResult& result) {
+  auto it = counted_.find(from);
+  if (it == counted_.end() || it->second.second >= it->second.first) {
+    ++node_.stats_.late_responses;
+    return;
+  }
+  ++it->second.second;
+  if (count_sent_) {
+    publish_ack(sid, result);
+    check_done();
+  } else {
+    buffered_.emplace_back(sid, result);
+  }
+}
+
+void Node::AckResponder::on_attachment_gone(AttachmentId id) {
+  counted_.erase(id);
+  if (pending_counts_.erase(id) && pending_counts_.empty() && !count_sent_) {
+    send_count();
+  } else {
+    check_done();
+  }
+}
+
+void Node::AckResponder::send_count() {
+  count_sent_ = true;
+  node_.publish_response(ns_, requester_, request_id_,
+                         wire::Response{node_.uid_, wire::BroadcastAckCount{total_}}, std::nullopt);
+  for (const auto& [sid, result] : buffered_) publish_ack(sid, result);
+  buffered_.clear();
+  check_done();
+}
+
+void Node::AckResponder::publish_ack(const std::string& sid, const AckResult& result) {
+  node_.publish_response(ns_, requester_, request_id_,
+                         wire::Response{node_.uid_, wire::BroadcastAck{sid, result}}, std::nullopt);
+}
+
+void Node::AckResponder::check_done() {
+  if (!count_sent_ || finished()) return;
+  for (const auto& [id, counts] : counted_) {
+    if (counts.second < counts.first) return;
+  }
+  finish();
+}
+
+}  // namespace siobridge::core

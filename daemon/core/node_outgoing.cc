@@ -1,0 +1,310 @@
+// The requester side: operations an attached server asks of the cluster
+// (PROTOCOL.md section 5). Remote first, then local: the request is published
+// before the other attached servers get their command, and handlers are
+// registered before publishing.
+#include <spdlog/spdlog.h>
+
+#include "daemon/core/node.h"
+#include "daemon/core/node_operation.h"
+#include "daemon/wire/ids.h"
+#include "daemon/wire/payload_codec.h"
+
+namespace siobridge::core {
+namespace {
+
+Status check_options(const wire::BroadcastOptions& opts) {
+  for (const auto* list : {&opts.rooms, &opts.except}) {
+    for (const auto& room : *list) {
+      if (room.empty()) return make_error(ErrorCode::kInvalidArgument, "empty room name");
+    }
+  }
+  if (opts.sid && !wire::is_valid_socket_id(*opts.sid)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "opts.sid is not a socket id (1..64 characters of [A-Za-z0-9_-])");
+  }
+  if (opts.server_id && !wire::is_valid_id(*opts.server_id)) {
+    return make_error(ErrorCode::kInvalidArgument, "opts.server_id is not a 16-character node uid");
+  }
+  return {};
+}
+
+Status check_rooms(const std::vector<std::string>& rooms) {
+  if (rooms.empty()) return make_error(ErrorCode::kInvalidArgument, "no rooms given");
+  for (const auto& room : rooms) {
+    if (room.empty()) return make_error(ErrorCode::kInvalidArgument, "empty room name");
+  }
+  return {};
+}
+
+// Local fan-out happened; other hosts were not reached.
+Status remote_failed(const Status& publish, std::size_t local) {
+  return make_error(ErrorCode::kUnavailable,
+                    fmt::format("delivered to {} server(s) attached here, not to other hosts: {}",
+                                local, publish.error().message));
+}
+
+}  // namespace
+
+bool Node::is_local_only(const wire::BroadcastOptions& opts) const {
+  using namespace wire::broadcast_flags;
+  if (opts.has(kLocal)) return true;
+  if (opts.server_id && *opts.server_id == uid_) return true;
+  return false;
+}
+
+std::optional<std::string> Node::target_of(const wire::BroadcastOptions& opts) const {
+  return opts.server_id;
+}
+
+Status Node::publish_request(const std::string& ns, wire::Request request,
+                             std::optional<std::string> target, const wire::RequestInfo& info) {
+  const auto type = request.type;
+  wire::Document doc{{wire::MessageKind::kRequest, ns, uid_, std::move(target), std::nullopt},
+                     wire::encode_request(request),
+                     wire::encode_extension(info)};
+  auto status = bus_.publish(std::move(doc));
+  if (status.ok()) {
+    ++stats_.requests_out[static_cast<std::size_t>(type)];
+  } else {
+    ++stats_.publish_failures;
+  }
+  return status;
+}
+
+Status Node::fire_and_forget(AttachmentId from, const std::string& ns, wire::RequestType type,
+                             const wire::BroadcastOptions& opts, Command command,
+                             std::optional<std::vector<std::string>> rooms,
+                             const wire::RequestInfo& info) {
+  if (auto s = check_caller(from, ns); !s) return s;
+  if (auto s = check_options(opts); !s) return s;
+  if (opts.has(wire::broadcast_flags::kLocal)) return {};  // the caller's own sockets only
+  Status published;
+  if (!is_local_only(opts)) {
+    wire::Request request{uid_, wire::generate_id(), type, command.packet, std::move(rooms), opts};
+    published = publish_request(ns, std::move(request), target_of(opts), info);
+  }
+  command.ns = ns;
+  command.opts = opts;
+  const auto targets = local_targets(ns, from);
+  for (AttachmentId id : targets) send(id, command);
+  return published.ok() ? Status{} : remote_failed(published, targets.size());
+}
+
+Status Node::broadcast(AttachmentId from, const wire::Packet& packet,
+                       const wire::BroadcastOptions& opts) {
+  Command command;
+  command.kind = CommandKind::kBroadcast;
+  command.packet = packet;
+  return fire_and_forget(from, packet.ns, wire::RequestType::kBroadcast, opts, std::move(command),
+                         std::nullopt, wire::RequestInfo{});
+}
+
+Status Node::add_sockets(AttachmentId from, const std::string& ns,
+                         const wire::BroadcastOptions& opts,
+                         const std::vector<std::string>& rooms) {
+  if (auto s = check_rooms(rooms); !s) return s;
+  Command command;
+  command.kind = CommandKind::kAddSockets;
+  command.rooms = rooms;
+  return fire_and_forget(from, ns, wire::RequestType::kAddSockets, opts, std::move(command), rooms,
+                         wire::RequestInfo{});
+}
+
+Status Node::del_sockets(AttachmentId from, const std::string& ns,
+                         const wire::BroadcastOptions& opts,
+                         const std::vector<std::string>& rooms) {
+  if (auto s = check_rooms(rooms); !s) return s;
+  Command command;
+  command.kind = CommandKind::kDelSockets;
+  command.rooms = rooms;
+  return fire_and_forget(from, ns, wire::RequestType::kDelSockets, opts, std::move(command), rooms,
+                         wire::RequestInfo{});
+}
+
+Status Node::disconnect_sockets(AttachmentId from, const std::string& ns,
+                                const wire::BroadcastOptions& opts, bool close) {
+  Command command;
+  command.kind = CommandKind::kDisconnectSockets;
+  command.close = close;
+  return fire_and_forget(from, ns, wire::RequestType::kDisconnectSockets, opts, std::move(command),
+                         std::nullopt, wire::RequestInfo{0, close});
+}
+
+Status Node::run_gathering(AttachmentId from, const std::string& ns,
+                           std::unique_ptr<Gathering> gathering, Command command,
+                           std::vector<std::string> remote, Millis deadline,
+                           const std::function<Status(const std::string&)>& publish) {
+  const CommandId id = gathering->id();
+  std::string request_id;
+  if (publish) {
+    request_id = wire::generate_id();
+    gathering->expect_remote(std::move(remote), request_id);
+  }
+  auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
+  if (publish) {
+    if (auto status = publish(request_id); !status.ok()) {
+      discard(id);
+      return status;
+    }
+  }
+  command.id = id;
+  command.ns = ns;
+  for (AttachmentId target : local_targets(ns, from)) {
+    registered->expect_local(target);
+    send(target, command);
+  }
+  registered->arm(deadline);
+  reap(id);
+  return {};
+}
+
+void Node::discard(CommandId id) {
+  auto it = operations_.find(id);
+  if (it == operations_.end()) return;
+  by_request_id_.erase(it->second->request_id());
+  operations_.erase(it);
+}
+
+Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                       std::function<void(RoomsResult)> done) {
+  if (auto s = check_caller(from, ns); !s) return s;
+  if (auto s = check_options(opts); !s) return s;
+  if (opts.has(wire::broadcast_flags::kLocal)) {
+    done(RoomsResult{});  // the caller's own rooms only
+    return {};
+  }
+  auto gathering = std::make_unique<RoomsGathering>(*this, next_command_id(), std::move(done));
+  const auto target = target_of(opts);
+  std::function<Status(const std::string&)> publish;
+  if (!is_local_only(opts)) {
+    publish = [&](const std::string& request_id) {
+      return publish_request(ns, {uid_, request_id, wire::RequestType::kAllRooms, {}, {}, opts},
+                             target, wire::RequestInfo{});
+    };
+  }
+  return run_gathering(from, ns, std::move(gathering),
+                       make_command(CommandKind::kAllRooms, ns, opts),
+                       target ? std::vector<std::string>{*target} : peers_of(ns).uids(),
+                       config_.request_timeout, publish);
+}
+
+Status Node::fetch_sockets(AttachmentId from, const std::string& ns,
+                           const wire::BroadcastOptions& opts,
+                           std::function<void(SocketsResult)> done) {
+  if (auto s = check_caller(from, ns); !s) return s;
+  if (auto s = check_options(opts); !s) return s;
+  if (opts.has(wire::broadcast_flags::kLocal)) {
+    done(SocketsResult{});
+    return {};
+  }
+  auto gathering =
+      std::make_unique<SocketsGathering>(*this, next_command_id(), ns, std::move(done));
+  const auto target = target_of(opts);
+  std::function<Status(const std::string&)> publish;
+  if (!is_local_only(opts)) {
+    publish = [&](const std::string& request_id) {
+      return publish_request(ns, {uid_, request_id, wire::RequestType::kFetchSockets, {}, {}, opts},
+                             target, wire::RequestInfo{});
+    };
+  }
+  return run_gathering(from, ns, std::move(gathering),
+                       make_command(CommandKind::kFetchSockets, ns, opts),
+                       target ? std::vector<std::string>{*target} : peers_of(ns).uids(),
+                       config_.request_timeout, publish);
+}
+
+Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::Bytes payload,
+                              bool wants_ack, Millis timeout,
+                              std::function<void(EmitResult)> done) {
+  if (auto s = check_caller(from, ns); !s) return s;
+  if (timeout <= Millis{0}) timeout = config_.request_timeout;
+  Command command;
+  command.kind = CommandKind::kServerSideEmit;
+  command.payload = payload;
+  command.wants_ack = wants_ack;
+  command.timeout = timeout;
+
+  // Only siobridge nodes with attached servers can answer.
+  std::vector<std::string> remote;
+  std::uint32_t expected = static_cast<std::uint32_t>(local_targets(ns, from).size());
+  for (const auto& [uid, peer] : peers_of(ns).all()) {
+    if (peer.is_siobridge() && peer.server_count() > 0) {
+      remote.push_back(uid);
+      expected += peer.server_count();
+    }
+  }
+  auto publish = [&](const std::string& request_id) {
+    wire::ServerSideEmit emit{request_id, payload, wants_ack,
+                              static_cast<std::uint32_t>(timeout.count())};
+    wire::Document doc{
+        {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
+        {},
+        wire::encode_extension(emit)};
+    auto status = bus_.publish(std::move(doc));
+    if (status.ok()) {
+      ++stats_.extensions_out;
+    } else {
+      ++stats_.publish_failures;
+    }
+    return status;
+  };
+
+  if (!wants_ack) {
+    auto published = publish(wire::generate_id());
+    command.ns = ns;
+    const auto targets = local_targets(ns, from);
+    for (AttachmentId id : targets) send(id, command);
+    if (done) done(EmitResult{{}, 0, {}});
+    return published.ok() ? Status{} : remote_failed(published, targets.size());
+  }
+  auto gathering =
+      std::make_unique<EmitGathering>(*this, next_command_id(), expected, std::move(done));
+  return run_gathering(from, ns, std::move(gathering), std::move(command), std::move(remote),
+                       timeout, publish);
+}
+
+Status Node::broadcast_with_ack(AttachmentId from, const wire::Packet& packet,
+                                const wire::BroadcastOptions& opts, Millis ack_timeout,
+                                AckStream stream) {
+  const std::string& ns = packet.ns;
+  if (auto s = check_caller(from, ns); !s) return s;
+  if (auto s = check_options(opts); !s) return s;
+  if (ack_timeout <= Millis{0}) ack_timeout = config_.ack_timeout;
+  if (opts.has(wire::broadcast_flags::kLocal)) {
+    if (stream.on_done) stream.on_done(Missing{}, false);
+    return {};
+  }
+  auto query = std::make_unique<AckQuery>(*this, next_command_id(), std::move(stream), ack_timeout);
+  const CommandId id = query->id();
+  std::optional<wire::Request> request;
+  if (!is_local_only(opts)) {
+    // Always every node: acks can come from anywhere (PROTOCOL.md section 5).
+    request = wire::Request{uid_,   wire::generate_id(), wire::RequestType::kBroadcastWithAck,
+                            packet, std::nullopt,        opts};
+    query->expect_remote(peers_of(ns).uids(), request->id);
+  }
+  auto* registered = static_cast<AckQuery*>(start(std::move(query)));
+  if (request) {
+    wire::RequestInfo info{static_cast<std::uint32_t>(ack_timeout.count()), false};
+    if (auto s = publish_request(ns, std::move(*request), std::nullopt, info); !s) {
+      discard(id);
+      return s;
+    }
+  }
+  Command command;
+  command.kind = CommandKind::kBroadcastWithAck;
+  command.id = id;
+  command.ns = ns;
+  command.opts = opts;
+  command.packet = packet;
+  command.timeout = ack_timeout;
+  for (AttachmentId target : local_targets(ns, from)) {
+    registered->expect_local(target);
+    send(target, command);
+  }
+  registered->arm();
+  reap(id);
+  return {};
+}
+
+}  // namespace siobridge::core

@@ -1,0 +1,201 @@
+#include "daemon/wire/extension.h"
+
+#include <fmt/format.h>
+
+#include "daemon/wire/ids.h"
+#include "daemon/wire/msgpack_io.h"
+
+namespace siobridge::wire {
+namespace {
+
+// Map keys. "k" is the kind: the index in the Extension variant.
+constexpr std::string_view kKind = "k";
+
+void pack_bin(Packer& packer, std::string_view bytes) {
+  packer.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  packer.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+}
+
+std::string_view read_bin(const msgpack::object& o, const char* what) {
+  if (o.type != msgpack::type::BIN) {
+    throw DecodeFailure(fmt::format("{}: expected bin, got {}", what, type_name(o)));
+  }
+  return {o.via.bin.ptr, o.via.bin.size};
+}
+
+bool read_bool(const msgpack::object& o, const char* what) {
+  if (o.type != msgpack::type::BOOLEAN) {
+    throw DecodeFailure(fmt::format("{}: expected bool, got {}", what, type_name(o)));
+  }
+  return o.via.boolean;
+}
+
+// Calls fn(key, value) for every entry of a map.
+template <typename Fn>
+void for_each_entry(const msgpack::object& o, const char* what, Fn&& fn) {
+  if (o.type != msgpack::type::MAP) {
+    throw DecodeFailure(fmt::format("{}: expected a map, got {}", what, type_name(o)));
+  }
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    fn(read_str(o.via.map.ptr[i].key, what), o.via.map.ptr[i].val);
+  }
+}
+
+SocketDetails read_socket(const msgpack::object& o) {
+  SocketDetails socket;
+  for_each_entry(o, "SocketDetails", [&](std::string_view key, const msgpack::object& v) {
+    if (key == "id") socket.id = read_str(v, "SocketDetails.id");
+    if (key == "rooms") socket.rooms = read_str_array(v, "SocketDetails.rooms");
+    if (key == "handshake") socket.handshake = read_bin(v, "SocketDetails.handshake");
+    if (key == "data") socket.data = read_bin(v, "SocketDetails.data");
+  });
+  if (!is_valid_socket_id(socket.id)) throw DecodeFailure("SocketDetails.id: not a socket id");
+  return socket;
+}
+
+Extension read_extension(const msgpack::object& root) {
+  std::optional<std::uint64_t> kind;
+  for_each_entry(root, "extension", [&](std::string_view key, const msgpack::object& v) {
+    if (key == kKind) kind = read_uint(v, 255, "extension kind");
+  });
+  if (!kind) throw DecodeFailure("extension without kind");
+  switch (*kind) {
+    case 0: {
+      NodeInfo info;
+      for_each_entry(root, "NodeInfo", [&](std::string_view key, const msgpack::object& v) {
+        if (key == "servers")
+          info.servers = static_cast<std::uint32_t>(read_uint(v, UINT32_MAX, "NodeInfo.servers"));
+      });
+      return info;
+    }
+    case 1: {
+      RequestInfo info;
+      for_each_entry(root, "RequestInfo", [&](std::string_view key, const msgpack::object& v) {
+        if (key == "ack_timeout_ms") {
+          info.ack_timeout_ms =
+              static_cast<std::uint32_t>(read_uint(v, UINT32_MAX, "RequestInfo.ack_timeout_ms"));
+        }
+        if (key == "close") info.close = read_bool(v, "RequestInfo.close");
+      });
+      return info;
+    }
+    case 2: {
+      FetchDetails details;
+      for_each_entry(root, "FetchDetails", [&](std::string_view key, const msgpack::object& v) {
+        if (key != "sockets") return;
+        if (v.type != msgpack::type::ARRAY)
+          throw DecodeFailure("FetchDetails.sockets: expected an array");
+        for (std::uint32_t i = 0; i < v.via.array.size; ++i) {
+          details.sockets.push_back(read_socket(v.via.array.ptr[i]));
+        }
+      });
+      return details;
+    }
+    case 3: {
+      ServerSideEmit emit;
+      for_each_entry(root, "ServerSideEmit", [&](std::string_view key, const msgpack::object& v) {
+        if (key == "id") emit.id = read_str(v, "ServerSideEmit.id");
+        if (key == "payload") emit.payload = read_bin(v, "ServerSideEmit.payload");
+        if (key == "wants_ack") emit.wants_ack = read_bool(v, "ServerSideEmit.wants_ack");
+        if (key == "timeout_ms") {
+          emit.timeout_ms =
+              static_cast<std::uint32_t>(read_uint(v, UINT32_MAX, "ServerSideEmit.timeout_ms"));
+        }
+      });
+      if (!is_valid_id(emit.id)) throw DecodeFailure("ServerSideEmit.id: not a 16-character id");
+      return emit;
+    }
+    case 4: {
+      ServerSideEmitReply reply;
+      for_each_entry(root, "ServerSideEmitReply",
+                     [&](std::string_view key, const msgpack::object& v) {
+                       if (key != "responses") return;
+                       if (v.type != msgpack::type::ARRAY)
+                         throw DecodeFailure("ServerSideEmitReply.responses: expected an array");
+                       for (std::uint32_t i = 0; i < v.via.array.size; ++i) {
+                         reply.responses.emplace_back(
+                             read_bin(v.via.array.ptr[i], "ServerSideEmitReply.responses[]"));
+                       }
+                     });
+      return reply;
+    }
+    default:
+      throw DecodeFailure(fmt::format("unknown extension kind {}", *kind));
+  }
+}
+
+}  // namespace
+
+Bytes encode_extension(const Extension& extension) {
+  Bytes out;
+  BytesWriter writer(out);
+  Packer packer(writer);
+  std::visit(
+      [&](const auto& ext) {
+        using T = std::decay_t<decltype(ext)>;
+        if constexpr (std::is_same_v<T, NodeInfo>) {
+          packer.pack_map(2);
+          pack_str(packer, kKind);
+          packer.pack_uint8(0);
+          pack_str(packer, "servers");
+          packer.pack_uint32(ext.servers);
+        } else if constexpr (std::is_same_v<T, RequestInfo>) {
+          packer.pack_map(3);
+          pack_str(packer, kKind);
+          packer.pack_uint8(1);
+          pack_str(packer, "ack_timeout_ms");
+          packer.pack_uint32(ext.ack_timeout_ms);
+          pack_str(packer, "close");
+          packer.pack(ext.close);
+        } else if constexpr (std::is_same_v<T, FetchDetails>) {
+          packer.pack_map(2);
+          pack_str(packer, kKind);
+          packer.pack_uint8(2);
+          pack_str(packer, "sockets");
+          packer.pack_array(static_cast<std::uint32_t>(ext.sockets.size()));
+          for (const auto& socket : ext.sockets) {
+            packer.pack_map(4);
+            pack_str(packer, "id");
+            pack_str(packer, socket.id);
+            pack_str(packer, "rooms");
+            pack_str_array(packer, socket.rooms);
+            pack_str(packer, "handshake");
+            pack_bin(packer, socket.handshake);
+            pack_str(packer, "data");
+            pack_bin(packer, socket.data);
+          }
+        } else if constexpr (std::is_same_v<T, ServerSideEmit>) {
+          packer.pack_map(5);
+          pack_str(packer, kKind);
+          packer.pack_uint8(3);
+          pack_str(packer, "id");
+          pack_str(packer, ext.id);
+          pack_str(packer, "payload");
+          pack_bin(packer, ext.payload);
+          pack_str(packer, "wants_ack");
+          packer.pack(ext.wants_ack);
+          pack_str(packer, "timeout_ms");
+          packer.pack_uint32(ext.timeout_ms);
+        } else {
+          packer.pack_map(2);
+          pack_str(packer, kKind);
+          packer.pack_uint8(4);
+          pack_str(packer, "responses");
+          packer.pack_array(static_cast<std::uint32_t>(ext.responses.size()));
+          for (const auto& response : ext.responses) pack_bin(packer, response);
+        }
+      },
+      extension);
+  return out;
+}
+
+Result<Extension> decode_extension(std::string_view bytes) {
+  try {
+    UnpackedObject unpacked(bytes);
+    return read_extension(unpacked.get());
+  } catch (const DecodeFailure& e) {
+    return make_error(ErrorCode::kDecode, fmt::format("siobridge extension: {}", e.what()));
+  }
+}
+
+}  // namespace siobridge::wire

@@ -1,0 +1,72 @@
+// Data that only siobridge nodes exchange (PROTOCOL.md section 2, extensions).
+// It travels as msgpack in the BinData field `siobridge` of a document, which
+// socketioxide ignores, or in documents addressed to kSiobridgeTarget, which
+// socketioxide never receives. Encoded as a msgpack map with short keys so that
+// later versions can add fields; readers ignore keys they do not know.
+//
+// Stateless and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "daemon/common/result.h"
+#include "daemon/wire/messages.h"
+
+namespace siobridge::wire {
+
+// On Heartbeat and InitHeartbeat: how many local servers this node has attached
+// in the namespace (a socketioxide node counts as one server).
+struct NodeInfo {
+  std::uint32_t servers = 0;
+  bool operator==(const NodeInfo&) const = default;
+};
+
+// On requests from a siobridge node: what the socketioxide format cannot say.
+struct RequestInfo {
+  std::uint32_t ack_timeout_ms = 0;  // BroadcastWithAck: per-client ack timeout (0 = responder's)
+  bool close = false;                // DisconnectSockets: close the underlying connection
+  bool operator==(const RequestInfo&) const = default;
+};
+
+// What a socket.io RemoteSocket carries besides its id.
+struct SocketDetails {
+  std::string id;
+  std::vector<std::string> rooms;
+  Bytes handshake;  // opaque, from the attached server
+  Bytes data;       // opaque, from the attached server
+  bool operator==(const SocketDetails&) const = default;
+};
+
+// On FetchSockets responses to siobridge requesters.
+struct FetchDetails {
+  std::vector<SocketDetails> sockets;
+  bool operator==(const FetchDetails&) const = default;
+};
+
+// serverSideEmit: a request addressed to kSiobridgeTarget.
+struct ServerSideEmit {
+  std::string id;
+  Bytes payload;  // opaque event and arguments, from the attached server
+  bool wants_ack = false;
+  std::uint32_t timeout_ms = 0;
+  bool operator==(const ServerSideEmit&) const = default;
+};
+
+// The answer of one node to a ServerSideEmit with ack: one payload per attached
+// server that answered.
+struct ServerSideEmitReply {
+  std::vector<Bytes> responses;
+  bool operator==(const ServerSideEmitReply&) const = default;
+};
+
+using Extension =
+    std::variant<NodeInfo, RequestInfo, FetchDetails, ServerSideEmit, ServerSideEmitReply>;
+
+Bytes encode_extension(const Extension& extension);
+Result<Extension> decode_extension(std::string_view bytes);
+
+}  // namespace siobridge::wire
