@@ -179,6 +179,7 @@ void Node::on_heartbeat(const wire::Document& document, const wire::Request& req
   const std::string& uid = document.header.origin;
   const bool is_new = state.peers.on_heartbeat(uid, clock_.now(), servers);
   if (is_new) {
+    ++peers_version_;
     spdlog::info("peer {} joined {} ({})", uid, document.header.ns,
                  servers ? "siobridge, " + std::to_string(*servers) + " servers" : "socketioxide");
     if (request.type == wire::RequestType::kInitHeartbeat) {
@@ -189,10 +190,18 @@ void Node::on_heartbeat(const wire::Document& document, const wire::Request& req
 
 void Node::peer_gone(const std::string& ns, const std::string& uid) {
   (void)ns;
+  ++peers_version_;
   std::vector<CommandId> ids;
   ids.reserve(operations_.size());
   for (const auto& [op_id, op] : operations_) ids.push_back(op_id);
   for (CommandId op_id : ids) with_operation(op_id, [&](Operation& op) { op.on_peer_gone(uid); });
+}
+
+std::set<std::string> Node::all_peers() const {
+  std::set<std::string> uids;
+  for (const auto& [ns, state] : namespaces_)
+    for (const auto& [uid, peer] : state.peers.all()) uids.insert(uid);
+  return uids;
 }
 
 std::uint32_t Node::server_count(const std::string& ns) const {

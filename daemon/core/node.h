@@ -93,6 +93,10 @@ class Node {
   NodeStatus status() const;
   const NodeStats& stats() const { return stats_; }
   bool has_attachment(AttachmentId id) const { return attachments_.count(id) != 0; }
+  // Changes whenever a peer joins or leaves any namespace.
+  std::uint64_t peers_version() const { return peers_version_; }
+  // Every live peer uid, over all namespaces.
+  std::set<std::string> all_peers() const;
 
  private:
   // Operations in flight (node_operation.h): gatherings collect answers from
@@ -181,6 +185,7 @@ class Node {
   AttachmentId next_attachment_id_ = 1;
   CommandId next_command_id_ = 1;
 
+  std::uint64_t peers_version_ = 0;
   bus::BusState bus_state_ = bus::BusState::kStarting;
   std::string bus_detail_;
   NodeStats stats_;

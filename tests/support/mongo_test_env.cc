@@ -39,8 +39,8 @@ ClientHandle connect(const std::string& uri) {
   return client;
 }
 
-TestDatabase::TestDatabase()
-    : name_("siobridge_test_" + wire::generate_id().substr(0, 10)), client_(connect()) {
+TestDatabase::TestDatabase(const std::string& uri)
+    : name_("siobridge_test_" + wire::generate_id().substr(0, 10)), client_(connect(uri)) {
   for (char& c : name_)
     if (c == '-') c = '_';
 }

@@ -23,7 +23,8 @@ ClientHandle connect(const std::string& uri = mongodb_uri());
 
 class TestDatabase {
  public:
-  TestDatabase();  // a database named siobridge_test_<random>
+  // A database named siobridge_test_<random> on the server of `uri`.
+  explicit TestDatabase(const std::string& uri = mongodb_uri());
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;

@@ -29,6 +29,7 @@ struct CollectionShape {
   std::string type;  // "collection", "view", "timeseries"
   bool capped = false;
   std::int64_t size = 0;
+  std::string uuid;  // 16 raw bytes, or empty
 };
 
 Result<std::optional<CollectionShape>> find_collection(mongoc_database_t* db,
@@ -42,6 +43,17 @@ Result<std::optional<CollectionShape>> find_collection(mongoc_database_t* db,
     bson_iter_t it;
     if (bson_iter_init_find(&it, info, "type") && BSON_ITER_HOLDS_UTF8(&it)) {
       found.type = bson_iter_utf8(&it, nullptr);
+    }
+    bson_iter_t uuid;
+    if (bson_iter_init(&uuid, info) && bson_iter_find_descendant(&uuid, "info.uuid", &uuid) &&
+        BSON_ITER_HOLDS_BINARY(&uuid)) {
+      bson_subtype_t subtype;
+      std::uint32_t length = 0;
+      const std::uint8_t* bytes = nullptr;
+      bson_iter_binary(&uuid, &subtype, &length, &bytes);
+      if (subtype == BSON_SUBTYPE_UUID && length == 16) {
+        found.uuid.assign(reinterpret_cast<const char*>(bytes), length);
+      }
     }
     if (bson_iter_init_find(&it, info, "options") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
       bson_iter_t options;
@@ -268,6 +280,18 @@ Status ensure_collection(mongoc_client_t* client, const std::string& database,
     status = ensure_ttl_index(client, database, collection, expiration.ttl_seconds);
   }
   return status;
+}
+
+Result<std::string> collection_uuid(mongoc_client_t* client, const std::string& database,
+                                    const std::string& collection) {
+  mongoc_database_t* db = mongoc_client_get_database(client, database.c_str());
+  auto shape = find_collection(db, collection);
+  mongoc_database_destroy(db);
+  if (!shape) return shape.error();
+  if (!*shape) {
+    return make_error(ErrorCode::kNotFound, full_name(database, collection) + " does not exist");
+  }
+  return (*shape)->uuid;
 }
 
 std::string Expiration::describe() const {

@@ -25,4 +25,9 @@ Status check_change_streams_supported(mongoc_client_t* client);
 Status ensure_collection(mongoc_client_t* client, const std::string& database,
                          const std::string& collection, const Expiration& expiration);
 
+// The collection's UUID as 16 raw bytes (empty for servers that report none);
+// kNotFound when the collection does not exist.
+Result<std::string> collection_uuid(mongoc_client_t* client, const std::string& database,
+                                    const std::string& collection);
+
 }  // namespace siobridge::bus::mongodb

@@ -1,0 +1,347 @@
+#include "daemon/bus/mongodb/change_watcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/bus/mongodb/change_stream_filter.h"
+#include "daemon/bus/mongodb/collection_setup.h"
+
+namespace siobridge::bus::mongodb {
+namespace {
+
+constexpr std::uint32_t kInvalidResumeToken = 260;
+constexpr std::uint32_t kChangeStreamFatalError = 280;
+constexpr std::uint32_t kChangeStreamHistoryLost = 286;
+constexpr std::uint32_t kNamespaceNotFound = 26;
+constexpr std::int64_t kClockSkewMs = 5000;
+
+std::int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A capped collection removes documents only to make room, and stays close to
+// its size afterwards: one at least half full may have overwritten some.
+bool capped_collection_full(mongoc_client_t* client, const std::string& database,
+                            const std::string& collection) {
+  wire::OwnedBson command(BCON_NEW("collStats", BCON_UTF8(collection.c_str())));
+  bson_t reply;
+  bson_error_t error;
+  bool full = true;  // unknown counts as full: better a false alarm than a silent gap
+  if (mongoc_client_command_simple(client, database.c_str(), command.get(), nullptr, &reply,
+                                   &error)) {
+    bson_iter_t it;
+    std::int64_t size = 0, max_size = 0;
+    if (bson_iter_init_find(&it, &reply, "size")) size = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, &reply, "maxSize")) max_size = bson_iter_as_int64(&it);
+    full = max_size <= 0 || size * 2 >= max_size;
+  }
+  bson_destroy(&reply);
+  return full;
+}
+
+bool resume_impossible(std::uint32_t code) {
+  return code == kInvalidResumeToken || code == kChangeStreamFatalError ||
+         code == kChangeStreamHistoryLost;
+}
+
+}  // namespace
+
+ChangeWatcher::ChangeWatcher(BusContext& context)
+    : context_(context),
+      state_file_(context.config.state_dir,
+                  context.config.database + "." + context.config.collection),
+      recent_(1 << 16) {}
+
+void ChangeWatcher::run() {
+  if (auto state = state_file_.load(); state.ok()) {
+    token_ = std::move(state->token);
+    last_seen_ms_ = state->wall_time_ms;
+    start_ = Start::kResumeAfter;
+    spdlog::info("resuming the change stream from {}", state_file_.path());
+  } else if (state.error().code != ErrorCode::kNotFound) {
+    spdlog::warn("{}; starting from now", state.error().message);
+  }
+
+  mongoc_client_t* client = mongoc_client_pool_pop(context_.pool);
+  Backoff backoff(context_.config);
+  bool recreating = false;
+  Outcome next = Outcome::kSetup;
+  while (!context_.stopping()) {
+    if (next == Outcome::kSetup) {
+      next = setup(client, recreating);
+      if (next == Outcome::kReopen) {
+        recreating = false;
+        backoff.reset();
+      } else if (next == Outcome::kSetup) {
+        if (!context_.sleep_for(backoff.next())) break;
+        continue;
+      }
+    }
+    if (next == Outcome::kFatal || next == Outcome::kStop) break;
+    if (next == Outcome::kRefill) {
+      refill_pending_ = true;
+      next = Outcome::kReopen;
+    }
+    const auto opened_at = std::chrono::steady_clock::now();
+    next = watch(client);
+    if (next == Outcome::kSetup) recreating = true;
+    if (next == Outcome::kReopen) {
+      // A stream that ran for a while earned a fresh backoff.
+      if (std::chrono::steady_clock::now() - opened_at > std::chrono::seconds(10)) backoff.reset();
+      if (!context_.sleep_for(backoff.next())) break;
+    }
+  }
+  remember(nullptr, /*force_save=*/true);
+  mongoc_client_pool_push(context_.pool, client);
+}
+
+ChangeWatcher::Outcome ChangeWatcher::setup(mongoc_client_t* client, bool recreating) {
+  const auto& config = context_.config;
+  if (recreating) {
+    // Every node sees the drop at once; the one with rank 0 re-creates first and
+    // the others find the collection there.
+    const auto delay = config.recreate_step * rank_.load();
+    if (delay.count() > 0 && !context_.sleep_for(delay)) return Outcome::kStop;
+  }
+  auto status = check_change_streams_supported(client);
+  if (status.ok())
+    status = ensure_collection(client, config.database, config.collection, config.expiration);
+  if (!status.ok()) {
+    const bool fatal = status.error().code != ErrorCode::kUnavailable;
+    context_.report(BusContext::Part::kWatcher, fatal ? BusState::kFailed : BusState::kUnavailable,
+                    status.error().message);
+    if (fatal) spdlog::error("MongoDB bus cannot start: {}", status.error().message);
+    return fatal ? Outcome::kFatal : Outcome::kSetup;
+  }
+  auto uuid = collection_uuid(client, config.database, config.collection);
+  if (!uuid.ok()) {
+    context_.report(BusContext::Part::kWatcher, BusState::kUnavailable, uuid.error().message);
+    return Outcome::kSetup;
+  }
+  ++context_.stats.collection_setups;
+  context_.collection_ready(std::move(*uuid));
+  return Outcome::kReopen;
+}
+
+ChangeWatcher::Outcome ChangeWatcher::watch(mongoc_client_t* client) {
+  const auto& config = context_.config;
+  mongoc_collection_t* coll =
+      mongoc_client_get_collection(client, config.database.c_str(), config.collection.c_str());
+  auto pipeline = change_stream_pipeline(context_.uid);
+  wire::OwnedBson opts(BCON_NEW("maxAwaitTimeMS", BCON_INT32(500)));
+  if (token_ && start_ == Start::kResumeAfter)
+    BSON_APPEND_DOCUMENT(opts.get(), "resumeAfter", token_.get());
+  if (token_ && start_ == Start::kStartAfter)
+    BSON_APPEND_DOCUMENT(opts.get(), "startAfter", token_.get());
+  mongoc_change_stream_t* stream = mongoc_collection_watch(coll, pipeline.get(), opts.get());
+  ++context_.stats.stream_opens;
+
+  Outcome outcome = Outcome::kReopen;
+  bson_error_t error;
+  const bson_t* reply = nullptr;
+  if (mongoc_change_stream_error_document(stream, &error, &reply)) {
+    ++context_.stats.stream_errors;
+    if (error.code == kNamespaceNotFound) {
+      outcome = Outcome::kSetup;
+    } else if (token_ && (resume_impossible(error.code) || !is_transient(error))) {
+      // The token is unusable (history lost, foreign, corrupt): start afresh
+      // and re-read what was missed from the collection.
+      ++context_.stats.resume_failures;
+      spdlog::warn("cannot resume the change stream ({}): re-reading the collection",
+                   error.message);
+      token_ = wire::OwnedBson(nullptr);
+      start_ = Start::kNow;
+      outcome = Outcome::kRefill;
+    } else {
+      context_.report(BusContext::Part::kWatcher, BusState::kUnavailable,
+                      fmt::format("change stream: {}", error.message));
+    }
+    mongoc_change_stream_destroy(stream);
+    mongoc_collection_destroy(coll);
+    return outcome;
+  }
+  context_.report(BusContext::Part::kWatcher, BusState::kReady, "");
+  start_ = Start::kResumeAfter;
+  if (refill_pending_) {
+    // The new stream is open, so nothing falls between the re-read and it;
+    // what both return is delivered once.
+    refill(client);
+    refill_pending_ = false;
+  }
+
+  const bson_t* event;
+  while (!context_.stopping()) {
+    if (mongoc_change_stream_next(stream, &event)) {
+      bson_iter_t it;
+      std::string type;
+      if (bson_iter_init_find(&it, event, "operationType") && BSON_ITER_HOLDS_UTF8(&it)) {
+        type = bson_iter_utf8(&it, nullptr);
+      }
+      if (type == "insert") {
+        handle_insert(event);
+        remember(mongoc_change_stream_get_resume_token(stream), false);
+      } else if (type == "invalidate") {
+        spdlog::warn("the collection was dropped or renamed: setting it up again");
+        remember(mongoc_change_stream_get_resume_token(stream), true);
+        start_ = Start::kStartAfter;  // continue right after the invalidate, on the new collection
+        context_.collection_invalidated();
+        outcome = Outcome::kSetup;
+        break;
+      }
+      // drop / rename / dropDatabase: the invalidate that follows ends the stream.
+      continue;
+    }
+    if (mongoc_change_stream_error_document(stream, &error, &reply)) {
+      ++context_.stats.stream_errors;
+      spdlog::warn("change stream error: {}", error.message);
+      if (resume_impossible(error.code)) {
+        ++context_.stats.resume_failures;
+        token_ = wire::OwnedBson(nullptr);
+        start_ = Start::kNow;
+        outcome = Outcome::kRefill;
+      } else {
+        context_.report(BusContext::Part::kWatcher, BusState::kUnavailable,
+                        fmt::format("change stream: {}", error.message));
+      }
+      break;
+    }
+    // No event within maxAwaitTimeMS: the post-batch token still moves on.
+    remember(mongoc_change_stream_get_resume_token(stream), false);
+  }
+  mongoc_change_stream_destroy(stream);
+  mongoc_collection_destroy(coll);
+  return outcome;
+}
+
+void ChangeWatcher::handle_insert(const bson_t* event) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, event, "fullDocument") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
+    ++context_.stats.malformed;
+    return;
+  }
+  std::uint32_t length = 0;
+  const std::uint8_t* data = nullptr;
+  bson_iter_document(&it, &length, &data);
+  bson_t full;
+  if (!bson_init_static(&full, data, length)) {
+    ++context_.stats.malformed;
+    return;
+  }
+  bson_iter_t id;
+  if (bson_iter_init_find(&id, &full, "_id") && BSON_ITER_HOLDS_OID(&id) &&
+      !recent_.insert(*bson_iter_oid(&id))) {
+    ++context_.stats.duplicates;
+    return;
+  }
+  auto doc = wire::decode_document(&full);
+  if (!doc.ok()) {
+    ++context_.stats.malformed;
+    spdlog::debug("skipping a malformed document: {}", doc.error().message);
+    return;
+  }
+  ++context_.stats.received;
+  context_.deliver(std::move(*doc));
+}
+
+void ChangeWatcher::remember(const bson_t* token, bool force_save) {
+  if (token) {
+    token_ = wire::OwnedBson(bson_copy(token));
+    last_seen_ms_ = wall_clock_ms();
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (!force_save && now - last_saved_ < std::chrono::seconds(1)) return;
+  last_saved_ = now;
+  if (token_ && state_file_.enabled()) {
+    if (auto s = state_file_.save(token_.get(), last_seen_ms_); !s.ok()) {
+      spdlog::warn("cannot keep the resume token: {}", s.error().message);
+    }
+  }
+}
+
+void ChangeWatcher::refill(mongoc_client_t* client) {
+  const auto& config = context_.config;
+  if (last_seen_ms_ <= 0) return;  // never saw anything: nothing to catch up on
+  const std::int64_t since_ms = last_seen_ms_ - kClockSkewMs;
+  mongoc_collection_t* coll =
+      mongoc_client_get_collection(client, config.database.c_str(), config.collection.c_str());
+
+  // Documents may have been lost only if the retention ran out while this node
+  // was away: longer than the TTL, or a capped collection that filled up, and
+  // nothing older than `since` is left to prove otherwise.
+  bool gap = false;
+  const auto& expiration = config.expiration;
+  const std::int64_t away_ms = wall_clock_ms() - last_seen_ms_;
+  const bool retention_ran_out =
+      expiration.kind == Expiration::Kind::kTtl
+          ? away_ms >= expiration.ttl_seconds * 1000
+          : capped_collection_full(client, config.database, config.collection);
+  if (retention_ran_out) {
+    wire::OwnedBson oldest_opts(
+        BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1)));
+    wire::OwnedBson all;
+    mongoc_cursor_t* oldest =
+        mongoc_collection_find_with_opts(coll, all.get(), oldest_opts.get(), nullptr);
+    const bson_t* first;
+    gap = true;
+    if (mongoc_cursor_next(oldest, &first)) {
+      bson_iter_t it;
+      if (bson_iter_init_find(&it, first, "_id") && BSON_ITER_HOLDS_OID(&it)) {
+        gap = bson_oid_get_time_t(bson_iter_oid(&it)) * 1000 > since_ms;
+      }
+    }
+    mongoc_cursor_destroy(oldest);
+  }
+
+  bson_oid_t from;
+  bson_oid_init_from_data(&from, reinterpret_cast<const std::uint8_t*>("\0\0\0\0\0\0\0\0\0\0\0\0"));
+  const auto seconds = static_cast<std::uint32_t>(since_ms / 1000);
+  from.bytes[0] = static_cast<std::uint8_t>(seconds >> 24);
+  from.bytes[1] = static_cast<std::uint8_t>(seconds >> 16);
+  from.bytes[2] = static_cast<std::uint8_t>(seconds >> 8);
+  from.bytes[3] = static_cast<std::uint8_t>(seconds);
+  const std::string extension_target(wire::kSiobridgeTarget);
+  wire::OwnedBson filter(BCON_NEW("_id", "{", "$gte", BCON_OID(&from), "}", "origin", "{", "$ne",
+                                  BCON_UTF8(context_.uid.c_str()), "}", "target", "{", "$in", "[",
+                                  BCON_NULL, BCON_UTF8(context_.uid.c_str()),
+                                  BCON_UTF8(extension_target.c_str()), "]", "}"));
+  wire::OwnedBson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}"));
+  mongoc_cursor_t* cursor =
+      mongoc_collection_find_with_opts(coll, filter.get(), opts.get(), nullptr);
+  const bson_t* doc;
+  std::uint64_t refilled = 0;
+  while (mongoc_cursor_next(cursor, &doc)) {
+    bson_iter_t id;
+    if (bson_iter_init_find(&id, doc, "_id") && BSON_ITER_HOLDS_OID(&id) &&
+        !recent_.insert(*bson_iter_oid(&id))) {
+      ++context_.stats.duplicates;
+      continue;
+    }
+    auto decoded = wire::decode_document(doc);
+    if (!decoded.ok()) {
+      ++context_.stats.malformed;
+      continue;
+    }
+    ++refilled;
+    ++context_.stats.received;
+    context_.deliver(std::move(*decoded));
+  }
+  bson_error_t error;
+  if (mongoc_cursor_error(cursor, &error)) {
+    spdlog::warn("re-reading the collection failed: {}", error.message);
+  }
+  mongoc_cursor_destroy(cursor);
+  mongoc_collection_destroy(coll);
+  context_.stats.gap_refills += refilled;
+  if (gap) {
+    ++context_.stats.gaps;
+    spdlog::warn(
+        "documents published while this node was away may have expired before it could "
+        "read them (away {} ms, longer than the retention); re-read {} documents",
+        away_ms, refilled);
+  } else {
+    spdlog::info("re-read {} documents published while the change stream was down", refilled);
+  }
+}
+
+}  // namespace siobridge::bus::mongodb

@@ -1,0 +1,53 @@
+// MongoBus: the bus over a MongoDB collection (PROTOCOL.md section 1). One
+// writer thread group-commits published documents with ordered insertMany; one
+// watcher thread runs the daemon's single change stream and delivers what other
+// nodes publish. While MongoDB is down it keeps retrying by itself and refuses
+// new documents with kUnavailable, so callers learn about it at once.
+//
+// publish(), state(), set_rank() and stats() are thread-safe. The listener is
+// called through `post`, which must run the function on the core thread. Call
+// stop() before destroying, and let the core thread run what was posted.
+#pragma once
+
+#include <future>
+#include <memory>
+#include <thread>
+
+#include "daemon/bus/bus.h"
+#include "daemon/bus/mongodb/bus_context.h"
+#include "daemon/bus/mongodb/change_watcher.h"
+#include "daemon/bus/mongodb/document_writer.h"
+#include "daemon/bus/mongodb/mongo_bus_config.h"
+
+namespace siobridge::bus::mongodb {
+
+class MongoBus final : public Bus {
+ public:
+  // kInvalidArgument for a malformed URI or an unusable state directory.
+  static Result<std::unique_ptr<MongoBus>> create(MongoBusConfig config, std::string own_uid,
+                                                  BusListener& listener, Post post);
+  ~MongoBus() override;
+
+  void start();
+  // Writes what is queued for up to `drain`, then stops both threads.
+  void stop(core::Millis drain);
+
+  Status publish(wire::Document document) override;
+  BusState state() const override { return context_->state(); }
+  void set_rank(unsigned rank) { watcher_->set_rank(rank); }
+  const MongoBusStats& stats() const { return context_->stats; }
+  const MongoBusConfig& config() const { return context_->config; }
+
+ private:
+  MongoBus() = default;
+
+  mongoc_client_pool_t* pool_ = nullptr;
+  std::unique_ptr<BusContext> context_;
+  std::unique_ptr<DocumentWriter> writer_;
+  std::unique_ptr<ChangeWatcher> watcher_;
+  std::thread writer_thread_, watcher_thread_;
+  std::future<void> writer_done_;
+  bool started_ = false, stopped_ = false;
+};
+
+}  // namespace siobridge::bus::mongodb

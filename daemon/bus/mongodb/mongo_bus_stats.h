@@ -1,0 +1,31 @@
+// Counters of the MongoDB bus, updated by its threads, read by metrics and
+// tools from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace siobridge::bus::mongodb {
+
+struct MongoBusStats {
+  // writer
+  std::atomic<std::uint64_t> inserted{0};         // documents
+  std::atomic<std::uint64_t> insert_batches{0};   // insertMany round trips that succeeded
+  std::atomic<std::uint64_t> insert_failures{0};  // insertMany calls that failed
+  std::atomic<std::uint64_t> dropped{0};          // documents the server refused for good
+  std::atomic<std::uint64_t> refused{0};          // publish() refused: queue full or bus down
+  std::atomic<std::uint64_t> queued{0};           // documents waiting now
+  std::atomic<std::uint64_t> queued_bytes{0};
+  // watcher
+  std::atomic<std::uint64_t> received{0};    // documents delivered to the core
+  std::atomic<std::uint64_t> malformed{0};   // documents that did not decode
+  std::atomic<std::uint64_t> duplicates{0};  // seen twice (resume or re-read), skipped
+  std::atomic<std::uint64_t> stream_opens{0};
+  std::atomic<std::uint64_t> stream_errors{0};
+  std::atomic<std::uint64_t> resume_failures{0};    // the token could not be resumed from
+  std::atomic<std::uint64_t> gap_refills{0};        // documents re-read from the collection
+  std::atomic<std::uint64_t> gaps{0};               // periods whose documents may be lost
+  std::atomic<std::uint64_t> collection_setups{0};  // initial and after drops
+};
+
+}  // namespace siobridge::bus::mongodb

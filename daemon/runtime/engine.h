@@ -1,0 +1,110 @@
+// Engine: a Node on its own core thread, a libuv loop, with its bus: the
+// in-memory bus when no MongoDB URI is configured (this host's servers only),
+// the MongoDB bus otherwise. Other threads reach the node only through post()
+// and call(); the bus's threads deliver through post() too, so the node itself
+// needs no locks.
+//
+// post(), call() and the accessors are thread-safe; start() and stop() belong
+// to the owner. call() must not be used from the core thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <uv.h>
+
+#include "daemon/bus/memory/memory_bus.h"
+#include "daemon/bus/mongodb/mongo_bus.h"
+#include "daemon/core/node.h"
+
+namespace siobridge::runtime {
+
+struct EngineOptions {
+  core::NodeConfig node;
+  std::optional<bus::mongodb::MongoBusConfig> mongodb;  // none: in-memory bus
+};
+
+class Engine final : private bus::BusListener {
+ public:
+  static Result<std::unique_ptr<Engine>> create(EngineOptions options);
+  ~Engine() override;
+
+  void start();
+  // Stops the bus (writing what is queued for up to `drain`), then the loop.
+  void stop(core::Millis drain);
+
+  // Runs `fn` on the core thread.
+  void post(std::function<void(core::Node&)> fn);
+  // Runs `fn` on the core thread and waits for its result. Once the engine has
+  // stopped (or before it starts) it runs `fn` on the calling thread instead.
+  template <typename Fn>
+  auto call(Fn&& fn) -> decltype(fn(std::declval<core::Node&>()));
+
+  // Resolves once `condition` holds on the core thread; it is checked after
+  // every event the engine processes (commands, documents, timers).
+  std::future<void> when(std::function<bool(core::Node&)> condition);
+
+  const std::string& uid() const { return uid_; }
+  bus::BusState bus_state() const { return bus_->state(); }
+  // Null on the in-memory bus.
+  const bus::mongodb::MongoBusStats* mongo_stats() const {
+    return mongo_bus_ ? &mongo_bus_->stats() : nullptr;
+  }
+  bool uses_mongodb() const { return mongo_bus_ != nullptr; }
+  bool running() const { return started_ && !stopped_; }
+
+ private:
+  Engine() = default;
+  void enqueue(std::function<void()> fn);
+  void loop_main();
+  void drain_inbox();
+  void arm_timer();
+  void update_rank();
+  void check_conditions();
+
+  void on_document(wire::Document document) override { node_->on_document(document); }
+  void on_bus_state(bus::BusState state, const std::string& detail) override {
+    node_->on_bus_state(state, detail);
+  }
+
+  std::string uid_;
+  core::SteadyClock clock_;
+  core::TimerQueue timers_;
+  std::unique_ptr<bus::MemoryHub> hub_;
+  bus::mongodb::MongoBus* mongo_bus_ = nullptr;
+  std::unique_ptr<bus::Bus> bus_;
+  std::unique_ptr<core::Node> node_;
+
+  uv_loop_t loop_{};
+  uv_async_t wakeup_{};
+  uv_timer_t timer_{};
+  struct Condition {
+    std::function<bool(core::Node&)> holds;
+    std::promise<void> met;
+  };
+  std::vector<Condition> conditions_;  // core thread only
+  std::uint64_t ranked_peers_version_ = ~std::uint64_t{0};
+  std::thread thread_;
+  std::mutex inbox_mutex_;
+  std::vector<std::function<void()>> inbox_;
+  bool stopping_ = false;  // guarded by inbox_mutex_
+  std::atomic<bool> started_{false}, stopped_{false};
+};
+
+template <typename Fn>
+auto Engine::call(Fn&& fn) -> decltype(fn(std::declval<core::Node&>())) {
+  using R = decltype(fn(std::declval<core::Node&>()));
+  if (!running()) return fn(*node_);
+  auto task = std::make_shared<std::packaged_task<R(core::Node&)>>(std::forward<Fn>(fn));
+  auto result = task->get_future();
+  post([task](core::Node& node) { (*task)(node); });
+  return result.get();
+}
+
+}  // namespace siobridge::runtime
