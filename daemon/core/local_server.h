@@ -20,6 +20,9 @@
 namespace siobridge::core {
 
 using AttachmentId = std::uint64_t;
+// Operations from no attached server (an external emitter): every attached
+// server of the namespace gets the work, and the namespace need not be active.
+inline constexpr AttachmentId kNoAttachment = 0;
 using CommandId = std::uint64_t;
 
 enum class CommandKind : std::uint8_t {

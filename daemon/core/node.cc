@@ -104,6 +104,13 @@ Status Node::leave_namespace(AttachmentId id, const std::string& ns) {
 }
 
 Status Node::check_caller(AttachmentId from, const std::string& ns) const {
+  if (from == kNoAttachment) {
+    if (ns.empty() || ns[0] != '/') {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "namespace \"" + ns.substr(0, 64) + "\" must start with '/'");
+    }
+    return {};
+  }
   auto it = attachments_.find(from);
   if (it == attachments_.end()) {
     return make_error(ErrorCode::kFailedPrecondition,

@@ -52,7 +52,9 @@ class Node {
 
   // ---- operations asked by an attached server ----
   // The caller applies each operation to its own sockets itself; the node
-  // reaches the other attached servers and the other nodes. Errors:
+  // reaches the other attached servers and the other nodes. A callback (`done`,
+  // the AckStream) is called exactly when the call returns OK, possibly before
+  // it returns. Errors:
   // kFailedPrecondition for an unknown attachment or a namespace it did not
   // join, kInvalidArgument for bad options, kUnavailable when the bus refused.
   Status broadcast(AttachmentId from, const wire::Packet& packet,

@@ -254,8 +254,9 @@ Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::By
     command.ns = ns;
     const auto targets = local_targets(ns, from);
     for (AttachmentId id : targets) send(id, command);
+    if (!published.ok()) return remote_failed(published, targets.size());
     if (done) done(EmitResult{{}, 0, {}});
-    return published.ok() ? Status{} : remote_failed(published, targets.size());
+    return {};
   }
   auto gathering =
       std::make_unique<EmitGathering>(*this, next_command_id(), expected, std::move(done));

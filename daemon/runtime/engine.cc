@@ -80,6 +80,17 @@ void Engine::post(std::function<void(core::Node&)> fn) {
   enqueue([this, fn = std::move(fn)] { fn(*node_); });
 }
 
+void Engine::after(core::Millis delay, std::function<void()> fn) {
+  enqueue([this, delay, fn = std::move(fn)]() mutable {
+    timers_.schedule(clock_.now() + delay, std::move(fn));
+  });
+}
+
+std::string Engine::collection() const {
+  if (!mongo_bus_) return {};
+  return mongo_bus_->config().database + "." + mongo_bus_->config().collection;
+}
+
 std::future<void> Engine::when(std::function<bool(core::Node&)> condition) {
   auto promise = std::make_shared<std::promise<void>>();
   auto future = promise->get_future();

@@ -46,6 +46,11 @@ class Engine final : private bus::BusListener {
   template <typename Fn>
   auto call(Fn&& fn) -> decltype(fn(std::declval<core::Node&>()));
 
+  // Runs `fn` on the core thread after `delay`.
+  void after(core::Millis delay, std::function<void()> fn);
+  // "database.collection" on MongoDB, empty in memory.
+  std::string collection() const;
+
   // Resolves once `condition` holds on the core thread; it is checked after
   // every event the engine processes (commands, documents, timers).
   std::future<void> when(std::function<bool(core::Node&)> condition);

@@ -83,6 +83,17 @@ void append_int32_array(bson_t* out, const char* key, std::string_view bytes) {
   bson_append_array(out, key, -1, &array);
 }
 
+constexpr std::size_t kPowersOf10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000};
+
+int decimal_digits(std::size_t n) {
+  int digits = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++digits;
+  }
+  return digits;
+}
+
 // Position of the NUL ending the key that starts at `pos`, or `end` if none.
 // Array keys are short: look at 8 bytes at once while they are in bounds.
 std::size_t skip_key(const std::uint8_t* buf, std::size_t pos, std::size_t end) {
@@ -110,28 +121,39 @@ Result<Bytes> read_int32_array(const std::uint8_t* buf, std::uint32_t length) {
   std::size_t count = 0;
   std::size_t pos = 4;
   const std::size_t end = length - 1;
-  ArrayKeyCounter counter;
   while (pos < end) {
-    // Fast path: the element is an int32 under the canonical key "count". Its
-    // type, key and NUL are compared in one 8-byte load, and the next position
-    // does not depend on loaded data, so iterations overlap in the pipeline.
-    const int key_length = counter.length();
-    if (key_length <= 6 && end - pos >= 16) {
-      std::uint64_t word;
-      std::memcpy(&word, buf + pos, 8);
-      const std::uint64_t expected = kBsonInt32 | (counter.digits() << 8);
-      const std::uint64_t mask = ~std::uint64_t{0} >> (64 - 8 * (key_length + 2));
-      if ((word & mask) == expected) {
-        const std::uint32_t value = load_le32(buf + pos + key_length + 2);
-        if (value <= 255) {  // otherwise the general path below reports it
-          out[count++] = static_cast<char>(value);
-          pos += static_cast<std::size_t>(key_length) + 6;
-          counter.increment();
-          continue;
-        }
+    // Fast path: a run of int32 elements whose keys all have the same number of
+    // digits has a fixed stride. Each element is checked with one 8-byte load
+    // (type byte, key bytes not NUL, NUL after the key) and one 4-byte load; no
+    // step depends on the previous one's data, so iterations overlap.
+    const int digits = decimal_digits(count);
+    if (digits <= 6) {
+      const std::size_t stride = static_cast<std::size_t>(digits) + 6;
+      // Keys of `digits` digits are indices below 10^digits; the 8-byte load
+      // of the last element must stay inside the array.
+      const std::size_t same_width = kPowersOf10[digits] - count;
+      const std::size_t fits = end - pos >= stride + 2 ? (end - pos - 2) / stride : 0;
+      const std::size_t run = std::min(same_width, fits);
+      const int nul_shift = 8 * (digits + 1);
+      const std::uint64_t frame_mask = 0xff | (std::uint64_t{0xff} << nul_shift);
+      // Bytes after the key read as 0x01 so that only key bytes can be zero.
+      const std::uint64_t key_mask = ((std::uint64_t{1} << (8 * digits)) - 1) << 8;
+      const std::uint64_t filler = 0x0101010101010101ull & ~key_mask;
+      std::size_t i = 0;
+      for (; i < run; ++i) {
+        std::uint64_t word;
+        std::memcpy(&word, buf + pos, 8);
+        if ((word & frame_mask) != kBsonInt32) break;
+        const std::uint64_t key = (word & key_mask) | filler;
+        if ((key - 0x0101010101010101ull) & ~key & 0x8080808080808080ull) break;
+        const std::uint32_t value = load_le32(buf + pos + digits + 2);
+        if (value > 255) break;
+        out[count++] = static_cast<char>(value);
+        pos += stride;
       }
+      if (i == run && run > 0) continue;
     }
-    counter.increment();
+    // General path: one element of any shape (or the error it contains).
     const std::uint8_t type = buf[pos++];
     pos = skip_key(buf, pos, end);  // the key itself does not matter: order does
     if (pos >= end) return make_error(ErrorCode::kDecode, "data: truncated array element");
@@ -200,32 +222,36 @@ Result<Document> decode_document(const bson_t* bson) {
   bson_iter_t it;
   if (!bson_iter_init(&it, bson)) return make_error(ErrorCode::kDecode, "not a BSON document");
   Document doc;
-  std::optional<std::string> kind, ns, origin;
-  bool has_data = false;
+  std::string_view kind;
+  std::optional<std::string> ns, origin;
+  bool has_kind = false, has_data = false;
   while (bson_iter_next(&it)) {
-    const char* key = bson_iter_key(&it);
-    if (std::strcmp(key, "t") == 0) {
-      auto v = read_utf8(&it, "t");
-      if (!v) return v.error();
-      kind = std::move(*v);
-    } else if (std::strcmp(key, "ns") == 0) {
+    const std::string_view key(bson_iter_key(&it), bson_iter_key_len(&it));
+    if (key == "t") {
+      if (!BSON_ITER_HOLDS_UTF8(&it))
+        return make_error(ErrorCode::kDecode, "field 't' is not a string");
+      std::uint32_t length = 0;
+      const char* value = bson_iter_utf8(&it, &length);
+      kind = std::string_view(value, length);
+      has_kind = true;
+    } else if (key == "ns") {
       auto v = read_utf8(&it, "ns");
       if (!v) return v.error();
       ns = std::move(*v);
-    } else if (std::strcmp(key, "origin") == 0) {
+    } else if (key == "origin") {
       auto v = read_utf8(&it, "origin");
       if (!v) return v.error();
       origin = std::move(*v);
-    } else if (std::strcmp(key, "target") == 0) {
+    } else if (key == "target") {
       if (BSON_ITER_HOLDS_NULL(&it)) continue;  // an Option<Uid> written as null
       auto v = read_utf8(&it, "target");
       if (!v) return v.error();
       doc.header.target = std::move(*v);
-    } else if (std::strcmp(key, "request") == 0) {
+    } else if (key == "request") {
       auto v = read_utf8(&it, "request");
       if (!v) return v.error();
       doc.header.request = std::move(*v);
-    } else if (std::strcmp(key, "data") == 0) {
+    } else if (key == "data") {
       if (BSON_ITER_HOLDS_ARRAY(&it)) {
         std::uint32_t length = 0;
         const std::uint8_t* buf = nullptr;
@@ -247,7 +273,7 @@ Result<Document> decode_document(const bson_t* bson) {
         return make_error(ErrorCode::kDecode, "field 'data' is neither an int32 array nor BinData");
       }
       has_data = true;
-    } else if (std::strcmp(key, "siobridge") == 0 && BSON_ITER_HOLDS_BINARY(&it)) {
+    } else if (key == "siobridge" && BSON_ITER_HOLDS_BINARY(&it)) {
       bson_subtype_t subtype;
       std::uint32_t length = 0;
       const std::uint8_t* buf = nullptr;
@@ -259,14 +285,14 @@ Result<Document> decode_document(const bson_t* bson) {
   if (it.err_off != 0) {
     return make_error(ErrorCode::kDecode, fmt::format("corrupt BSON at offset {}", it.err_off));
   }
-  if (!kind) return make_error(ErrorCode::kDecode, "missing field 't'");
+  if (!has_kind) return make_error(ErrorCode::kDecode, "missing field 't'");
   if (!ns) return make_error(ErrorCode::kDecode, "missing field 'ns'");
   if (!origin) return make_error(ErrorCode::kDecode, "missing field 'origin'");
   if (!has_data) return make_error(ErrorCode::kDecode, "missing field 'data'");
 
-  if (*kind == "Req") {
+  if (kind == "Req") {
     doc.header.kind = MessageKind::kRequest;
-  } else if (*kind == "Res") {
+  } else if (kind == "Res") {
     doc.header.kind = MessageKind::kResponse;
     if (!doc.header.request) return make_error(ErrorCode::kDecode, "response without 'request'");
     if (!doc.header.target) return make_error(ErrorCode::kDecode, "response without 'target'");
@@ -276,7 +302,7 @@ Result<Document> decode_document(const bson_t* bson) {
   } else {
     return make_error(
         ErrorCode::kDecode,
-        fmt::format("field 't' is \"{}\", expected \"Req\" or \"Res\"", kind->substr(0, 16)));
+        fmt::format("field 't' is \"{}\", expected \"Req\" or \"Res\"", kind.substr(0, 16)));
   }
   if (ns->empty() || (*ns)[0] != '/') {
     return make_error(ErrorCode::kDecode, "field 'ns' is not a namespace (must start with '/')");

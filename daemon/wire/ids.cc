@@ -9,15 +9,16 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-bool is_id_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_';
-}
+constexpr std::array<bool, 256> kIdChars = [] {
+  std::array<bool, 256> table{};
+  for (const char* c = kAlphabet; *c; ++c) table[static_cast<unsigned char>(*c)] = true;
+  return table;
+}();
 
 bool all_id_chars(std::string_view s) {
-  for (char c : s)
-    if (!is_id_char(c)) return false;
-  return true;
+  bool ok = true;
+  for (char c : s) ok &= kIdChars[static_cast<unsigned char>(c)];
+  return ok;
 }
 
 std::mt19937_64& thread_generator() {

@@ -146,18 +146,18 @@ TEST_CASE("garbage documents in the collection are skipped and counted") {
 
   const std::string stranger = wire::generate_id();
   mongoc_collection_t* coll = set.db().collection(EngineSet::kCollection);
-  std::vector<bson_t*> garbage = {
-      BCON_NEW("t", "Req", "ns", "/", "origin", BCON_UTF8(stranger.c_str()), "data", "not bytes"),
-      BCON_NEW("t", "Req", "ns", "/", "origin", BCON_UTF8(stranger.c_str()), "data", "[",
-               BCON_INT32(300), BCON_INT32(-1), "]"),
-      BCON_NEW("unrelated", BCON_INT32(1)),
-      BCON_NEW("t", "Req", "ns", "/", "origin", BCON_UTF8(stranger.c_str()), "data", "[",
-               BCON_INT32(0x96), BCON_INT32(1), BCON_INT32(2), "]"),  // BSON fine, msgpack not
-  };
-  for (auto* doc : garbage) {
+  std::vector<wire::OwnedBson> garbage;
+  garbage.emplace_back(
+      BCON_NEW("t", "Req", "ns", "/", "origin", BCON_UTF8(stranger.c_str()), "data", "not bytes"));
+  garbage.emplace_back(BCON_NEW("t", "Req", "ns", "/", "origin", BCON_UTF8(stranger.c_str()),
+                                "data", "[", BCON_INT32(300), BCON_INT32(-1), "]"));
+  garbage.emplace_back(BCON_NEW("unrelated", BCON_INT32(1)));
+  // BSON fine, msgpack not.
+  garbage.emplace_back(BCON_NEW("t", "Req", "ns", "/", "origin", BCON_UTF8(stranger.c_str()),
+                                "data", "[", BCON_INT32(0x96), BCON_INT32(1), BCON_INT32(2), "]"));
+  for (const auto& doc : garbage) {
     bson_error_t error;
-    REQUIRE(mongoc_collection_insert_one(coll, doc, nullptr, nullptr, &error));
-    bson_destroy(doc);
+    REQUIRE(mongoc_collection_insert_one(coll, doc.get(), nullptr, nullptr, &error));
   }
   mongoc_collection_destroy(coll);
   // Still working afterwards.

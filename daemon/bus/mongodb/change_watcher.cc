@@ -50,7 +50,8 @@ bool resume_impossible(std::uint32_t code) {
 ChangeWatcher::ChangeWatcher(BusContext& context)
     : context_(context),
       state_file_(context.config.state_dir,
-                  context.config.database + "." + context.config.collection),
+                  context.config.database + "." + context.config.collection +
+                      (context.config.instance.empty() ? "" : "." + context.config.instance)),
       recent_(1 << 16) {}
 
 void ChangeWatcher::run() {
@@ -129,7 +130,7 @@ ChangeWatcher::Outcome ChangeWatcher::watch(mongoc_client_t* client) {
   mongoc_collection_t* coll =
       mongoc_client_get_collection(client, config.database.c_str(), config.collection.c_str());
   auto pipeline = change_stream_pipeline(context_.uid);
-  wire::OwnedBson opts(BCON_NEW("maxAwaitTimeMS", BCON_INT32(500)));
+  wire::OwnedBson opts(BCON_NEW("maxAwaitTimeMS", BCON_INT32(100)));
   if (token_ && start_ == Start::kResumeAfter)
     BSON_APPEND_DOCUMENT(opts.get(), "resumeAfter", token_.get());
   if (token_ && start_ == Start::kStartAfter)

@@ -17,6 +17,7 @@ struct MongoBusConfig {
   Expiration expiration;
   wire::DataFormat data_format = wire::DataFormat::kInt32Array;
   std::string state_dir;  // where the resume token is kept; empty: not kept
+  std::string instance;   // tells daemons apart that share a state directory
 
   std::size_t max_batch = 1000;                // documents per insertMany
   std::size_t max_queued_documents = 100'000;  // publish() refuses beyond

@@ -2,12 +2,24 @@
 // tools from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
 namespace siobridge::bus::mongodb {
 
 struct MongoBusStats {
+  // insertMany sizes: counts per bucket (upper bounds below, then +Inf) and sum.
+  static constexpr std::array<std::uint64_t, 7> kBatchBounds{1, 10, 50, 100, 250, 500, 1000};
+  std::array<std::atomic<std::uint64_t>, 8> batch_sizes{};
+  std::atomic<std::uint64_t> batch_size_sum{0};
+  void record_batch(std::uint64_t size) {
+    std::size_t bucket = 0;
+    while (bucket < kBatchBounds.size() && size > kBatchBounds[bucket]) ++bucket;
+    ++batch_sizes[bucket];
+    batch_size_sum += size;
+  }
+
   // writer
   std::atomic<std::uint64_t> inserted{0};         // documents
   std::atomic<std::uint64_t> insert_batches{0};   // insertMany round trips that succeeded

@@ -62,12 +62,11 @@ void FakeServer::deliver(const Command& command) {
     case CommandKind::kBroadcastWithAck: {
       for (const auto& sid : targets) delivered.push_back({sid, *command.packet});
       const auto count = static_cast<std::uint32_t>(targets.size());
-      answers_.push_back(
-          [this, id = command.id, count] { node->on_ack_count(this->id, id, count); });
+      answers_.push_back([this, id = command.id, count] { to().send_ack_count(id, count); });
       if (clients_ack) {
         for (const auto& sid : targets) {
           answers_.push_back([this, id = command.id, sid] {
-            node->on_ack(this->id, id, sid, json_value("[\"ack:" + sid + "\"]"));
+            to().send_ack(id, sid, json_value("[\"ack:" + sid + "\"]"));
           });
         }
       }
@@ -96,22 +95,21 @@ void FakeServer::deliver(const Command& command) {
                          "{\"server\":\"" + name_ + "\"}",
                          "{\"sid\":\"" + sid + "\"}"});
       }
-      answers_.push_back([this, id = command.id, found] { node->on_sockets(this->id, id, found); });
+      answers_.push_back([this, id = command.id, found] { to().send_sockets(id, found); });
       break;
     }
     case CommandKind::kAllRooms: {
       std::set<std::string> all;
       for (const auto& [sid, rooms] : sockets) all.insert(rooms.begin(), rooms.end());
       answers_.push_back([this, id = command.id, all] {
-        node->on_rooms(this->id, id, {all.begin(), all.end()});
+        to().send_rooms(id, {all.begin(), all.end()});
       });
       break;
     }
     case CommandKind::kServerSideEmit:
       emits_received.push_back(command.payload);
       if (command.wants_ack) {
-        answers_.push_back(
-            [this, id = command.id] { node->on_emit_reply(this->id, id, emit_reply); });
+        answers_.push_back([this, id = command.id] { to().send_emit_reply(id, emit_reply); });
       }
       break;
   }
@@ -122,9 +120,25 @@ bool FakeServer::flush() {
   while (!answers_.empty()) {
     auto answer = std::move(answers_.front());
     answers_.pop_front();
-    if (node && node->has_attachment(id)) answer();
+    answer();
   }
   return true;
+}
+
+void FakeServer::send_ack_count(CommandId command, std::uint32_t count) {
+  if (node && node->has_attachment(id)) node->on_ack_count(id, command, count);
+}
+void FakeServer::send_ack(CommandId command, const std::string& sid, const AckResult& result) {
+  if (node && node->has_attachment(id)) node->on_ack(id, command, sid, result);
+}
+void FakeServer::send_rooms(CommandId command, std::vector<std::string> rooms) {
+  if (node && node->has_attachment(id)) node->on_rooms(id, command, std::move(rooms));
+}
+void FakeServer::send_sockets(CommandId command, std::vector<wire::SocketDetails> sockets) {
+  if (node && node->has_attachment(id)) node->on_sockets(id, command, std::move(sockets));
+}
+void FakeServer::send_emit_reply(CommandId command, wire::Bytes payload) {
+  if (node && node->has_attachment(id)) node->on_emit_reply(id, command, std::move(payload));
 }
 
 std::vector<Command> FakeServer::commands_of(CommandKind kind) const {

@@ -20,7 +20,19 @@
 
 namespace siobridge::core::testing {
 
-class FakeServer final : public LocalServer {
+// Where a FakeServer's answers go: by default straight to its Node; tests of
+// the daemon send them over an Attach stream instead.
+class ReplySink {
+ public:
+  virtual ~ReplySink() = default;
+  virtual void send_ack_count(CommandId command, std::uint32_t count) = 0;
+  virtual void send_ack(CommandId command, const std::string& sid, const AckResult& result) = 0;
+  virtual void send_rooms(CommandId command, std::vector<std::string> rooms) = 0;
+  virtual void send_sockets(CommandId command, std::vector<wire::SocketDetails> sockets) = 0;
+  virtual void send_emit_reply(CommandId command, wire::Bytes payload) = 0;
+};
+
+class FakeServer final : public LocalServer, private ReplySink {
  public:
   explicit FakeServer(std::string name) : name_(std::move(name)) {}
 
@@ -55,8 +67,18 @@ class FakeServer final : public LocalServer {
   // Set by TestNode::attach.
   Node* node = nullptr;
   AttachmentId id = 0;
+  // Overrides where answers go (not owned).
+  ReplySink* sink = nullptr;
 
  private:
+  ReplySink& to() { return sink ? *sink : *this; }
+  // ReplySink to `node` (answers are dropped once detached).
+  void send_ack_count(CommandId command, std::uint32_t count) override;
+  void send_ack(CommandId command, const std::string& sid, const AckResult& result) override;
+  void send_rooms(CommandId command, std::vector<std::string> rooms) override;
+  void send_sockets(CommandId command, std::vector<wire::SocketDetails> sockets) override;
+  void send_emit_reply(CommandId command, wire::Bytes payload) override;
+
   std::set<std::string> select(const std::string& ns, const wire::BroadcastOptions& opts) const;
   std::map<std::string, std::map<std::string, std::set<std::string>>>
       sockets_;  // ns -> sid -> rooms

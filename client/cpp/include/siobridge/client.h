@@ -1,0 +1,130 @@
+// siobridge::client::BridgeClient: a connection to siobridged for a socket.io
+// server written in C++, or for a tool. One gRPC channel; optionally one Attach
+// stream that reconnects with backoff after the daemon restarts, restoring its
+// namespaces; every operation as a blocking call with a deadline.
+//
+// Thread-safe. Commands are handed to the CommandHandler on the client's
+// stream thread; answer them with reply() from any thread.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "siobridge/v1/bridge.grpc.pb.h"
+
+namespace siobridge::client {
+
+namespace pb = ::siobridge::v1;
+
+struct ClientOptions {
+  // "/path/to.sock" or "unix:/path" (Unix socket), or "host:port" (TCP).
+  std::string address;
+  // Attach as a socket.io server with these namespaces; false: a tool that only
+  // calls operations (as an external emitter).
+  bool attach = false;
+  std::string name = "siobridge-client";
+  std::vector<std::string> namespaces = {"/"};
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{5000};
+  std::chrono::milliseconds call_timeout{30000};
+  // TLS for TCP: PEM root certificates to trust; empty: plaintext.
+  std::string tls_root_certs;
+};
+
+// What an attached server does with the daemon's Commands.
+class CommandHandler {
+ public:
+  virtual ~CommandHandler() = default;
+  virtual void on_command(const pb::Command& command) = 0;
+};
+
+// A call's outcome: the gRPC status and, when OK, the reply.
+template <typename T>
+struct Outcome {
+  grpc::Status status;
+  T value{};
+  bool ok() const { return status.ok(); }
+};
+
+class BridgeClient {
+ public:
+  explicit BridgeClient(ClientOptions options, CommandHandler* handler = nullptr);
+  ~BridgeClient();
+  BridgeClient(const BridgeClient&) = delete;
+  BridgeClient& operator=(const BridgeClient&) = delete;
+
+  // Attached clients: waits for Welcome (after each reconnect too).
+  bool wait_attached(std::chrono::milliseconds timeout);
+  std::string attachment_id() const;
+  std::string node_uid() const;
+  // How many times the Attach stream was established.
+  int attach_count() const { return attach_count_; }
+
+  void join_namespace(const std::string& ns);
+  void leave_namespace(const std::string& ns);
+  // Answers a Command that has an id.
+  void reply(const pb::Reply& reply);
+
+  Outcome<pb::OperationReply> broadcast(const pb::Packet& packet, const pb::BroadcastOptions& opts);
+  // Streams counts and acks to `on_event`; returns the Done event.
+  Outcome<pb::AckDone> broadcast_with_ack(const pb::Packet& packet,
+                                          const pb::BroadcastOptions& opts,
+                                          std::chrono::milliseconds ack_timeout,
+                                          const std::function<void(const pb::AckEvent&)>& on_event);
+  Outcome<pb::OperationReply> add_sockets(const std::string& ns, const pb::BroadcastOptions& opts,
+                                          const std::vector<std::string>& rooms);
+  Outcome<pb::OperationReply> del_sockets(const std::string& ns, const pb::BroadcastOptions& opts,
+                                          const std::vector<std::string>& rooms);
+  Outcome<pb::OperationReply> disconnect_sockets(const std::string& ns,
+                                                 const pb::BroadcastOptions& opts, bool close);
+  Outcome<pb::FetchSocketsReply> fetch_sockets(const std::string& ns,
+                                               const pb::BroadcastOptions& opts);
+  Outcome<pb::AllRoomsReply> all_rooms(const std::string& ns, const pb::BroadcastOptions& opts);
+  Outcome<pb::ServerCountReply> server_count(const std::string& ns);
+  Outcome<pb::ServerSideEmitReply> server_side_emit(const std::string& ns,
+                                                    const std::string& payload, bool wants_ack,
+                                                    std::chrono::milliseconds timeout);
+  Outcome<pb::StatusReply> status();
+
+  pb::Bridge::Stub& stub() { return *stub_; }
+
+ private:
+  void run_attach_loop();
+  bool attach_once();
+  std::unique_ptr<grpc::ClientContext> call_context() const;
+  // Runs `call` with the current attachment id; retries once after a
+  // reattach when the daemon no longer knows the id (it restarted).
+  template <typename Reply, typename Call>
+  Outcome<Reply> with_attachment(Call&& call);
+
+  ClientOptions options_;
+  CommandHandler* handler_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Bridge::Stub> stub_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string attachment_id_, node_uid_;
+  std::set<std::string> namespaces_;
+  std::unique_ptr<grpc::ClientContext> stream_context_;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::ServerMessage, pb::DaemonMessage>> stream_;
+  std::mutex write_mutex_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> attach_count_{0};
+  std::thread attach_thread_;
+};
+
+// The daemon's default Unix socket for this user (as siobridged computes it).
+std::string default_address();
+
+}  // namespace siobridge::client

@@ -1,0 +1,328 @@
+#include "siobridge/client.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace siobridge::client {
+
+std::string default_address() {
+  if (getuid() == 0) return "unix:/run/siobridge/siobridged.sock";
+  return "unix:/tmp/siobridge-" + std::to_string(getuid()) + "/siobridged.sock";
+}
+
+namespace {
+
+std::string target_of(const std::string& address) {
+  if (address.empty()) return default_address();
+  if (address.rfind("unix:", 0) == 0) return address;
+  if (address.front() == '/') return "unix:" + address;
+  return address;
+}
+
+}  // namespace
+
+BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
+    : options_(std::move(options)), handler_(handler) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options_.tls_root_certs.empty()
+          ? grpc::InsecureChannelCredentials()
+          : grpc::SslCredentials(grpc::SslCredentialsOptions{options_.tls_root_certs, "", ""});
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              static_cast<int>(options_.reconnect_min.count()));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_max.count()));
+  channel_ = grpc::CreateCustomChannel(target_of(options_.address), credentials, args);
+  stub_ = pb::Bridge::NewStub(channel_);
+  namespaces_.insert(options_.namespaces.begin(), options_.namespaces.end());
+  if (options_.attach) attach_thread_ = std::thread([this] { run_attach_loop(); });
+}
+
+BridgeClient::~BridgeClient() {
+  stopping_ = true;
+  {
+    std::lock_guard lock(mutex_);
+    if (stream_context_) stream_context_->TryCancel();
+  }
+  changed_.notify_all();
+  if (attach_thread_.joinable()) attach_thread_.join();
+}
+
+void BridgeClient::run_attach_loop() {
+  auto backoff = options_.reconnect_min;
+  while (!stopping_) {
+    const bool welcomed = attach_once();
+    if (stopping_) break;
+    if (welcomed) backoff = options_.reconnect_min;
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, backoff, [&] { return stopping_.load(); });
+    backoff = std::min(options_.reconnect_max, backoff * 2);
+  }
+}
+
+bool BridgeClient::attach_once() {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_wait_for_ready(true);
+  auto* raw_context = context.get();
+  auto stream = stub_->Attach(raw_context);
+  pb::ServerMessage hello;
+  hello.mutable_hello()->set_name(options_.name);
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& ns : namespaces_) hello.mutable_hello()->add_namespaces(ns);
+    stream_context_ = std::move(context);
+  }
+  bool welcomed = false;
+  if (stream->Write(hello)) {
+    pb::DaemonMessage message;
+    while (stream->Read(&message)) {
+      if (message.has_welcome()) {
+        {
+          std::lock_guard lock(mutex_);
+          attachment_id_ = message.welcome().attachment_id();
+          node_uid_ = message.welcome().node_uid();
+          stream_ = std::move(stream);
+        }
+        ++attach_count_;
+        welcomed = true;
+        changed_.notify_all();
+        break;
+      }
+    }
+  }
+  if (welcomed) {
+    auto* reader = [&] {
+      std::lock_guard lock(mutex_);
+      return stream_.get();
+    }();
+    pb::DaemonMessage message;
+    while (reader->Read(&message)) {
+      if (message.has_command() && handler_) handler_->on_command(message.command());
+    }
+  }
+  std::unique_ptr<grpc::ClientReaderWriter<pb::ServerMessage, pb::DaemonMessage>> finished;
+  {
+    std::lock_guard lock(mutex_);
+    attachment_id_.clear();
+    finished = welcomed ? std::move(stream_) : std::move(stream);
+  }
+  if (finished) {
+    std::lock_guard write(write_mutex_);
+    finished->Finish();
+  }
+  {
+    std::lock_guard lock(mutex_);
+    stream_context_.reset();
+  }
+  return welcomed;
+}
+
+bool BridgeClient::wait_attached(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return !attachment_id_.empty(); });
+}
+
+std::string BridgeClient::attachment_id() const {
+  std::lock_guard lock(mutex_);
+  return attachment_id_;
+}
+
+std::string BridgeClient::node_uid() const {
+  std::lock_guard lock(mutex_);
+  return node_uid_;
+}
+
+void BridgeClient::join_namespace(const std::string& ns) {
+  pb::ServerMessage message;
+  message.mutable_join_namespace()->set_namespace_(ns);
+  std::lock_guard lock(mutex_);
+  namespaces_.insert(ns);
+  if (stream_) {
+    std::lock_guard write(write_mutex_);
+    stream_->Write(message);
+  }
+}
+
+void BridgeClient::leave_namespace(const std::string& ns) {
+  pb::ServerMessage message;
+  message.mutable_leave_namespace()->set_namespace_(ns);
+  std::lock_guard lock(mutex_);
+  namespaces_.erase(ns);
+  if (stream_) {
+    std::lock_guard write(write_mutex_);
+    stream_->Write(message);
+  }
+}
+
+void BridgeClient::reply(const pb::Reply& reply) {
+  pb::ServerMessage message;
+  *message.mutable_reply() = reply;
+  std::lock_guard lock(mutex_);
+  if (!stream_) return;  // the stream ended: the daemon forgot the command anyway
+  std::lock_guard write(write_mutex_);
+  stream_->Write(message);
+}
+
+std::unique_ptr<grpc::ClientContext> BridgeClient::call_context() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + options_.call_timeout);
+  return context;
+}
+
+template <typename Reply, typename Call>
+Outcome<Reply> BridgeClient::with_attachment(Call&& call) {
+  Outcome<Reply> outcome;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    outcome = Outcome<Reply>{};
+    outcome.status = call(attachment_id(), outcome.value);
+    const bool stale = outcome.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+                       outcome.status.error_message().find("attach again") != std::string::npos;
+    if (!stale || !options_.attach) break;
+    // The daemon restarted: wait for the new attachment and try once more.
+    {
+      std::unique_lock lock(mutex_);
+      const auto old = attachment_id_;
+      changed_.wait_for(lock, options_.call_timeout, [&] {
+        return (!attachment_id_.empty() && attachment_id_ != old) || stopping_.load();
+      });
+    }
+  }
+  return outcome;
+}
+
+Outcome<pb::OperationReply> BridgeClient::broadcast(const pb::Packet& packet,
+                                                    const pb::BroadcastOptions& opts) {
+  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
+    pb::BroadcastRequest request;
+    request.set_attachment_id(id);
+    *request.mutable_packet() = packet;
+    *request.mutable_opts() = opts;
+    auto context = call_context();
+    return stub_->Broadcast(context.get(), request, &reply);
+  });
+}
+
+Outcome<pb::AckDone> BridgeClient::broadcast_with_ack(
+    const pb::Packet& packet, const pb::BroadcastOptions& opts,
+    std::chrono::milliseconds ack_timeout,
+    const std::function<void(const pb::AckEvent&)>& on_event) {
+  return with_attachment<pb::AckDone>([&](const std::string& id, pb::AckDone& done) {
+    pb::BroadcastRequest request;
+    request.set_attachment_id(id);
+    *request.mutable_packet() = packet;
+    *request.mutable_opts() = opts;
+    request.set_ack_timeout_ms(static_cast<std::uint32_t>(ack_timeout.count()));
+    auto context = call_context();
+    auto reader = stub_->BroadcastWithAck(context.get(), request);
+    pb::AckEvent event;
+    while (reader->Read(&event)) {
+      if (event.has_done()) done = event.done();
+      if (on_event) on_event(event);
+    }
+    return reader->Finish();
+  });
+}
+
+Outcome<pb::OperationReply> BridgeClient::add_sockets(const std::string& ns,
+                                                      const pb::BroadcastOptions& opts,
+                                                      const std::vector<std::string>& rooms) {
+  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
+    pb::RoomsRequest request;
+    request.set_attachment_id(id);
+    request.set_namespace_(ns);
+    *request.mutable_opts() = opts;
+    for (const auto& r : rooms) request.add_rooms(r);
+    auto context = call_context();
+    return stub_->AddSockets(context.get(), request, &reply);
+  });
+}
+
+Outcome<pb::OperationReply> BridgeClient::del_sockets(const std::string& ns,
+                                                      const pb::BroadcastOptions& opts,
+                                                      const std::vector<std::string>& rooms) {
+  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
+    pb::RoomsRequest request;
+    request.set_attachment_id(id);
+    request.set_namespace_(ns);
+    *request.mutable_opts() = opts;
+    for (const auto& r : rooms) request.add_rooms(r);
+    auto context = call_context();
+    return stub_->DelSockets(context.get(), request, &reply);
+  });
+}
+
+Outcome<pb::OperationReply> BridgeClient::disconnect_sockets(const std::string& ns,
+                                                             const pb::BroadcastOptions& opts,
+                                                             bool close) {
+  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
+    pb::DisconnectRequest request;
+    request.set_attachment_id(id);
+    request.set_namespace_(ns);
+    *request.mutable_opts() = opts;
+    request.set_close(close);
+    auto context = call_context();
+    return stub_->DisconnectSockets(context.get(), request, &reply);
+  });
+}
+
+Outcome<pb::FetchSocketsReply> BridgeClient::fetch_sockets(const std::string& ns,
+                                                           const pb::BroadcastOptions& opts) {
+  return with_attachment<pb::FetchSocketsReply>(
+      [&](const std::string& id, pb::FetchSocketsReply& reply) {
+        pb::QueryRequest request;
+        request.set_attachment_id(id);
+        request.set_namespace_(ns);
+        *request.mutable_opts() = opts;
+        auto context = call_context();
+        return stub_->FetchSockets(context.get(), request, &reply);
+      });
+}
+
+Outcome<pb::AllRoomsReply> BridgeClient::all_rooms(const std::string& ns,
+                                                   const pb::BroadcastOptions& opts) {
+  return with_attachment<pb::AllRoomsReply>([&](const std::string& id, pb::AllRoomsReply& reply) {
+    pb::QueryRequest request;
+    request.set_attachment_id(id);
+    request.set_namespace_(ns);
+    *request.mutable_opts() = opts;
+    auto context = call_context();
+    return stub_->AllRooms(context.get(), request, &reply);
+  });
+}
+
+Outcome<pb::ServerCountReply> BridgeClient::server_count(const std::string& ns) {
+  Outcome<pb::ServerCountReply> outcome;
+  pb::ServerCountRequest request;
+  request.set_namespace_(ns);
+  auto context = call_context();
+  outcome.status = stub_->ServerCount(context.get(), request, &outcome.value);
+  return outcome;
+}
+
+Outcome<pb::ServerSideEmitReply> BridgeClient::server_side_emit(const std::string& ns,
+                                                                const std::string& payload,
+                                                                bool wants_ack,
+                                                                std::chrono::milliseconds timeout) {
+  return with_attachment<pb::ServerSideEmitReply>(
+      [&](const std::string& id, pb::ServerSideEmitReply& reply) {
+        pb::ServerSideEmitRequest request;
+        request.set_attachment_id(id);
+        request.set_namespace_(ns);
+        request.set_payload(payload);
+        request.set_wants_ack(wants_ack);
+        request.set_timeout_ms(static_cast<std::uint32_t>(timeout.count()));
+        auto context = call_context();
+        return stub_->ServerSideEmit(context.get(), request, &reply);
+      });
+}
+
+Outcome<pb::StatusReply> BridgeClient::status() {
+  Outcome<pb::StatusReply> outcome;
+  auto context = call_context();
+  outcome.status = stub_->Status(context.get(), pb::StatusRequest{}, &outcome.value);
+  return outcome;
+}
+
+}  // namespace siobridge::client

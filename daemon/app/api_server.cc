@@ -1,0 +1,152 @@
+#include "daemon/app/api_server.h"
+
+#include <fmt/format.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace siobridge::app {
+namespace {
+
+Result<std::string> read_file(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in)
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("{}: cannot read {}", what, path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// A socket file left by a daemon that died is removed; one that answers means
+// another daemon listens there.
+Status prepare_unix_socket(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("listen.unix: {} is longer than a Unix socket path may be", path));
+  }
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::exists(parent)) {
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("listen.unix: cannot create {}: {} (set listen.unix or "
+                                    "SIOBRIDGE_LISTEN_UNIX to a writable place)",
+                                    parent.string(), ec.message()));
+    }
+    ::chmod(parent.c_str(), 0755);
+  }
+  if (!std::filesystem::exists(path)) return {};
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  const bool answered = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  if (answered) {
+    return make_error(
+        ErrorCode::kFailedPrecondition,
+        fmt::format("another process listens on {}: is siobridged already running?", path));
+  }
+  std::filesystem::remove(path, ec);
+  return {};
+}
+
+}  // namespace
+
+bool is_loopback(const std::string& host_port) {
+  std::string host = host_port.substr(0, host_port.rfind(':'));
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
+                                                    api::BridgeService& service) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // Headroom over the payload limit, so that the daemon's own check reports an
+  // oversized payload with its precise message.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits.max_message_bytes + (256 << 10)));
+  builder.SetMaxSendMessageSize(64 << 20);
+  builder.RegisterService(&service);
+
+  std::unique_ptr<ApiServer> server(new ApiServer());
+  if (!config.listen.unix_path.empty()) {
+    if (auto s = prepare_unix_socket(config.listen.unix_path); !s.ok()) return s.error();
+    builder.AddListeningPort("unix:" + config.listen.unix_path, grpc::InsecureServerCredentials());
+    server->unix_path_ = config.listen.unix_path;
+  }
+  int tcp_port = 0;
+  if (!config.listen.tcp.empty()) {
+    std::shared_ptr<grpc::ServerCredentials> credentials;
+    if (!config.listen.tls_cert.empty()) {
+      auto cert = read_file(config.listen.tls_cert, "listen.tls_cert");
+      if (!cert.ok()) return cert.error();
+      auto key = read_file(config.listen.tls_key, "listen.tls_key");
+      if (!key.ok()) return key.error();
+      grpc::SslServerCredentialsOptions options;
+      options.pem_key_cert_pairs.push_back({*key, *cert});
+      credentials = grpc::SslServerCredentials(options);
+    } else if (is_loopback(config.listen.tcp) || config.listen.allow_insecure_tcp) {
+      credentials = grpc::InsecureServerCredentials();
+    } else {
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          fmt::format("listen.tcp {} is not a loopback address: configure listen.tls_cert "
+                      "and listen.tls_key, or set listen.allow_insecure_tcp if the network "
+                      "is trusted",
+                      config.listen.tcp));
+    }
+    builder.AddListeningPort(config.listen.tcp, credentials, &tcp_port);
+  }
+  server->server_ = builder.BuildAndStart();
+  if (!server->server_ || (!config.listen.tcp.empty() && tcp_port == 0)) {
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("cannot listen on {}{}{}", config.listen.unix_path,
+                    config.listen.unix_path.empty() || config.listen.tcp.empty() ? "" : " and ",
+                    config.listen.tcp));
+  }
+  if (!server->unix_path_.empty() &&
+      ::chmod(server->unix_path_.c_str(), config.listen.unix_mode) != 0) {
+    return make_error(ErrorCode::kInternal,
+                      fmt::format("chmod {}: {}", server->unix_path_, std::strerror(errno)));
+  }
+  spdlog::info("listening on {}{}{}",
+               config.listen.unix_path.empty() ? "" : "unix:" + config.listen.unix_path,
+               config.listen.unix_path.empty() || config.listen.tcp.empty() ? "" : " and ",
+               config.listen.tcp.empty()
+                   ? ""
+                   : config.listen.tcp + (config.listen.tls_cert.empty() ? "" : " (TLS)"));
+  return server;
+}
+
+ApiServer::~ApiServer() {
+  if (server_) server_->Shutdown(std::chrono::system_clock::now());
+  if (!unix_path_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(unix_path_, ec);
+  }
+}
+
+void ApiServer::set_serving(bool serving) {
+  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(serving);
+}
+
+void ApiServer::shutdown(std::chrono::system_clock::time_point deadline) {
+  server_->Shutdown(deadline);
+}
+
+}  // namespace siobridge::app

@@ -1,0 +1,427 @@
+#include "daemon/app/config.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+
+#include "daemon/wire/ids.h"
+
+namespace siobridge::app {
+namespace {
+
+using Apply = std::function<Status(DaemonConfig&, const std::string&)>;
+
+struct SettingDef {
+  SettingInfo info;
+  Apply apply;
+};
+
+Error bad(const std::string& what) {
+  return make_error(ErrorCode::kInvalidArgument, what);
+}
+
+Apply duration(core::Millis core::NodeConfig::*field) {
+  return [field](DaemonConfig& c, const std::string& v) -> Status {
+    auto d = parse_duration(v);
+    if (!d) return d.error();
+    c.node.*field = *d;
+    return {};
+  };
+}
+
+Result<bool> parse_bool(const std::string& v) {
+  if (v == "true" || v == "yes" || v == "1" || v == "on") return true;
+  if (v == "false" || v == "no" || v == "0" || v == "off" || v.empty()) return false;
+  return bad(fmt::format("\"{}\" is not true or false", v));
+}
+
+bus::mongodb::MongoBusConfig& mongo(DaemonConfig& c) {
+  if (!c.mongodb) c.mongodb.emplace();
+  return *c.mongodb;
+}
+
+std::string env_name(const std::string& key) {
+  std::string out = "SIOBRIDGE_";
+  for (char ch : key)
+    out.push_back(ch == '.' ? '_'
+                            : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+  return out;
+}
+
+std::string flag_name(const std::string& key) {
+  std::string out = "--";
+  for (char ch : key) out.push_back(ch == '.' || ch == '_' ? '-' : ch);
+  return out;
+}
+
+SettingDef def(std::string key, std::string default_value, std::string help, Apply apply) {
+  SettingInfo info{key, env_name(key), flag_name(key), std::move(default_value), std::move(help)};
+  return {std::move(info), std::move(apply)};
+}
+
+const std::vector<SettingDef>& definitions() {
+  static const std::vector<SettingDef> defs = [] {
+    std::vector<SettingDef> d;
+    d.push_back(def(
+        "node.uid", "",
+        "this node's uid in the cluster (16 characters of [A-Za-z0-9_-]); empty: random per start",
+        [](DaemonConfig& c, const std::string& v) -> Status {
+          if (!v.empty() && !wire::is_valid_id(v))
+            return bad("a uid is 16 characters of [A-Za-z0-9_-]");
+          c.node.uid = v;
+          return {};
+        }));
+    d.push_back(def("node.heartbeat_interval", "10s", "heartbeat period per active namespace",
+                    duration(&core::NodeConfig::heartbeat_interval)));
+    d.push_back(def("node.heartbeat_timeout", "60s", "a peer not heard from for this long is gone",
+                    duration(&core::NodeConfig::heartbeat_timeout)));
+    d.push_back(def("node.request_timeout", "5s", "how long to wait for other nodes' answers",
+                    duration(&core::NodeConfig::request_timeout)));
+    d.push_back(def("node.ack_timeout", "5s", "default time clients have to ack a broadcast",
+                    duration(&core::NodeConfig::ack_timeout)));
+    d.push_back(def("node.local_timeout", "2s", "how long to wait for an attached server's answer",
+                    duration(&core::NodeConfig::local_timeout)));
+    d.push_back(def("listen.unix", default_unix_socket(),
+                    "Unix socket path for the API; empty: none",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.listen.unix_path = v;
+                      return {};
+                    }));
+    d.push_back(def("listen.unix_mode", "0660", "permissions of the Unix socket (octal)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      unsigned mode = 0;
+                      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), mode, 8);
+                      if (ec != std::errc() || end != v.data() + v.size() || mode > 0777) {
+                        return bad(fmt::format("\"{}\" is not an octal mode like 0660", v));
+                      }
+                      c.listen.unix_mode = static_cast<mode_t>(mode);
+                      return {};
+                    }));
+    d.push_back(def("listen.tcp", "", "host:port for the API over TCP; empty: none",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.listen.tcp = v;
+                      return {};
+                    }));
+    d.push_back(def("listen.tls_cert", "", "PEM certificate chain for TCP (TLS)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.listen.tls_cert = v;
+                      return {};
+                    }));
+    d.push_back(def("listen.tls_key", "", "PEM private key for TCP (TLS)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.listen.tls_key = v;
+                      return {};
+                    }));
+    d.push_back(def("listen.allow_insecure_tcp", "false",
+                    "allow TCP without TLS on a non-loopback address",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto b = parse_bool(v);
+                      if (!b) return b.error();
+                      c.listen.allow_insecure_tcp = *b;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.uri", "",
+                    "MongoDB replica set or sharded cluster; empty: this host only (in memory)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      if (!v.empty()) mongo(c).uri = v;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.database", "siobridge", "database of the shared collection",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      if (v.empty()) return bad("the database name is empty");
+                      mongo(c).database = v;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.collection", "socket.io-adapter",
+                    "the shared collection (socketioxide's default)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      if (v.empty()) return bad("the collection name is empty");
+                      mongo(c).collection = v;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.expiration", "ttl", "ttl (TTL index on createdAt) or capped",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      if (v != "ttl" && v != "capped") return bad("expected ttl or capped");
+                      mongo(c).expiration.kind = v == "ttl"
+                                                     ? bus::mongodb::Expiration::Kind::kTtl
+                                                     : bus::mongodb::Expiration::Kind::kCapped;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.ttl", "60s", "how long documents live (ttl expiration; whole seconds)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto t = parse_duration(v);
+                      if (!t) return t.error();
+                      if (t->count() < 1000 || t->count() % 1000)
+                        return bad("the ttl is whole seconds, at least 1s");
+                      mongo(c).expiration.ttl_seconds = t->count() / 1000;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.capped_size", "1MiB",
+                    "size of the capped collection (capped expiration)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n) return n.error();
+                      if (*n < 4096) return bad("a capped collection needs at least 4096 bytes");
+                      mongo(c).expiration.capped_bytes = static_cast<std::int64_t>(*n);
+                      return {};
+                    }));
+    d.push_back(
+        def("mongodb.data_format", "int32-array",
+            "int32-array (socketioxide-compatible) or binary (smaller; siobridge-only clusters)",
+            [](DaemonConfig& c, const std::string& v) -> Status {
+              if (v != "int32-array" && v != "binary") return bad("expected int32-array or binary");
+              mongo(c).data_format =
+                  v == "binary" ? wire::DataFormat::kBinary : wire::DataFormat::kInt32Array;
+              return {};
+            }));
+    d.push_back(def("mongodb.state_dir", getuid() == 0 ? "/var/lib/siobridge" : "",
+                    "where the change stream's resume token is kept; empty: not kept",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      mongo(c).state_dir = v;
+                      return {};
+                    }));
+    d.push_back(def("limits.max_message_bytes", "1MiB", "largest payload accepted from a server",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n) return n.error();
+                      if (*n < 1024) return bad("at least 1KiB");
+                      c.limits.max_message_bytes = *n;
+                      return {};
+                    }));
+    d.push_back(def("limits.attachment_queue_messages", "10000",
+                    "messages waiting for an attached server before it is closed",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n || *n < 10) return bad("a count of at least 10");
+                      c.limits.attachment_queue_messages = *n;
+                      return {};
+                    }));
+    d.push_back(def("limits.attachment_queue_bytes", "16MiB",
+                    "bytes waiting for an attached server before it is closed",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n) return n.error();
+                      c.limits.attachment_queue_bytes = *n;
+                      return {};
+                    }));
+    d.push_back(def("log.level", "info", "trace, debug, info, warn, error or off",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      static const std::vector<std::string> levels{"trace", "debug", "info",
+                                                                   "warn",  "error", "off"};
+                      if (std::find(levels.begin(), levels.end(), v) == levels.end()) {
+                        return bad("expected trace, debug, info, warn, error or off");
+                      }
+                      c.log.level = v;
+                      return {};
+                    }));
+    d.push_back(def("log.format", "text", "text or json (one object per line)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      if (v != "text" && v != "json") return bad("expected text or json");
+                      c.log.format = v;
+                      return {};
+                    }));
+    d.push_back(def("log.file", "", "log file (reopened on SIGHUP); empty: standard error",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.log.file = v;
+                      return {};
+                    }));
+    d.push_back(def("metrics.listen", "",
+                    "host:port of the Prometheus endpoint (/metrics); empty: none",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.metrics_listen = v;
+                      return {};
+                    }));
+    d.push_back(def("shutdown.drain_timeout", "10s",
+                    "on SIGTERM, how long in-flight requests and queued writes may take",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto t = parse_duration(v);
+                      if (!t) return t.error();
+                      c.drain_timeout = *t;
+                      return {};
+                    }));
+    return d;
+  }();
+  return defs;
+}
+
+// Flattens a YAML mapping to dotted keys; scalars only at the leaves.
+Status flatten(const YAML::Node& node, const std::string& prefix, const std::string& file,
+               std::map<std::string, std::pair<std::string, int>>& out) {
+  for (const auto& entry : node) {
+    const std::string key = prefix.empty() ? entry.first.as<std::string>()
+                                           : prefix + "." + entry.first.as<std::string>();
+    const auto& value = entry.second;
+    if (value.IsMap()) {
+      if (auto s = flatten(value, key, file, out); !s.ok()) return s;
+    } else if (value.IsScalar()) {
+      out[key] = {value.as<std::string>(), value.Mark().line + 1};
+    } else if (value.IsNull()) {
+      out[key] = {"", value.Mark().line + 1};
+    } else {
+      return bad(fmt::format("{}:{}: {} must be a single value", file, value.Mark().line + 1, key));
+    }
+  }
+  return {};
+}
+
+Status validate(DaemonConfig& c) {
+  const auto& n = c.node;
+  if (n.heartbeat_interval.count() <= 0) return bad("node.heartbeat_interval must be positive");
+  if (n.heartbeat_timeout <= n.heartbeat_interval) {
+    return bad("node.heartbeat_timeout must be longer than node.heartbeat_interval");
+  }
+  if (n.local_timeout >= n.request_timeout) {
+    return bad(
+        "node.local_timeout must be shorter than node.request_timeout (attached servers answer "
+        "before other nodes give up)");
+  }
+  if (c.listen.unix_path.empty() && c.listen.tcp.empty()) {
+    return bad("nothing to listen on: set listen.unix or listen.tcp");
+  }
+  if (!c.listen.tls_cert.empty() != !c.listen.tls_key.empty()) {
+    return bad("listen.tls_cert and listen.tls_key go together");
+  }
+  if (c.mongodb && c.mongodb->uri.empty()) {
+    // mongodb.* settings without a URI change nothing: the in-memory bus is used.
+    c.mongodb.reset();
+  }
+  if (c.mongodb) {
+    // A document carries about 10 bytes per payload byte as an int32 array;
+    // MongoDB refuses documents over 16 MiB.
+    const std::size_t limit =
+        c.mongodb->data_format == wire::DataFormat::kInt32Array ? 1536u << 10 : 15u << 20;
+    if (c.limits.max_message_bytes > limit) {
+      return bad(fmt::format(
+          "limits.max_message_bytes is at most {} bytes with mongodb.data_format {} "
+          "(MongoDB documents are limited to 16 MiB)",
+          limit,
+          c.mongodb->data_format == wire::DataFormat::kInt32Array ? "int32-array" : "binary"));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+const char* to_string(Source source) {
+  switch (source) {
+    case Source::kDefault:
+      return "default";
+    case Source::kFile:
+      return "file";
+    case Source::kEnvironment:
+      return "environment";
+    case Source::kFlag:
+      return "flag";
+  }
+  return "?";
+}
+
+const std::vector<SettingInfo>& setting_infos() {
+  static const std::vector<SettingInfo> infos = [] {
+    std::vector<SettingInfo> out;
+    for (const auto& d : definitions()) out.push_back(d.info);
+    return out;
+  }();
+  return infos;
+}
+
+std::string default_unix_socket() {
+  if (getuid() == 0) return "/run/siobridge/siobridged.sock";
+  return fmt::format("/tmp/siobridge-{}/siobridged.sock", getuid());
+}
+
+Result<core::Millis> parse_duration(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string unit = text.substr(digits);
+  if (digits == 0 || (unit.empty() && text != "0")) {
+    return bad(fmt::format("\"{}\" is not a duration like 10s, 500ms, 2m or 1h", text));
+  }
+  std::int64_t value = 0;
+  std::from_chars(text.data(), text.data() + digits, value);
+  if (unit == "ms" || unit.empty()) return core::Millis{value};
+  if (unit == "s") return core::Millis{value * 1000};
+  if (unit == "m") return core::Millis{value * 60'000};
+  if (unit == "h") return core::Millis{value * 3'600'000};
+  return bad(fmt::format("\"{}\" has an unknown unit; use ms, s, m or h", text));
+}
+
+Result<std::uint64_t> parse_size(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0)
+    return bad(fmt::format("\"{}\" is not a size like 1048576, 512KiB or 16MiB", text));
+  std::uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + digits, value);
+  const std::string unit = text.substr(digits);
+  if (unit.empty() || unit == "B") return value;
+  if (unit == "KiB") return value << 10;
+  if (unit == "MiB") return value << 20;
+  if (unit == "GiB") return value << 30;
+  return bad(fmt::format("\"{}\" has an unknown unit; use KiB, MiB or GiB", text));
+}
+
+Result<LoadedConfig> load_config(const std::map<std::string, std::string>& flags,
+                                 const std::string& config_file,
+                                 const std::map<std::string, std::string>& environment) {
+  std::map<std::string, Setting> effective;
+  for (const auto& d : definitions()) {
+    effective[d.info.key] = Setting{d.info.key, d.info.default_value, Source::kDefault, ""};
+  }
+  if (!config_file.empty()) {
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(config_file);
+    } catch (const YAML::BadFile&) {
+      return bad(fmt::format("cannot read the config file {}", config_file));
+    } catch (const YAML::Exception& e) {
+      return bad(fmt::format("{}: {}", config_file, e.what()));
+    }
+    if (!root.IsNull()) {
+      if (!root.IsMap())
+        return bad(fmt::format("{}: the top level must be a mapping", config_file));
+      std::map<std::string, std::pair<std::string, int>> values;
+      if (auto s = flatten(root, "", config_file, values); !s.ok()) return s.error();
+      for (const auto& [key, value] : values) {
+        auto it = effective.find(key);
+        if (it == effective.end()) {
+          return bad(fmt::format("{}:{}: unknown setting \"{}\" (siobridged --help lists them)",
+                                 config_file, value.second, key));
+        }
+        it->second = Setting{key, value.first, Source::kFile,
+                             fmt::format("{}:{}", config_file, value.second)};
+      }
+    }
+  }
+  for (const auto& d : definitions()) {
+    if (auto it = environment.find(d.info.env); it != environment.end()) {
+      effective[d.info.key] = Setting{d.info.key, it->second, Source::kEnvironment, d.info.env};
+    }
+  }
+  for (const auto& [key, value] : flags) {
+    auto it = effective.find(key);
+    if (it == effective.end()) return bad(fmt::format("unknown setting \"{}\"", key));
+    it->second = Setting{key, value, Source::kFlag, flag_name(key)};
+  }
+
+  LoadedConfig loaded;
+  for (const auto& d : definitions()) {
+    const auto& setting = effective[d.info.key];
+    if (auto s = d.apply(loaded.config, setting.value); !s.ok()) {
+      const std::string where = setting.source == Source::kDefault ? "default" : setting.origin;
+      return bad(fmt::format("{} = \"{}\" (from {}): {}", d.info.key, setting.value, where,
+                             s.error().message));
+    }
+    loaded.settings.push_back(setting);
+  }
+  if (auto s = validate(loaded.config); !s.ok()) return s.error();
+  return loaded;
+}
+
+}  // namespace siobridge::app

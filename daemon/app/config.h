@@ -1,0 +1,84 @@
+// The configuration of siobridged: one YAML file, SIOBRIDGE_* environment
+// variables and command-line flags, flags over environment over file over
+// defaults. Every setting has one key (e.g. mongodb.uri), one variable
+// (SIOBRIDGE_MONGODB_URI) and one flag (--mongodb-uri); config/siobridged.yaml
+// documents them all.
+//
+// Plain value types and pure functions.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/api/api_context.h"
+#include "daemon/bus/mongodb/mongo_bus_config.h"
+#include "daemon/common/result.h"
+#include "daemon/core/node_config.h"
+
+namespace siobridge::app {
+
+struct ListenConfig {
+  std::string unix_path;  // empty: no Unix socket
+  mode_t unix_mode = 0660;
+  std::string tcp;  // host:port; empty: no TCP
+  std::string tls_cert, tls_key;
+  bool allow_insecure_tcp = false;
+};
+
+struct LogConfig {
+  std::string level = "info";
+  std::string format = "text";  // or "json"
+  std::string file;             // empty: standard error
+};
+
+struct DaemonConfig {
+  core::NodeConfig node;
+  ListenConfig listen;
+  std::optional<bus::mongodb::MongoBusConfig> mongodb;  // none: in-memory bus
+  api::ApiLimits limits;
+  LogConfig log;
+  std::string metrics_listen;  // host:port; empty: no metrics endpoint
+  core::Millis drain_timeout{10'000};
+};
+
+// Where a setting's value came from.
+enum class Source { kDefault, kFile, kEnvironment, kFlag };
+const char* to_string(Source source);
+
+struct Setting {
+  std::string key;
+  std::string value;
+  Source source = Source::kDefault;
+  std::string origin;  // the file, variable or flag that set it
+};
+
+struct LoadedConfig {
+  DaemonConfig config;
+  std::vector<Setting> settings;  // the effective value of every key
+};
+
+// Settings given as flags (key -> value), the config file path (may be empty)
+// and the environment (name -> value).
+Result<LoadedConfig> load_config(const std::map<std::string, std::string>& flags,
+                                 const std::string& config_file,
+                                 const std::map<std::string, std::string>& environment);
+
+struct SettingInfo {
+  std::string key, env, flag, default_value, help;
+};
+const std::vector<SettingInfo>& setting_infos();
+
+// The default Unix socket of this user: /run/siobridge/siobridged.sock for
+// root, /tmp/siobridge-<uid>/siobridged.sock otherwise (clients use the same).
+std::string default_unix_socket();
+
+// "10s" / "250ms" / "2m" / "1h".
+Result<core::Millis> parse_duration(const std::string& text);
+// "1048576" / "512KiB" / "16MiB" / "1GiB".
+Result<std::uint64_t> parse_size(const std::string& text);
+
+}  // namespace siobridge::app

@@ -1,0 +1,126 @@
+#include "daemon/app/config.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace siobridge;
+using namespace siobridge::app;
+
+namespace {
+
+struct TempFile {
+  std::string path = std::string(std::tmpnam(nullptr)) + ".yaml";
+  explicit TempFile(const std::string& text) { std::ofstream(path) << text; }
+  ~TempFile() { std::remove(path.c_str()); }
+};
+
+const Setting& setting(const LoadedConfig& c, const std::string& key) {
+  for (const auto& s : c.settings)
+    if (s.key == key) return s;
+  FAIL("no setting " << key);
+  return c.settings.front();
+}
+
+}  // namespace
+
+TEST_CASE("defaults: in-memory bus, socketioxide's defaults") {
+  auto loaded = load_config({}, "", {});
+  REQUIRE(loaded.ok());
+  const auto& c = loaded->config;
+  CHECK_FALSE(c.mongodb);
+  CHECK(c.node.heartbeat_interval == core::Millis{10000});
+  CHECK(c.node.heartbeat_timeout == core::Millis{60000});
+  CHECK(c.node.request_timeout == core::Millis{5000});
+  CHECK(c.limits.max_message_bytes == 1 << 20);
+  CHECK(c.listen.unix_mode == 0660);
+  CHECK(c.listen.unix_path == default_unix_socket());
+  CHECK(setting(*loaded, "mongodb.collection").source == Source::kDefault);
+}
+
+TEST_CASE("flags over environment over file over defaults") {
+  TempFile file(
+      "mongodb:\n  uri: mongodb://file/?replicaSet=rs0\n  database: from_file\n  collection: "
+      "from_file\n"
+      "node:\n  request_timeout: 7s\n");
+  auto loaded = load_config({{"mongodb.database", "from_flag"}}, file.path,
+                            {{"SIOBRIDGE_MONGODB_DATABASE", "from_env"},
+                             {"SIOBRIDGE_MONGODB_COLLECTION", "from_env"},
+                             {"SIOBRIDGE_UNRELATED", "ignored"}});
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->config.mongodb);
+  CHECK(loaded->config.mongodb->uri == "mongodb://file/?replicaSet=rs0");
+  CHECK(loaded->config.mongodb->database == "from_flag");
+  CHECK(loaded->config.mongodb->collection == "from_env");
+  CHECK(loaded->config.node.request_timeout == core::Millis{7000});
+  CHECK(setting(*loaded, "mongodb.uri").source == Source::kFile);
+  CHECK(setting(*loaded, "mongodb.uri").origin == file.path + ":2");
+  CHECK(setting(*loaded, "mongodb.collection").origin == "SIOBRIDGE_MONGODB_COLLECTION");
+  CHECK(setting(*loaded, "mongodb.database").origin == "--mongodb-database");
+}
+
+TEST_CASE("errors name the setting, the value and where it came from") {
+  auto bad_env = load_config({}, "", {{"SIOBRIDGE_NODE_HEARTBEAT_INTERVAL", "often"}});
+  REQUIRE_FALSE(bad_env.ok());
+  CHECK_THAT(bad_env.error().message,
+             Catch::Contains("node.heartbeat_interval") && Catch::Contains("often") &&
+                 Catch::Contains("SIOBRIDGE_NODE_HEARTBEAT_INTERVAL") && Catch::Contains("10s"));
+  TempFile unknown("node:\n  heartbeat: 1s\n");
+  auto bad_key = load_config({}, unknown.path, {});
+  REQUIRE_FALSE(bad_key.ok());
+  CHECK_THAT(bad_key.error().message, Catch::Contains("node.heartbeat") && Catch::Contains(":2"));
+  TempFile broken("node: [1, 2\n");
+  CHECK_FALSE(load_config({}, broken.path, {}).ok());
+  CHECK_FALSE(load_config({}, "/nonexistent/siobridged.yaml", {}).ok());
+  CHECK_FALSE(load_config({{"listen.unix_mode", "999"}}, "", {}).ok());
+  CHECK_FALSE(load_config({{"node.uid", "short"}}, "", {}).ok());
+  CHECK_FALSE(load_config({{"mongodb.expiration", "forever"}}, "", {}).ok());
+  CHECK_FALSE(load_config({{"mongodb.ttl", "1500ms"}}, "", {}).ok());
+}
+
+TEST_CASE("settings that contradict each other are refused") {
+  auto timeouts = load_config({{"node.local_timeout", "6s"}}, "", {});
+  REQUIRE_FALSE(timeouts.ok());
+  CHECK_THAT(timeouts.error().message, Catch::Contains("local_timeout"));
+  auto heartbeat = load_config({{"node.heartbeat_timeout", "5s"}}, "", {});
+  REQUIRE_FALSE(heartbeat.ok());
+  auto nowhere = load_config({{"listen.unix", ""}}, "", {});
+  REQUIRE_FALSE(nowhere.ok());
+  CHECK_THAT(nowhere.error().message, Catch::Contains("listen"));
+  auto too_big = load_config(
+      {{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}, {"limits.max_message_bytes", "4MiB"}}, "",
+      {});
+  REQUIRE_FALSE(too_big.ok());
+  CHECK_THAT(too_big.error().message, Catch::Contains("16 MiB"));
+  auto binary = load_config({{"mongodb.uri", "mongodb://x/?replicaSet=rs0"},
+                             {"limits.max_message_bytes", "4MiB"},
+                             {"mongodb.data_format", "binary"}},
+                            "", {});
+  CHECK(binary.ok());
+}
+
+TEST_CASE("durations and sizes") {
+  CHECK(parse_duration("250ms").value() == core::Millis{250});
+  CHECK(parse_duration("10s").value() == core::Millis{10000});
+  CHECK(parse_duration("2m").value() == core::Millis{120000});
+  CHECK(parse_duration("1h").value() == core::Millis{3600000});
+  CHECK(parse_duration("0").value() == core::Millis{0});
+  CHECK_FALSE(parse_duration("10").ok());
+  CHECK_FALSE(parse_duration("s").ok());
+  CHECK_FALSE(parse_duration("10 s").ok());
+  CHECK(parse_size("1048576").value() == 1048576);
+  CHECK(parse_size("512KiB").value() == 512 * 1024);
+  CHECK(parse_size("16MiB").value() == 16u << 20);
+  CHECK_FALSE(parse_size("1MB").ok());
+  CHECK_FALSE(parse_size("").ok());
+}
+
+TEST_CASE("every setting has a variable and a flag named after its key") {
+  for (const auto& info : setting_infos()) {
+    INFO(info.key);
+    CHECK(info.env.rfind("SIOBRIDGE_", 0) == 0);
+    CHECK(info.flag.rfind("--", 0) == 0);
+    CHECK_FALSE(info.help.empty());
+  }
+}

@@ -1,0 +1,94 @@
+#include "daemon/app/logging.h"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace siobridge::app {
+namespace {
+
+LogConfig current;
+
+// %j: the message as a JSON string body (quotes, backslashes and control
+// characters escaped), so that JSON lines stay valid whatever is logged.
+class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      switch (c) {
+        case '"':
+          dest.append(std::string_view("\\\""));
+          break;
+        case '\\':
+          dest.append(std::string_view("\\\\"));
+          break;
+        case '\n':
+          dest.append(std::string_view("\\n"));
+          break;
+        case '\r':
+          dest.append(std::string_view("\\r"));
+          break;
+        case '\t':
+          dest.append(std::string_view("\\t"));
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            const char escaped[] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 0xf], kHex[c & 0xf]};
+            dest.append(escaped, escaped + 6);
+          } else {
+            dest.push_back(c);
+          }
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
+
+Status install(const LogConfig& config) {
+  spdlog::sink_ptr sink;
+  try {
+    if (config.file.empty()) {
+      sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    } else {
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(config.file);
+    }
+  } catch (const spdlog::spdlog_ex& e) {
+    return make_error(ErrorCode::kInvalidArgument, std::string("log.file: ") + e.what());
+  }
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  if (config.format == "json") {
+    formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%j"})");
+  } else {
+    formatter->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  }
+  sink->set_formatter(std::move(formatter));
+  auto logger = std::make_shared<spdlog::logger>("siobridged", sink);
+  logger->set_level(spdlog::level::from_str(config.level));
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+  spdlog::flush_every(std::chrono::seconds(1));
+  return {};
+}
+
+}  // namespace
+
+Status setup_logging(const LogConfig& config) {
+  current = config;
+  return install(config);
+}
+
+Status reopen_log_file() {
+  if (current.file.empty()) return {};
+  spdlog::default_logger()->flush();
+  auto status = install(current);
+  if (status.ok()) spdlog::info("log file reopened");
+  return status;
+}
+
+}  // namespace siobridge::app

@@ -1,0 +1,305 @@
+// siobridged as a process: configuration, the Unix socket, every error code,
+// graceful shutdown, restarts under attached clients, bounded memory under a
+// stalled reader. In-memory bus (no MongoDB needed).
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "tests/process/process_helpers.h"
+#include "tests/support/client_server.h"
+#include "tests/support/daemon_process.h"
+
+using namespace siobridge;
+using namespace siobridge::testing;
+namespace pb = siobridge::v1;
+
+namespace {
+
+std::string line_of(const std::string& output, const std::string& key) {
+  auto at = output.find(key + " ");
+  if (at == std::string::npos) return "";
+  return output.substr(at, output.find('\n', at) - at);
+}
+
+grpc::Status raw_broadcast(DaemonProcess& daemon, const std::string& attachment,
+                           const pb::Packet& packet,
+                           const pb::BroadcastOptions& opts = to_everyone()) {
+  auto stub = pb::Bridge::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  pb::BroadcastRequest request;
+  request.set_attachment_id(attachment);
+  *request.mutable_packet() = packet;
+  *request.mutable_opts() = opts;
+  pb::OperationReply reply;
+  return stub->Broadcast(&context, request, &reply);
+}
+
+}  // namespace
+
+TEST_CASE("configuration: flags over environment over file over defaults") {
+  char path[] = "/tmp/siobridged-config-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ::close(fd);
+  std::ofstream(path) << "mongodb:\n  uri: mongodb://from-file/?replicaSet=rs0\n  database: file\n"
+                         "  collection: file\nnode:\n  request_timeout: 7s\n";
+  auto [code, out] = run_daemon_command(
+      {"--check-config", "--config", path, "--mongodb-database", "flag"},
+      {{"SIOBRIDGE_MONGODB_DATABASE", "env"}, {"SIOBRIDGE_MONGODB_COLLECTION", "env"}});
+  std::remove(path);
+  INFO(out);
+  REQUIRE(code == 0);
+  CHECK_THAT(line_of(out, "mongodb.uri"),
+             Catch::Contains("mongodb://from-file") && Catch::Contains("(file:"));
+  CHECK_THAT(line_of(out, "mongodb.database"),
+             Catch::Contains("flag") && Catch::Contains("--mongodb-database"));
+  CHECK_THAT(line_of(out, "mongodb.collection"),
+             Catch::Contains("env") && Catch::Contains("SIOBRIDGE_MONGODB_COLLECTION"));
+  CHECK_THAT(line_of(out, "node.request_timeout"), Catch::Contains("7s"));
+  CHECK_THAT(line_of(out, "node.heartbeat_interval"), Catch::Contains("(default)"));
+
+  auto [bad_code, bad_out] =
+      run_daemon_command({"--check-config"}, {{"SIOBRIDGE_NODE_ACK_TIMEOUT", "soon"}});
+  CHECK(bad_code == 2);
+  CHECK_THAT(bad_out,
+             Catch::Contains("node.ack_timeout") && Catch::Contains("SIOBRIDGE_NODE_ACK_TIMEOUT"));
+
+  auto [help_code, help] = run_daemon_command({"--help"});
+  CHECK(help_code == 0);
+  CHECK_THAT(help, Catch::Contains("--mongodb-uri") && Catch::Contains("SIOBRIDGE_MONGODB_URI") &&
+                       Catch::Contains("--check-config"));
+  auto [version_code, version] = run_daemon_command({"--version"});
+  CHECK(version_code == 0);
+  CHECK_THAT(version, Catch::StartsWith("siobridged "));
+}
+
+TEST_CASE("the Unix socket gets the configured permissions") {
+  {
+    DaemonProcess daemon;
+    REQUIRE(daemon.wait_ready());
+    struct stat info {};
+    REQUIRE(::stat(daemon.socket().c_str(), &info) == 0);
+    CHECK(S_ISSOCK(info.st_mode));
+    CHECK((info.st_mode & 0777) == 0660);
+  }
+  DaemonProcess strict({"--listen-unix-mode", "0600"});
+  REQUIRE(strict.wait_ready());
+  struct stat info {};
+  REQUIRE(::stat(strict.socket().c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0600);
+  CHECK(strict.terminate() == 0);
+  CHECK_FALSE(std::ifstream(strict.socket()).good());  // removed on exit
+}
+
+TEST_CASE("every error code, with a message a person can act on") {
+  DaemonProcess daemon({"--limits-max-message-bytes", "64KiB"});
+  REQUIRE(daemon.wait_ready());
+  ClientServer a(daemon.address(), "a");
+  REQUIRE(a.client().wait_attached(std::chrono::seconds(20)));
+  const auto id = a.client().attachment_id();
+
+  SECTION("INVALID_ARGUMENT") {
+    auto bad_ns = raw_broadcast(daemon, id, json_event("[\"x\"]", "admin"));
+    CHECK(bad_ns.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(bad_ns.error_message(), Catch::Contains("must start with '/'"));
+    pb::BroadcastOptions bad_sid = to_everyone();
+    bad_sid.set_sid("not a socket id");
+    auto sid = raw_broadcast(daemon, id, json_event("[\"x\"]"), bad_sid);
+    CHECK(sid.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(sid.error_message(), Catch::Contains("opts.sid"));
+    pb::BroadcastOptions bad_server;
+    bad_server.set_server_id("short");
+    CHECK(raw_broadcast(daemon, id, json_event("[\"x\"]"), bad_server).error_code() ==
+          grpc::StatusCode::INVALID_ARGUMENT);
+    auto rooms = a.client().add_sockets("/", to_everyone(), {""});
+    CHECK(rooms.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(rooms.status.error_message(), Catch::Contains("empty room"));
+    auto bad_id = raw_broadcast(daemon, "nonsense", json_event("[\"x\"]"));
+    CHECK(bad_id.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    // An Attach stream that does not start with Hello.
+    auto stub = pb::Bridge::NewStub(
+        grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    auto stream = stub->Attach(&context);
+    pb::ServerMessage join;
+    join.mutable_join_namespace()->set_namespace_("/");
+    stream->Write(join);
+    stream->WritesDone();
+    pb::DaemonMessage ignored;
+    while (stream->Read(&ignored)) {
+    }
+    auto status = stream->Finish();
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(status.error_message(), Catch::Contains("Hello"));
+  }
+  SECTION("FAILED_PRECONDITION") {
+    auto stale = raw_broadcast(daemon, "AbCdEfGh.7", json_event("[\"x\"]"));
+    CHECK(stale.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(stale.error_message(), Catch::Contains("attach again"));
+    auto not_joined = raw_broadcast(daemon, id, json_event("[\"x\"]", "/elsewhere"));
+    CHECK(not_joined.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(not_joined.error_message(), Catch::Contains("/elsewhere"));
+    auto gone = a.client().attachment_id();
+    const std::string unknown = gone.substr(0, gone.find('.')) + ".999999";
+    CHECK(raw_broadcast(daemon, unknown, json_event("[\"x\"]")).error_code() ==
+          grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  SECTION("RESOURCE_EXHAUSTED") {
+    auto big = json_event("[\"" + std::string(100 << 10, 'x') + "\"]");
+    auto over = raw_broadcast(daemon, id, big);
+    CHECK(over.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    CHECK_THAT(over.error_message(),
+               Catch::Contains("max_message_bytes") && Catch::Contains("65536"));
+    auto huge = raw_broadcast(daemon, id, json_event("[\"" + std::string(2 << 20, 'x') + "\"]"));
+    CHECK(huge.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    // Attachments count toward the limit too.
+    auto packet = json_event("[\"file\",{\"_placeholder\":true,\"num\":0}]");
+    packet.mutable_data()->add_attachments(std::string(70 << 10, '\x01'));
+    CHECK(raw_broadcast(daemon, id, packet).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // Still serving after all that.
+  CHECK(raw_broadcast(daemon, id, json_event("[\"fine\"]")).ok());
+}
+
+TEST_CASE("UNAVAILABLE, not a hang, when MongoDB cannot be reached") {
+  DaemonProcess daemon(
+      {"--mongodb-uri", "mongodb://127.0.0.1:1/?replicaSet=rs0&serverSelectionTimeoutMS=300"});
+  REQUIRE(daemon.wait_ready());
+  ClientServer a(daemon.address(), "a");
+  REQUIRE(a.client().wait_attached(std::chrono::seconds(20)));
+  grpc::Status last;
+  const bool refused = poll_until([&] {
+    last = a.client().broadcast(json_event("[\"x\"]"), to_everyone()).status;
+    return last.error_code() == grpc::StatusCode::UNAVAILABLE;
+  });
+  REQUIRE(refused);
+  CHECK_THAT(last.error_message(), Catch::Contains("MongoDB"));
+  auto rooms = a.client().all_rooms("/", {});
+  CHECK(rooms.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  auto status = a.client().status();
+  REQUIRE(status.ok());
+  CHECK(status.value.bus_state() == "unavailable");
+}
+
+TEST_CASE("graceful shutdown: requests in flight finish, new ones are refused") {
+  DaemonProcess daemon({"--shutdown-drain-timeout", "20s"});
+  REQUIRE(daemon.wait_ready());
+  ClientServer slow(daemon.address(), "slow");
+  ClientServer caller(daemon.address(), "caller");
+  slow.with([](auto& s) {
+    s.add_socket("s1", {"room-of-slow"});
+    return 0;
+  });
+  slow.set_answer_delay(std::chrono::milliseconds(3000));
+  REQUIRE(slow.client().wait_attached(std::chrono::seconds(20)));
+  REQUIRE(caller.client().wait_attached(std::chrono::seconds(20)));
+
+  auto pending = std::async(std::launch::async, [&] { return caller.client().all_rooms("/", {}); });
+  REQUIRE(slow.wait_until([](auto& s) { return !s.commands.empty(); }));
+  daemon.signal(SIGTERM);
+  // While the request runs, new work is refused.
+  grpc::Status refused;
+  CHECK(poll_until(
+      [&] {
+        refused = caller.client().broadcast(json_event("[\"late\"]"), to_everyone()).status;
+        return refused.error_code() == grpc::StatusCode::UNAVAILABLE;
+      },
+      std::chrono::milliseconds(2500)));
+  CHECK_THAT(refused.error_message(), Catch::Contains("shutting down"));
+  CHECK(pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready);
+  auto rooms = pending.get();
+  REQUIRE(rooms.ok());
+  CHECK(std::count(rooms.value.rooms().begin(), rooms.value.rooms().end(), "room-of-slow") == 1);
+  CHECK(daemon.wait_exit(std::chrono::seconds(30)) == 0);
+  CHECK_THAT(daemon.log(), Catch::Contains("draining") && Catch::Contains("stopped"));
+}
+
+TEST_CASE("a daemon restarted under attached clients: they reattach and work continues") {
+  DaemonProcess daemon;
+  REQUIRE(daemon.wait_ready());
+  ClientServer a(daemon.address(), "a", {"/", "/chat"});
+  ClientServer b(daemon.address(), "b", {"/", "/chat"});
+  a.with([](auto& s) {
+    s.add_socket("a1", {}, "/chat");
+    return 0;
+  });
+  REQUIRE(a.client().wait_attached(std::chrono::seconds(20)));
+  REQUIRE(b.client().wait_attached(std::chrono::seconds(20)));
+  REQUIRE(b.client().broadcast(json_event("[\"before\"]", "/chat"), to_everyone()).ok());
+  REQUIRE(a.wait_until([](auto& s) { return s.delivered.size() == 1; }));
+
+  CHECK(daemon.terminate() == 0);
+  daemon.start();
+  REQUIRE(daemon.wait_ready());
+  REQUIRE(
+      poll_until([&] { return a.client().attach_count() == 2 && b.client().attach_count() == 2; }));
+  // Namespaces were restored with the new attachment; the old id is retried transparently.
+  REQUIRE(b.client().broadcast(json_event("[\"after\"]", "/chat"), to_everyone()).ok());
+  REQUIRE(a.wait_until([](auto& s) { return s.delivered.size() == 2; }));
+  CHECK(a.with([](auto& s) { return s.delivered.back().packet.data->bytes; }) == "[\"after\"]");
+  auto count = b.client().server_count("/chat");
+  REQUIRE(count.ok());
+  CHECK(count.value.count() == 2);
+}
+
+TEST_CASE("memory stays bounded when an attached server stops reading") {
+  // Under AddressSanitizer freed memory stays resident in its quarantine
+  // (256 MiB by default); a small one keeps RSS meaningful.
+  const int metrics_port = free_port();
+  DaemonProcess daemon(
+      {"--limits-attachment-queue-bytes", "4MiB", "--limits-attachment-queue-messages", "100000",
+       "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port)},
+      {{"ASAN_OPTIONS", "quarantine_size_mb=8:detect_leaks=0"}});
+  REQUIRE(daemon.wait_ready());
+  // A server that attaches and then never reads its stream.
+  auto stub = pb::Bridge::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext stalled_context;
+  auto stalled = stub->Attach(&stalled_context);
+  pb::ServerMessage hello;
+  hello.mutable_hello()->set_name("stalled");
+  hello.mutable_hello()->add_namespaces("/");
+  REQUIRE(stalled->Write(hello));
+
+  ClientServer sender(daemon.address(), "sender");
+  REQUIRE(sender.client().wait_attached(std::chrono::seconds(20)));
+  REQUIRE(poll_until([&] {
+    auto s = sender.client().status();
+    return s.ok() && s.value.attachments_size() == 2;
+  }));
+  const long rss_before = daemon.rss_kib();
+  const std::string chunk(60 << 10, 'x');
+  pb::BroadcastOptions volatile_opts = to_everyone();
+  volatile_opts.set_volatile_(true);
+  // 3,000 x 60 KiB = 180 MiB offered to a reader that takes nothing.
+  bool closed = false;
+  for (int i = 0; i < 3000 && !closed; ++i) {
+    const auto& opts = i % 2 ? volatile_opts : to_everyone();
+    REQUIRE(sender.client().broadcast(json_event("[\"" + chunk + "\"]"), opts).ok());
+    if (i % 100 == 99) {
+      auto s = sender.client().status();
+      closed = s.ok() && s.value.attachments_size() == 1;
+    }
+  }
+  REQUIRE(poll_until([&] {
+    auto s = sender.client().status();
+    return s.ok() && s.value.attachments_size() == 1 && s.value.attachments(0).name() == "sender";
+  }));
+  const long growth_kib = daemon.rss_kib() - rss_before;
+  INFO("RSS grew by " << growth_kib << " KiB");
+  CHECK(growth_kib < 64 * 1024);
+  CHECK_THAT(daemon.log(), Catch::Contains("stopped reading its Attach stream"));
+  // Volatile packets went first, then the attachment.
+  const auto metrics = http_get(metrics_port, "/metrics");
+  CHECK(metric_value(metrics, "siobridge_volatile_dropped_total") > 0);
+  CHECK(metric_value(metrics, "siobridge_attachments_closed_total{reason=\"stalled reader\"}") ==
+        1);
+  stalled_context.TryCancel();
+}
