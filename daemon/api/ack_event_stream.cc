@@ -13,32 +13,23 @@ namespace pb = ::siobridge::v1;
 
 namespace {
 
-// Shared between the reactor (gRPC threads) and the core's AckStream callbacks.
+// Shared between the reactor (gRPC threads) and the operation's callbacks.
 class AckState {
  public:
   using Reactor = grpc::ServerWriteReactor<pb::AckEvent>;
-  AckState(ApiContext& context, Reactor* reactor)
-      : context_(context), reactor_(reactor), outbox_([this](const pb::AckEvent* event) {
+  explicit AckState(Reactor* reactor)
+      : reactor_(reactor), outbox_([this](const pb::AckEvent* event) {
           std::lock_guard lock(mutex_);
           if (reactor_) reactor_->StartWrite(event);
         }) {}
 
-  // Events are numbered as pushed (all from the core thread, in order) and
-  // counted as written, so the RPC finishes right after Done is written.
+  // Events are numbered as pushed (in order, from the core thread) and counted
+  // as written, so the RPC finishes right after Done is written.
   void push(pb::AckEvent event) {
     {
       std::lock_guard lock(mutex_);
+      if (event.has_done()) done_index_ = pushed_;
       ++pushed_;
-    }
-    outbox_.push(std::move(event));
-  }
-  void push_done(const core::Missing& missing, bool timed_out) {
-    pb::AckEvent event;
-    to_proto(missing, event.mutable_done()->mutable_missing());
-    event.mutable_done()->set_timed_out(timed_out);
-    {
-      std::lock_guard lock(mutex_);
-      done_index_ = pushed_++;
     }
     outbox_.push(std::move(event));
   }
@@ -62,9 +53,7 @@ class AckState {
       reactor_ = nullptr;
     }
     outbox_.close();
-    if (begun && !ended_.exchange(true)) context_.end_operation();
   }
-  bool begun = false;
 
  private:
   void finish_locked(const grpc::Status& status) {
@@ -72,26 +61,19 @@ class AckState {
     finished_ = true;
     outbox_.close();
     reactor_->Finish(status);
-    if (begun && context_.observer) {
-      context_.observer->request_done(
-          "broadcast_with_ack", std::chrono::steady_clock::now() - started_, status.error_code());
-    }
   }
 
-  ApiContext& context_;
   std::mutex mutex_;
   Reactor* reactor_;
   Outbox<pb::AckEvent> outbox_;
   std::uint64_t pushed_ = 0, written_ = 0;
   std::optional<std::uint64_t> done_index_;
   bool finished_ = false;
-  std::atomic<bool> ended_{false};
-  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 class Reactor final : public grpc::ServerWriteReactor<pb::AckEvent> {
  public:
-  explicit Reactor(ApiContext& context) : state_(std::make_shared<AckState>(context, this)) {}
+  Reactor() : state_(std::make_shared<AckState>(this)) {}
   std::shared_ptr<AckState> state() const { return state_; }
   void OnWriteDone(bool ok) override { state_->on_write_done(ok); }
   void OnCancel() override { state_->finish(grpc::Status::CANCELLED); }
@@ -107,48 +89,20 @@ class Reactor final : public grpc::ServerWriteReactor<pb::AckEvent> {
 }  // namespace
 
 grpc::ServerWriteReactor<pb::AckEvent>* AckEventStream::start(ApiContext& context,
-                                                              grpc::CallbackServerContext*,
+                                                              Operations& operations,
                                                               const pb::BroadcastRequest& request) {
-  auto* reactor = new Reactor(context);
+  auto* reactor = new Reactor();
   auto state = reactor->state();
   auto from = context.parse_attachment(request.attachment_id());
   if (!from.ok()) {
     state->finish(to_grpc(from.error()));
     return reactor;
   }
-  auto opts = from_proto(request.opts());
-  if (!opts.ok()) {
-    state->finish(to_grpc(opts.error()));
-    return reactor;
-  }
-  auto packet = from_proto(request.packet(), context.limits.max_message_bytes);
-  if (!packet.ok()) {
-    state->finish(to_grpc(packet.error()));
-    return reactor;
-  }
-  if (!context.begin_operation()) {
-    state->finish({grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"});
-    return reactor;
-  }
-  state->begun = true;
-  context.engine.post([state, from = *from, opts = std::move(*opts), packet = std::move(*packet),
-                       timeout = core::Millis{request.ack_timeout_ms()}](core::Node& node) {
-    core::AckStream stream{[state](std::uint32_t count) {
-                             pb::AckEvent event;
-                             event.set_count(count);
-                             state->push(std::move(event));
-                           },
-                           [state](const std::string& sid, const core::AckResult& result) {
-                             pb::AckEvent event;
-                             to_proto(sid, result, event.mutable_ack());
-                             state->push(std::move(event));
-                           },
-                           [state](const core::Missing& missing, bool timed_out) {
-                             state->push_done(missing, timed_out);
-                           }};
-    auto status = node.broadcast_with_ack(from, packet, opts, timeout, std::move(stream));
-    if (!status.ok()) state->finish(to_grpc(status));
-  });
+  operations.broadcast_with_ack(
+      *from, request, [state](pb::AckEvent event) { state->push(std::move(event)); },
+      [state](const grpc::Status& status) {
+        if (!status.ok()) state->finish(status);
+      });
   return reactor;
 }
 

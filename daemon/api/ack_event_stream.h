@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "daemon/api/api_context.h"
+#include "daemon/api/operations.h"
 #include "siobridge/v1/bridge.pb.h"
 
 namespace siobridge::api {
@@ -16,7 +17,7 @@ namespace siobridge::api {
 class AckEventStream {
  public:
   static grpc::ServerWriteReactor<::siobridge::v1::AckEvent>* start(
-      ApiContext& context, grpc::CallbackServerContext* call,
+      ApiContext& context, Operations& operations,
       const ::siobridge::v1::BroadcastRequest& request);
 };
 

@@ -4,7 +4,7 @@
 
 #include <charconv>
 
-#include "daemon/api/attachment.h"
+#include "daemon/api/attach_stream.h"
 #include "daemon/wire/ids.h"
 
 namespace siobridge::api {

@@ -1,18 +1,19 @@
 // BridgeService: the siobridge.v1.Bridge gRPC service on the callback API.
-// Every handler validates its request, hands the work to the core thread and
-// finishes from there; nothing blocks a gRPC thread.
+// The separate RPCs and the calls on Attach streams share one Operations;
+// nothing blocks a gRPC thread.
 //
 // Thread-safe.
 #pragma once
 
 #include "daemon/api/api_context.h"
+#include "daemon/api/operations.h"
 #include "siobridge/v1/bridge.grpc.pb.h"
 
 namespace siobridge::api {
 
 class BridgeService final : public ::siobridge::v1::Bridge::CallbackService {
  public:
-  explicit BridgeService(ApiContext& context) : context_(context) {}
+  explicit BridgeService(ApiContext& context);
 
   // Ends every Attach stream with UNAVAILABLE (graceful shutdown).
   void close_attachments();
@@ -54,6 +55,7 @@ class BridgeService final : public ::siobridge::v1::Bridge::CallbackService {
 
  private:
   ApiContext& context_;
+  Operations operations_;
 };
 
 }  // namespace siobridge::api

@@ -124,3 +124,25 @@ TEST_CASE("every setting has a variable and a flag named after its key") {
     CHECK_FALSE(info.help.empty());
   }
 }
+
+TEST_CASE("config/siobridged.yaml loads and documents every setting") {
+  const std::string path = std::string(SIOBRIDGE_SOURCE_DIR) + "/config/siobridged.yaml";
+  auto loaded = load_config({}, path, {});
+  INFO((loaded.ok() ? "" : loaded.error().message));
+  REQUIRE(loaded.ok());
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& info : setting_infos()) {
+    INFO(info.key);
+    // The last part of the key appears as a YAML key (maybe commented out).
+    const auto leaf = info.key.substr(info.key.rfind('.') + 1);
+    CHECK(text.find(" " + leaf + ":") != std::string::npos);
+  }
+  // The sample sets nothing but the defaults.
+  auto defaults = load_config({}, "", {});
+  REQUIRE(defaults.ok());
+  for (std::size_t i = 0; i < defaults->settings.size(); ++i) {
+    INFO(defaults->settings[i].key);
+    CHECK(loaded->settings[i].value == defaults->settings[i].value);
+  }
+}

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <future>
+#include <map>
 #include <thread>
 
 #include "tests/process/process_helpers.h"
@@ -302,4 +303,78 @@ TEST_CASE("memory stays bounded when an attached server stops reading") {
   CHECK(metric_value(metrics, "siobridge_attachments_closed_total{reason=\"stalled reader\"}") ==
         1);
   stalled_context.TryCancel();
+}
+
+TEST_CASE("one Attach stream, two servers: separate identities, calls answered in order") {
+  DaemonProcess daemon;
+  REQUIRE(daemon.wait_ready());
+  auto stub = pb::Bridge::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub->Attach(&context);
+  for (const char* ref : {"one", "two"}) {
+    pb::ServerMessage hello;
+    hello.mutable_hello()->set_name(std::string("server-") + ref);
+    hello.mutable_hello()->add_namespaces("/");
+    hello.mutable_hello()->set_client_ref(ref);
+    REQUIRE(stream->Write(hello));
+  }
+  std::map<std::string, std::string> ids;
+  pb::DaemonMessage message;
+  while (ids.size() < 2 && stream->Read(&message)) {
+    if (message.has_welcome())
+      ids[message.welcome().client_ref()] = message.welcome().attachment_id();
+  }
+  REQUIRE(ids.size() == 2);
+  REQUIRE(ids["one"] != ids["two"]);
+
+  auto call = [&](std::uint64_t ref, auto fill) {
+    pb::ServerMessage m;
+    m.mutable_call()->set_ref(ref);
+    m.mutable_call()->set_attachment_id(ids["one"]);
+    fill(*m.mutable_call());
+    REQUIRE(stream->Write(m));
+  };
+  // From server one: a broadcast, a disconnect, a query, a broken call.
+  call(1, [](pb::Call& c) {
+    *c.mutable_broadcast()->mutable_packet() = json_event("[\"hi\"]");
+    *c.mutable_broadcast()->mutable_opts() = to_everyone();
+  });
+  call(2, [](pb::Call& c) {
+    c.mutable_disconnect_sockets()->set_namespace_("/");
+    *c.mutable_disconnect_sockets()->mutable_opts() = to_everyone();
+  });
+  call(3, [](pb::Call& c) { c.mutable_all_rooms()->set_namespace_("/"); });
+  call(4, [](pb::Call& c) { c.mutable_server_count()->set_namespace_("no-slash"); });
+
+  // Server two gets the work of server one, in order, and answers the query.
+  std::vector<pb::Command> commands;
+  std::map<std::uint64_t, pb::Result> results;
+  while ((commands.size() < 3 || results.size() < 2) && stream->Read(&message)) {
+    if (message.has_command()) {
+      CHECK(message.command().attachment_id() == ids["two"]);
+      commands.push_back(message.command());
+      if (message.command().has_all_rooms()) {
+        pb::ServerMessage reply;
+        reply.mutable_reply()->set_command_id(message.command().id());
+        reply.mutable_reply()->set_attachment_id(ids["two"]);
+        reply.mutable_reply()->mutable_rooms()->add_rooms("room-of-two");
+        REQUIRE(stream->Write(reply));
+      }
+    }
+    if (message.has_result()) results[message.result().ref()] = message.result();
+  }
+  REQUIRE(commands.size() == 3);
+  CHECK(commands[0].has_broadcast());
+  CHECK(commands[1].has_disconnect_sockets());
+  CHECK(commands[2].has_all_rooms());
+  REQUIRE(results.count(3));
+  CHECK(results[3].status_code() == 0);
+  REQUIRE(results[3].all_rooms().rooms_size() == 1);
+  CHECK(results[3].all_rooms().rooms(0) == "room-of-two");
+  REQUIRE(results.count(4));
+  CHECK(results[4].status_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_FALSE(results.count(1));  // fire-and-forget calls answer only on failure
+  context.TryCancel();
 }

@@ -1,0 +1,426 @@
+#include "daemon/api/attach_stream.h"
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/api/convert.h"
+
+namespace siobridge::api {
+
+namespace pb = ::siobridge::v1;
+
+// ---- Attachment ----
+
+std::size_t Attachment::queued() const {
+  auto stream = stream_.lock();
+  return stream ? stream->queued() : 0;
+}
+
+void Attachment::deliver(const core::Command& command) {
+  if (auto stream = stream_.lock()) stream->push_command(command, id_);
+}
+
+void Attachment::close(const grpc::Status& status, const char* reason) {
+  if (auto stream = stream_.lock()) stream->close(status, reason);
+}
+
+// ---- the reactor ----
+
+class AttachStream::StreamReactor final : public Reactor {
+ public:
+  explicit StreamReactor(std::shared_ptr<AttachStream> owner) : owner_(std::move(owner)) {
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the process closed its side, or the stream broke
+      owner_->finish(grpc::Status::OK);
+      return;
+    }
+    owner_->on_message(incoming_);
+    incoming_.Clear();
+    StartRead(&incoming_);
+  }
+  void OnWriteDone(bool ok) override { owner_->outbox_.on_write_done(ok); }
+  void OnCancel() override { owner_->finish(grpc::Status::CANCELLED); }
+  void OnDone() override {
+    owner_->reactor_done();
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<AttachStream> owner_;
+  pb::ServerMessage incoming_;
+};
+
+// ---- AttachStream ----
+
+AttachStream::AttachStream(ApiContext& context, Operations& operations,
+                           grpc::CallbackServerContext* call)
+    : context_(context),
+      operations_(operations),
+      call_(call),
+      outbox_([this](const pb::DaemonMessage* message) {
+        std::lock_guard lock(mutex_);
+        if (reactor_) reactor_->StartWrite(message);
+      }) {}
+
+AttachStream::Reactor* AttachStream::start(ApiContext& context, Operations& operations,
+                                           grpc::CallbackServerContext* call) {
+  std::shared_ptr<AttachStream> stream(new AttachStream(context, operations, call));
+  auto* reactor = new StreamReactor(stream);
+  std::lock_guard lock(stream->mutex_);
+  stream->reactor_ = reactor;
+  return reactor;
+}
+
+void AttachStream::on_message(const pb::ServerMessage& message) {
+  bool first;
+  {
+    std::lock_guard lock(mutex_);
+    first = !hello_seen_;
+  }
+  if (first && !message.has_hello()) {
+    finish(invalid("the first message of an Attach stream must be Hello"));
+    return;
+  }
+  switch (message.kind_case()) {
+    case pb::ServerMessage::kHello:
+      on_hello(message.hello());
+      return;
+    case pb::ServerMessage::kJoinNamespace:
+      change_namespace(message.join_namespace(), true);
+      return;
+    case pb::ServerMessage::kLeaveNamespace:
+      change_namespace(message.leave_namespace(), false);
+      return;
+    case pb::ServerMessage::kReply:
+      on_reply(message.reply());
+      return;
+    case pb::ServerMessage::kDetach: {
+      auto id = resolve(message.detach().attachment_id());
+      if (id.ok()) detach(*id);
+      return;
+    }
+    case pb::ServerMessage::kCall:
+      on_call(message.call());
+      return;
+    case pb::ServerMessage::KIND_NOT_SET:
+      finish(invalid("empty ServerMessage"));
+      return;
+  }
+}
+
+void AttachStream::on_hello(const pb::Hello& hello) {
+  for (const auto& ns : hello.namespaces()) {
+    if (auto s = check_namespace(ns); !s.ok()) {
+      finish(invalid("Hello.namespaces: " + s.error_message()));
+      return;
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    hello_seen_ = true;
+  }
+  std::string name = hello.name().empty() ? "unnamed" : hello.name().substr(0, 128);
+  auto attachment = std::make_shared<Attachment>(weak_from_this(), name);
+  std::vector<std::string> namespaces(hello.namespaces().begin(), hello.namespaces().end());
+  context_.engine.post([self = shared_from_this(), attachment, namespaces,
+                        client_ref = hello.client_ref()](core::Node& node) {
+    {
+      std::lock_guard lock(self->mutex_);
+      if (self->finishing_) return;  // the stream ended before the server could attach
+    }
+    const auto id = node.attach(*attachment, attachment->name());
+    attachment->id_ = id;
+    {
+      std::lock_guard lock(self->mutex_);
+      self->servers_[id] = attachment;
+      if (self->first_ == 0) self->first_ = id;
+    }
+    self->context_.add(attachment);
+    for (const auto& ns : namespaces) (void)node.join_namespace(id, ns);
+    pb::DaemonMessage welcome;
+    auto* w = welcome.mutable_welcome();
+    w->set_node_uid(node.uid());
+    w->set_attachment_id(self->context_.attachment_id(id));
+    w->set_max_message_bytes(self->context_.limits.max_message_bytes);
+    w->set_daemon_version(SIOBRIDGE_VERSION);
+    w->set_client_ref(client_ref);
+    self->outbox_.push(std::move(welcome));
+    spdlog::info("server '{}' attached as {}", attachment->name(),
+                 self->context_.attachment_id(id));
+  });
+}
+
+Result<core::AttachmentId> AttachStream::resolve(const std::string& attachment_id) const {
+  std::lock_guard lock(mutex_);
+  if (attachment_id.empty()) {
+    if (first_ == 0)
+      return make_error(ErrorCode::kFailedPrecondition, "no server attached on this stream yet");
+    return first_;
+  }
+  auto id = context_.parse_attachment(attachment_id);
+  if (!id.ok()) return id.error();
+  if (!servers_.count(*id)) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "attachment " + attachment_id + " is not attached on this stream");
+  }
+  return *id;
+}
+
+void AttachStream::change_namespace(const pb::NamespaceChange& change, bool join) {
+  auto report = [this](const std::string& ns, const std::string& attachment,
+                       const std::string& message) {
+    pb::DaemonMessage error;
+    error.mutable_namespace_error()->set_namespace_(ns.substr(0, 256));
+    error.mutable_namespace_error()->set_message(message);
+    error.mutable_namespace_error()->set_attachment_id(attachment);
+    outbox_.push(std::move(error));
+  };
+  auto id = resolve(change.attachment_id());
+  if (!id.ok()) {
+    report(change.namespace_(), change.attachment_id(), id.error().message);
+    return;
+  }
+  if (auto s = check_namespace(change.namespace_()); !s.ok()) {
+    report(change.namespace_(), change.attachment_id(), s.error_message());
+    return;
+  }
+  context_.engine.post([self = shared_from_this(), id = *id, ns = change.namespace_(), join, report,
+                        attachment = change.attachment_id()](core::Node& node) {
+    auto status = join ? node.join_namespace(id, ns) : node.leave_namespace(id, ns);
+    if (!status.ok()) report(ns, attachment, status.error().message);
+  });
+}
+
+void AttachStream::on_reply(const pb::Reply& reply) {
+  auto from = resolve(reply.attachment_id());
+  if (!from.ok()) return;  // a reply for a server already detached
+  const auto command = reply.command_id();
+  const auto id = *from;
+  auto& engine = context_.engine;
+  switch (reply.kind_case()) {
+    case pb::Reply::kAckCount:
+      engine.post([id, command, count = reply.ack_count()](core::Node& n) {
+        n.on_ack_count(id, command, count);
+      });
+      return;
+    case pb::Reply::kAck:
+      engine.post([id, command, sid = reply.ack().sid(), result = from_proto(reply.ack())](
+                      core::Node& n) { n.on_ack(id, command, sid, result); });
+      return;
+    case pb::Reply::kRooms:
+      engine.post([id, command,
+                   rooms = std::vector<std::string>(reply.rooms().rooms().begin(),
+                                                    reply.rooms().rooms().end())](core::Node& n) {
+        n.on_rooms(id, command, rooms);
+      });
+      return;
+    case pb::Reply::kSockets: {
+      auto sockets = from_proto(reply.sockets());
+      if (!sockets.ok()) {
+        spdlog::warn("an attached server sent an invalid socket list: {}", sockets.error().message);
+        return;
+      }
+      engine.post([id, command, list = std::move(*sockets)](core::Node& n) {
+        n.on_sockets(id, command, list);
+      });
+      return;
+    }
+    case pb::Reply::kEmitReply:
+      engine.post([id, command, payload = reply.emit_reply()](core::Node& n) {
+        n.on_emit_reply(id, command, payload);
+      });
+      return;
+    case pb::Reply::KIND_NOT_SET:
+      return;
+  }
+}
+
+void AttachStream::push_result(pb::Result result) {
+  pb::DaemonMessage message;
+  *message.mutable_result() = std::move(result);
+  const auto bytes = message.ByteSizeLong();
+  outbox_.push(std::move(message), bytes);
+}
+
+void AttachStream::on_call(const pb::Call& call) {
+  const auto ref = call.ref();
+  auto failed = [this, ref](const grpc::Status& status) {
+    pb::Result result;
+    result.set_ref(ref);
+    result.set_status_code(status.error_code());
+    result.set_status_message(status.error_message());
+    push_result(std::move(result));
+  };
+  auto from = resolve(call.attachment_id());
+  if (!from.ok()) {
+    failed(to_grpc(from.error()));
+    return;
+  }
+  auto self = shared_from_this();
+  // Broadcast and the socket changes answer only on failure unless asked.
+  auto status_done = [self, ref, failed, want = call.want_result()](const grpc::Status& status) {
+    if (!status.ok()) {
+      failed(status);
+    } else if (want) {
+      pb::Result result;
+      result.set_ref(ref);
+      result.mutable_operation();
+      self->push_result(std::move(result));
+    }
+  };
+  auto reply_done = [self, ref, failed](auto setter) {
+    return [self, ref, failed, setter](const grpc::Status& status, auto reply) {
+      if (!status.ok()) {
+        failed(status);
+        return;
+      }
+      pb::Result result;
+      result.set_ref(ref);
+      setter(result, std::move(reply));
+      self->push_result(std::move(result));
+    };
+  };
+  switch (call.kind_case()) {
+    case pb::Call::kBroadcast:
+      operations_.broadcast(*from, call.broadcast(), status_done);
+      return;
+    case pb::Call::kBroadcastWithAck:
+      operations_.broadcast_with_ack(
+          *from, call.broadcast_with_ack(),
+          [self, ref](pb::AckEvent event) {
+            pb::Result result;
+            result.set_ref(ref);
+            *result.mutable_ack_event() = std::move(event);
+            self->push_result(std::move(result));
+          },
+          [failed](const grpc::Status& status) {
+            if (!status.ok()) failed(status);
+          });
+      return;
+    case pb::Call::kAddSockets:
+      operations_.change_rooms(*from, call.add_sockets(), true, status_done);
+      return;
+    case pb::Call::kDelSockets:
+      operations_.change_rooms(*from, call.del_sockets(), false, status_done);
+      return;
+    case pb::Call::kDisconnectSockets:
+      operations_.disconnect_sockets(*from, call.disconnect_sockets(), status_done);
+      return;
+    case pb::Call::kFetchSockets:
+      operations_.fetch_sockets(*from, call.fetch_sockets(),
+                                reply_done([](pb::Result& r, pb::FetchSocketsReply v) {
+                                  *r.mutable_fetch_sockets() = std::move(v);
+                                }));
+      return;
+    case pb::Call::kAllRooms:
+      operations_.all_rooms(*from, call.all_rooms(),
+                            reply_done([](pb::Result& r, pb::AllRoomsReply v) {
+                              *r.mutable_all_rooms() = std::move(v);
+                            }));
+      return;
+    case pb::Call::kServerCount:
+      operations_.server_count(call.server_count(),
+                               reply_done([](pb::Result& r, pb::ServerCountReply v) {
+                                 *r.mutable_server_count() = std::move(v);
+                               }));
+      return;
+    case pb::Call::kServerSideEmit:
+      operations_.server_side_emit(*from, call.server_side_emit(),
+                                   reply_done([](pb::Result& r, pb::ServerSideEmitReply v) {
+                                     *r.mutable_server_side_emit() = std::move(v);
+                                   }));
+      return;
+    case pb::Call::KIND_NOT_SET:
+      failed(invalid("empty Call"));
+      return;
+  }
+}
+
+void AttachStream::push_command(const core::Command& command, core::AttachmentId to) {
+  pb::DaemonMessage message;
+  to_proto(command, message.mutable_command());
+  message.mutable_command()->set_attachment_id(context_.attachment_id(to));
+  const std::size_t bytes = message.ByteSizeLong();
+  const auto& limits = context_.limits;
+  const std::size_t queued = outbox_.size(), queued_bytes = outbox_.bytes();
+  const bool over_half = queued * 2 >= limits.attachment_queue_messages ||
+                         queued_bytes * 2 >= limits.attachment_queue_bytes;
+  if (over_half && command.opts.has(wire::broadcast_flags::kVolatile)) {
+    if (context_.observer) context_.observer->volatile_dropped();
+    return;  // volatile packets may be lost, by contract
+  }
+  if (queued + 1 > limits.attachment_queue_messages ||
+      queued_bytes + bytes > limits.attachment_queue_bytes) {
+    close({grpc::StatusCode::RESOURCE_EXHAUSTED,
+           fmt::format("the server stopped reading its Attach stream: {} messages ({} bytes) were "
+                       "waiting; the daemon closed it",
+                       queued, queued_bytes)},
+          "stalled reader");
+    return;
+  }
+  outbox_.push(std::move(message), bytes);
+}
+
+void AttachStream::close(const grpc::Status& status, const char* reason) {
+  if (!finish(status)) return;
+  spdlog::warn("closing an Attach stream: {}", status.error_message());
+  if (context_.observer) context_.observer->attachment_closed(reason);
+  // Leave the cluster now rather than when the RPC is done, and cut the stream
+  // if the process does not even read the status.
+  detach_all();
+  std::weak_ptr<AttachStream> weak = shared_from_this();
+  context_.engine.after(core::Millis{2000}, [weak] {
+    if (auto self = weak.lock()) {
+      std::lock_guard lock(self->mutex_);
+      if (self->reactor_) self->call_->TryCancel();
+    }
+  });
+}
+
+bool AttachStream::finish(const grpc::Status& status) {
+  std::lock_guard lock(mutex_);
+  if (finishing_ || !reactor_) return false;
+  finishing_ = true;
+  outbox_.close();
+  reactor_->Finish(status);
+  return true;
+}
+
+void AttachStream::reactor_done() {
+  {
+    std::lock_guard lock(mutex_);
+    reactor_ = nullptr;
+    finishing_ = true;
+  }
+  outbox_.close();
+  detach_all();
+}
+
+void AttachStream::detach(core::AttachmentId id) {
+  context_.engine.post([self = shared_from_this(), id](core::Node& node) {
+    std::shared_ptr<Attachment> attachment;
+    {
+      std::lock_guard lock(self->mutex_);
+      auto it = self->servers_.find(id);
+      if (it == self->servers_.end()) return;
+      attachment = it->second;
+      self->servers_.erase(it);
+    }
+    node.detach(id);
+    self->context_.remove(id);
+    spdlog::info("server '{}' detached", attachment->name());
+  });
+}
+
+void AttachStream::detach_all() {
+  std::vector<core::AttachmentId> ids;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, server] : servers_) ids.push_back(id);
+  }
+  for (auto id : ids) detach(id);
+}
+
+}  // namespace siobridge::api

@@ -1,0 +1,99 @@
+// The Attach stream of one socket.io server process, and the servers attached
+// through it. The stream's gRPC reactor reads what the process sends (Hellos,
+// namespace changes, replies, calls) and writes what the daemon sends
+// (Welcomes, Commands, Results) from one bounded Outbox. Each Hello attaches
+// one server: an Attachment, which the core delivers Commands to. Calls made
+// on the stream run in the order they were sent.
+//
+// A process that stops reading cannot grow the daemon's memory without bound:
+// past half of the queue limits volatile packets are dropped, past the limits
+// the stream is closed with RESOURCE_EXHAUSTED and its servers detached.
+//
+// Thread-safe: gRPC threads and the core thread use them.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "daemon/api/api_context.h"
+#include "daemon/api/operations.h"
+#include "daemon/api/outbox.h"
+#include "daemon/core/local_server.h"
+#include "siobridge/v1/bridge.pb.h"
+
+namespace siobridge::api {
+
+class AttachStream;
+
+// One attached socket.io server.
+class Attachment final : public core::LocalServer {
+ public:
+  Attachment(std::weak_ptr<AttachStream> stream, std::string name)
+      : stream_(std::move(stream)), name_(std::move(name)) {}
+
+  core::AttachmentId id() const { return id_; }
+  const std::string& name() const { return name_; }
+  std::size_t queued() const;
+  void deliver(const core::Command& command) override;
+  // Ends this server's stream (and so every server on it) with `status`.
+  void close(const grpc::Status& status, const char* reason);
+
+ private:
+  friend class AttachStream;
+  // Weak: the stream owns its attachments; a Command for a stream already gone
+  // is dropped.
+  std::weak_ptr<AttachStream> stream_;
+  std::string name_;
+  std::atomic<core::AttachmentId> id_{0};
+};
+
+class AttachStream final : public std::enable_shared_from_this<AttachStream> {
+ public:
+  using Reactor =
+      grpc::ServerBidiReactor<::siobridge::v1::ServerMessage, ::siobridge::v1::DaemonMessage>;
+  // The reactor of a new Attach call.
+  static Reactor* start(ApiContext& context, Operations& operations,
+                        grpc::CallbackServerContext* call);
+
+  // Queues a Command for one of this stream's servers (core thread).
+  void push_command(const core::Command& command, core::AttachmentId to);
+  // Ends the stream with `status` and detaches its servers.
+  void close(const grpc::Status& status, const char* reason);
+  std::size_t queued() const { return outbox_.size(); }
+
+ private:
+  class StreamReactor;
+  AttachStream(ApiContext& context, Operations& operations, grpc::CallbackServerContext* call);
+
+  void on_message(const ::siobridge::v1::ServerMessage& message);
+  void on_hello(const ::siobridge::v1::Hello& hello);
+  void on_reply(const ::siobridge::v1::Reply& reply);
+  void on_call(const ::siobridge::v1::Call& call);
+  void change_namespace(const ::siobridge::v1::NamespaceChange& change, bool join);
+  // The server a message names: its id, or the stream's first server for "".
+  Result<core::AttachmentId> resolve(const std::string& attachment_id) const;
+  void push_result(::siobridge::v1::Result result);
+  bool finish(const grpc::Status& status);
+  void reactor_done();
+  void detach(core::AttachmentId id);
+  void detach_all();
+
+  ApiContext& context_;
+  Operations& operations_;
+  grpc::CallbackServerContext* const call_;
+  Outbox<::siobridge::v1::DaemonMessage> outbox_;
+
+  mutable std::mutex mutex_;
+  StreamReactor* reactor_ = nullptr;  // null once the RPC is done
+  bool finishing_ = false;
+  bool hello_seen_ = false;
+  core::AttachmentId first_ = 0;
+  std::map<core::AttachmentId, std::shared_ptr<Attachment>> servers_;
+};
+
+}  // namespace siobridge::api

@@ -1,0 +1,51 @@
+// The operations of the API, shared by the separate RPCs and the calls made on
+// an Attach stream. Each validates its request, refuses work while the daemon
+// drains, runs on the core thread, reports its duration, and calls `done`
+// exactly once (from any thread).
+//
+// Thread-safe.
+#pragma once
+
+#include <functional>
+
+#include <grpcpp/support/status.h>
+
+#include "daemon/api/api_context.h"
+#include "siobridge/v1/bridge.pb.h"
+
+namespace siobridge::api {
+
+class Operations {
+ public:
+  explicit Operations(ApiContext& context) : context_(context) {}
+
+  template <typename Reply>
+  using Done = std::function<void(const grpc::Status&, Reply reply)>;
+  using StatusDone = std::function<void(const grpc::Status&)>;
+
+  void broadcast(core::AttachmentId from, const ::siobridge::v1::BroadcastRequest& request,
+                 StatusDone done);
+  // `on_event` gets the counts and acks, then Done; `done` follows it (or
+  // reports an error instead, with no events).
+  void broadcast_with_ack(core::AttachmentId from, const ::siobridge::v1::BroadcastRequest& request,
+                          std::function<void(::siobridge::v1::AckEvent)> on_event, StatusDone done);
+  void change_rooms(core::AttachmentId from, const ::siobridge::v1::RoomsRequest& request,
+                    bool join, StatusDone done);
+  void disconnect_sockets(core::AttachmentId from,
+                          const ::siobridge::v1::DisconnectRequest& request, StatusDone done);
+  void fetch_sockets(core::AttachmentId from, const ::siobridge::v1::QueryRequest& request,
+                     Done<::siobridge::v1::FetchSocketsReply> done);
+  void all_rooms(core::AttachmentId from, const ::siobridge::v1::QueryRequest& request,
+                 Done<::siobridge::v1::AllRoomsReply> done);
+  void server_count(const ::siobridge::v1::ServerCountRequest& request,
+                    Done<::siobridge::v1::ServerCountReply> done);
+  void server_side_emit(core::AttachmentId from,
+                        const ::siobridge::v1::ServerSideEmitRequest& request,
+                        Done<::siobridge::v1::ServerSideEmitReply> done);
+  void status(Done<::siobridge::v1::StatusReply> done);
+
+ private:
+  ApiContext& context_;
+};
+
+}  // namespace siobridge::api
