@@ -8,13 +8,20 @@ namespace siobridge::runtime {
 
 Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
   std::unique_ptr<Engine> engine(new Engine());
+  Engine* raw = engine.get();
+  // First: the destructor closes these handles, also when creation fails below.
+  uv_loop_init(&engine->loop_);
+  uv_async_init(&engine->loop_, &engine->wakeup_,
+                [](uv_async_t* handle) { static_cast<Engine*>(handle->data)->drain_inbox(); });
+  engine->wakeup_.data = raw;
+  uv_timer_init(&engine->loop_, &engine->timer_);
+  engine->timer_.data = raw;
   if (options.node.uid.empty()) options.node.uid = wire::generate_id();
   if (!wire::is_valid_id(options.node.uid)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "node uid must be 16 characters of [A-Za-z0-9_-]");
   }
   engine->uid_ = options.node.uid;
-  Engine* raw = engine.get();
   if (options.mongodb) {
     auto bus = bus::mongodb::MongoBus::create(
         std::move(*options.mongodb), engine->uid_, *raw,
@@ -37,12 +44,6 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
   }
   engine->node_ =
       std::make_unique<core::Node>(options.node, *engine->bus_, engine->clock_, engine->timers_);
-  uv_loop_init(&engine->loop_);
-  uv_async_init(&engine->loop_, &engine->wakeup_,
-                [](uv_async_t* handle) { static_cast<Engine*>(handle->data)->drain_inbox(); });
-  engine->wakeup_.data = raw;
-  uv_timer_init(&engine->loop_, &engine->timer_);
-  engine->timer_.data = raw;
   return engine;
 }
 

@@ -189,6 +189,28 @@ TEST_CASE("UNAVAILABLE, not a hang, when MongoDB cannot be reached") {
   CHECK(status.value.bus_state() == "unavailable");
 }
 
+TEST_CASE("a MongoDB URI that is not one stops the start with a clear message") {
+  DaemonProcess scratch;  // only for its directory
+  auto [code, output] =
+      run_daemon_command({"--mongodb-uri", "mongo://db1", "--listen-unix",
+                          scratch.dir() + "/bad-uri.sock", "--mongodb-state-dir", ""});
+  CHECK(code != 0);
+  CHECK_THAT(output, Catch::Contains("MongoDB URI is not valid"));
+}
+
+TEST_CASE("two daemons cannot share a state directory") {
+  const std::string unreachable =
+      "mongodb://127.0.0.1:1/?replicaSet=rs0&serverSelectionTimeoutMS=300";
+  DaemonProcess first({"--mongodb-uri", unreachable});
+  REQUIRE(first.wait_ready());
+  auto [code, output] = run_daemon_command({"--mongodb-uri", unreachable, "--listen-unix",
+                                            first.dir() + "/second.sock", "--mongodb-state-dir",
+                                            first.dir() + "/state"});
+  CHECK(code != 0);
+  CHECK_THAT(output, Catch::Contains("is in use by another siobridged") &&
+                         Catch::Contains("its own mongodb.state_dir"));
+}
+
 TEST_CASE("graceful shutdown: requests in flight finish, new ones are refused") {
   DaemonProcess daemon({"--shutdown-drain-timeout", "20s"});
   REQUIRE(daemon.wait_ready());

@@ -55,6 +55,8 @@ void print_missing(const pb::Missing& missing) {
 pb::BroadcastOptions options_for(const std::vector<std::string>& rooms,
                                  const std::vector<std::string>& except) {
   pb::BroadcastOptions opts;
+  // No rooms means every socket of the namespace (PROTOCOL.md's Broadcast flag).
+  opts.set_exclude_sid(true);
   for (const auto& r : rooms) opts.add_rooms(r);
   for (const auto& r : except) opts.add_except(r);
   return opts;
@@ -173,7 +175,6 @@ int main(int argc, char** argv) {
   }
   if (sockets_cmd->parsed()) {
     auto opts = options_for(rooms, {});
-    if (rooms.empty()) opts.set_exclude_sid(true);  // every socket of the namespace
     auto reply = client.fetch_sockets(ns, opts);
     if (!reply.ok()) return fail(reply.status);
     if (as_json) {
@@ -191,7 +192,6 @@ int main(int argc, char** argv) {
   }
   if (disconnect_cmd->parsed()) {
     auto opts = options_for(rooms, {});
-    if (rooms.empty()) opts.set_exclude_sid(true);
     auto reply = client.disconnect_sockets(ns, opts, close);
     if (!reply.ok()) return fail(reply.status);
     std::cout << (as_json ? "{\"disconnected\": true}\n" : "disconnect sent\n");

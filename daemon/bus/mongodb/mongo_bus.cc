@@ -44,7 +44,17 @@ Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::s
                         fmt::format("state directory {}: {}", config.state_dir, ec.message()));
     }
   }
+  std::optional<StateDirLock> state_lock;
+  if (!config.state_dir.empty()) {
+    auto lock = StateDirLock::acquire(config.state_dir);
+    if (!lock.ok()) {
+      mongoc_uri_destroy(uri);
+      return lock.error();
+    }
+    state_lock.emplace(std::move(lock).value());
+  }
   std::unique_ptr<MongoBus> bus(new MongoBus());
+  bus->state_lock_ = std::move(state_lock);
   bus->pool_ = mongoc_client_pool_new_with_error(uri, &error);
   mongoc_uri_destroy(uri);
   if (!bus->pool_) {
@@ -84,6 +94,8 @@ void MongoBus::stop(core::Millis drain) {
   writer_->wake();
   writer_thread_.join();
   watcher_thread_.join();
+  // The watcher saved its last token: the directory is free for a successor.
+  state_lock_.reset();
 }
 
 Status MongoBus::publish(wire::Document document) {

@@ -11,6 +11,7 @@
 
 #include <future>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "daemon/bus/bus.h"
@@ -18,19 +19,21 @@
 #include "daemon/bus/mongodb/change_watcher.h"
 #include "daemon/bus/mongodb/document_writer.h"
 #include "daemon/bus/mongodb/mongo_bus_config.h"
+#include "daemon/bus/mongodb/state_dir_lock.h"
 
 namespace siobridge::bus::mongodb {
 
 class MongoBus final : public Bus {
  public:
-  // kInvalidArgument for a malformed URI or an unusable state directory.
+  // kInvalidArgument for a malformed URI or an unusable state directory;
+  // kFailedPrecondition when another daemon holds the state directory.
   static Result<std::unique_ptr<MongoBus>> create(MongoBusConfig config, std::string own_uid,
                                                   BusListener& listener, Post post);
   ~MongoBus() override;
 
   void start();
   // Writes what is queued for up to `drain`, then stops both threads.
-  void stop(core::Millis drain);
+  void stop(core::Millis drain);  // also releases the state directory
 
   Status publish(wire::Document document) override;
   BusState state() const override { return context_->state(); }
@@ -41,6 +44,7 @@ class MongoBus final : public Bus {
  private:
   MongoBus() = default;
 
+  std::optional<StateDirLock> state_lock_;
   mongoc_client_pool_t* pool_ = nullptr;
   std::unique_ptr<BusContext> context_;
   std::unique_ptr<DocumentWriter> writer_;

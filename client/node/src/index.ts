@@ -1,0 +1,23 @@
+// @siobridge/socket.io-adapter: scale socket.io servers across hosts through
+// the siobridged daemon of each host (and MongoDB), in a cluster that Rust
+// socketioxide servers can share.
+//
+//   import { Server } from "socket.io";
+//   import { createAdapter } from "@siobridge/socket.io-adapter";
+//   const io = new Server(3000, { adapter: createAdapter() });
+import { SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress } from "./adapter";
+
+export { SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress };
+export { CallError } from "./connection";
+
+/** What createAdapter returns: an Adapter constructor taking the namespace. */
+export type SiobridgeAdapterConstructor = new (nsp: any) => SiobridgeAdapter;
+
+/** The adapter constructor for `io.adapter(...)` or `new Server({ adapter })`. */
+export function createAdapter(options: SiobridgeAdapterOptions = {}): SiobridgeAdapterConstructor {
+  return class extends SiobridgeAdapter {
+    constructor(nsp: any) {
+      super(nsp, options);
+    }
+  };
+}

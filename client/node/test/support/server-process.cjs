@@ -1,0 +1,156 @@
+// A socket.io server in its own process, with the siobridge adapter, driven by
+// the test over IPC: every message {id, op, ...} is answered {id, result} or
+// {id, error}.
+const { Server } = require("socket.io");
+const { createAdapter } = require("../../dist");
+
+const options = JSON.parse(process.env.SIOBRIDGE_TEST_SERVER);
+const errors = [];
+const adapterOptions = {
+  address: options.address,
+  requestsTimeout: options.requestsTimeout ?? 3000,
+  reconnect: { minDelay: 50, maxDelay: 500 },
+  onError: (error) => {
+    errors.push(`${error.message}`);
+    process.send?.({ event: "adapter-error", message: error.message, code: error.code });
+  },
+};
+const parser = options.parser === "msgpack" ? require("socket.io-msgpack-parser") : undefined;
+
+// One or more socket.io Servers in this process (they share one Attach stream).
+const servers = [];
+for (let i = 0; i < (options.servers ?? 1); i++) {
+  const io = new Server({ adapter: createAdapter(adapterOptions), ...(parser ? { parser } : {}) });
+  io.listen(0);
+  servers.push(io);
+}
+
+const received = []; // server-side emits received
+function setUp(nsp) {
+  nsp.on("connection", (socket) => {
+    const auth = socket.handshake.auth ?? {};
+    socket.data = { user: auth.user, label: options.label };
+    for (const room of auth.rooms ?? []) socket.join(room);
+    socket.on("shout", (...args) => socket.broadcast.emit("heard", ...args));
+  });
+  nsp.on("server-note", (...args) => received.push({ ns: nsp.name, args }));
+  nsp.on("server-ping", (...args) => {
+    const callback = args.pop();
+    if (options.silentServerSideEmit) return; // never answers
+    callback(`pong from ${options.label}`);
+  });
+}
+for (const io of servers) setUp(io.of("/"));
+
+function io(index = 0) {
+  return servers[index];
+}
+
+function operator(nsp, m) {
+  let target = nsp;
+  if (m.local) target = target.local;
+  if (m.volatile) target = target.volatile;
+  for (const room of m.rooms ?? []) target = target.to(room);
+  for (const room of m.except ?? []) target = target.except(room);
+  if (m.timeout) target = target.timeout(m.timeout);
+  return target;
+}
+
+function revive(args) {
+  // {"$binary": "base64"} stands for a Buffer in messages from the test.
+  return (args ?? []).map((a) => (a && typeof a === "object" && a.$binary ? Buffer.from(a.$binary, "base64") : a));
+}
+
+function describe(value) {
+  if (Buffer.isBuffer(value)) return { $binary: value.toString("base64") };
+  if (Array.isArray(value)) return value.map(describe);
+  if (value instanceof Error) return { $error: value.message };
+  return value;
+}
+
+const handlers = {
+  ports: () => servers.map((s) => s.httpServer.address().port),
+  of: (m) => {
+    for (const server of servers) setUp(server.of(m.ns));
+    return true;
+  },
+  emit: (m) => {
+    operator(io(m.server).of(m.ns ?? "/"), m).emit(m.event, ...revive(m.args));
+    return true;
+  },
+  emitWithAck: async (m) => {
+    try {
+      return { responses: describe(await operator(io(m.server).of(m.ns ?? "/"), m).emitWithAck(m.event, ...revive(m.args))) };
+    } catch (error) {
+      return { error: error.message, responses: describe(error.responses ?? null) };
+    }
+  },
+  emitWithAckCallback: (m) =>
+    new Promise((done) => {
+      operator(io(m.server).of(m.ns ?? "/"), m).emit(m.event, ...revive(m.args), (err, responses) =>
+        done({ error: err?.message ?? null, responses: describe(responses) }),
+      );
+    }),
+  emitThenDisconnect: (m) => {
+    const nsp = io(m.server).of(m.ns ?? "/");
+    operator(nsp, m).emit(m.event, ...revive(m.args));
+    operator(nsp, m).disconnectSockets(!!m.close);
+    return true;
+  },
+  socketsJoin: (m) => {
+    operator(io(m.server).of(m.ns ?? "/"), m).socketsJoin(m.join);
+    return true;
+  },
+  socketsLeave: (m) => {
+    operator(io(m.server).of(m.ns ?? "/"), m).socketsLeave(m.leave);
+    return true;
+  },
+  disconnectSockets: (m) => {
+    operator(io(m.server).of(m.ns ?? "/"), m).disconnectSockets(!!m.close);
+    return true;
+  },
+  fetchSockets: async (m) => {
+    const sockets = await operator(io(m.server).of(m.ns ?? "/"), m).fetchSockets();
+    return sockets.map((s) => ({ id: s.id, auth: s.handshake?.auth, rooms: [...s.rooms].sort(), data: s.data }));
+  },
+  remoteEmitWithAck: async (m) => {
+    const sockets = await io(m.server).of(m.ns ?? "/").fetchSockets();
+    const socket = sockets.find((s) => s.id === m.socketId);
+    if (!socket) return { error: `socket ${m.socketId} not found among ${sockets.length}` };
+    return { response: describe(await socket.timeout(m.timeout ?? 3000).emitWithAck(m.event, ...revive(m.args))) };
+  },
+  remoteJoin: async (m) => {
+    const sockets = await io(m.server).of(m.ns ?? "/").fetchSockets();
+    sockets.find((s) => s.id === m.socketId)?.join(m.join);
+    return true;
+  },
+  serverSideEmit: (m) => {
+    io(m.server).of(m.ns ?? "/").serverSideEmit(m.event, ...revive(m.args));
+    return true;
+  },
+  serverSideEmitWithAck: async (m) => {
+    try {
+      return { responses: await io(m.server).of(m.ns ?? "/").serverSideEmitWithAck(m.event, ...revive(m.args)) };
+    } catch (error) {
+      return { error: error.message, responses: error.responses ?? null };
+    }
+  },
+  allRooms: async (m) => [...(await io(m.server).of(m.ns ?? "/").adapter.allRooms())].sort(),
+  received: () => received,
+  serverCount: (m) => io(m.server).of(m.ns ?? "/").adapter.serverCount(),
+  errors: () => errors,
+  closeServer: async (m) => {
+    await new Promise((done) => io(m.server).close(() => done()));
+    return true;
+  },
+};
+
+process.on("message", async (m) => {
+  try {
+    const result = await handlers[m.op](m);
+    process.send({ id: m.id, result });
+  } catch (error) {
+    process.send({ id: m.id, error: error.message });
+  }
+});
+process.send({ event: "ready" });
