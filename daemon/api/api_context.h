@@ -27,7 +27,7 @@ struct ApiLimits {
   std::size_t max_message_bytes = 1 << 20;
   // An attached server that stops reading: volatile packets are dropped past
   // half of these, and the attachment is closed past them.
-  std::size_t attachment_queue_messages = 10'000;
+  std::size_t attachment_queue_messages = 100'000;
   std::size_t attachment_queue_bytes = 16u << 20;
 };
 

@@ -193,7 +193,7 @@ const std::vector<SettingDef>& definitions() {
                       c.limits.max_message_bytes = *n;
                       return {};
                     }));
-    d.push_back(def("limits.attachment_queue_messages", "10000",
+    d.push_back(def("limits.attachment_queue_messages", "100000",
                     "messages waiting for an attached server before it is closed",
                     [](DaemonConfig& c, const std::string& v) -> Status {
                       auto n = parse_size(v);
