@@ -50,3 +50,4 @@ process.on("message", async ({ id, action, args }) => {
   }
 });
 process.send({ ready: true });
+process.on("SIGTERM", () => process.exit(0));

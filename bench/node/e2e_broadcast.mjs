@@ -12,6 +12,7 @@
 // Prints msgs/s at saturation (a burst sent as fast as the sender can; timed
 // until every client has every message) and latency percentiles at a steady
 // 1,000 msgs/s (send time to client receipt, one clock: one host).
+// BENCH_PROF=1 writes CPU profiles of the two servers to /tmp/prof.
 import { fork, spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -81,6 +82,7 @@ async function startDaemon(name, mongoUri, database) {
 
 function startServer(address) {
   const child = fork(join(import.meta.dirname, "bench-server.cjs"), {
+    execArgv: process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : [],
     env: { ...process.env, SIOBRIDGE_ADDRESS: address ?? "" },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

@@ -144,6 +144,7 @@ export class Connection {
   private readonly sessions = new Map<string, Session>();
   private readonly byAttachment = new Map<string, Session>();
   private readonly pending = new Map<string, PendingCall>();
+  private commands: any[] = [];
   private nextRef = 1;
   private nextSession = 1;
   private reconnectDelay: number;
@@ -260,8 +261,11 @@ export class Connection {
         return;
       }
       case "command": {
-        const session = this.byAttachment.get(message.command.attachment_id);
-        session?.sink.onCommand(message.command);
+        // Applied together once this turn of the event loop has read what
+        // arrived: the sockets' writes of many commands then leave in one
+        // system call per client instead of one per command. Order is kept.
+        this.commands.push(message.command);
+        if (this.commands.length === 1) setImmediate(() => this.applyCommands());
         return;
       }
       case "result": {
@@ -291,6 +295,14 @@ export class Connection {
           new Error(`namespace ${message.namespace_error.namespace}: ${message.namespace_error.message}`),
         );
         return;
+    }
+  }
+
+  private applyCommands(): void {
+    const commands = this.commands;
+    this.commands = [];
+    for (const command of commands) {
+      this.byAttachment.get(command.attachment_id)?.sink.onCommand(command);
     }
   }
 
