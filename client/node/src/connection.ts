@@ -144,7 +144,7 @@ export class Connection {
   private readonly sessions = new Map<string, Session>();
   private readonly byAttachment = new Map<string, Session>();
   private readonly pending = new Map<string, PendingCall>();
-  private commands: any[] = [];
+  private commands: { session: Session; command: any }[] = [];
   private nextRef = 1;
   private nextSession = 1;
   private reconnectDelay: number;
@@ -264,7 +264,9 @@ export class Connection {
         // Applied together once this turn of the event loop has read what
         // arrived: the sockets' writes of many commands then leave in one
         // system call per client instead of one per command. Order is kept.
-        this.commands.push(message.command);
+        const session = this.byAttachment.get(message.command.attachment_id);
+        if (!session) return;
+        this.commands.push({ session, command: message.command });
         if (this.commands.length === 1) setImmediate(() => this.applyCommands());
         return;
       }
@@ -301,8 +303,9 @@ export class Connection {
   private applyCommands(): void {
     const commands = this.commands;
     this.commands = [];
-    for (const command of commands) {
-      this.byAttachment.get(command.attachment_id)?.sink.onCommand(command);
+    for (const { session, command } of commands) {
+      // Work that arrived before a close is still applied; a closed adapter's is not.
+      if (this.sessions.get(session.clientRef) === session) session.sink.onCommand(command);
     }
   }
 
