@@ -225,17 +225,27 @@ Outcome<pb::AckDone> BridgeClient::broadcast_with_ack(
   });
 }
 
+namespace {
+
+pb::RoomsRequest rooms_request(const std::string& attachment, const std::string& ns,
+                               const pb::BroadcastOptions& opts,
+                               const std::vector<std::string>& rooms) {
+  pb::RoomsRequest request;
+  request.set_attachment_id(attachment);
+  request.set_namespace_(ns);
+  *request.mutable_opts() = opts;
+  for (const auto& r : rooms) request.add_rooms(r);
+  return request;
+}
+
+}  // namespace
+
 Outcome<pb::OperationReply> BridgeClient::add_sockets(const std::string& ns,
                                                       const pb::BroadcastOptions& opts,
                                                       const std::vector<std::string>& rooms) {
   return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
-    pb::RoomsRequest request;
-    request.set_attachment_id(id);
-    request.set_namespace_(ns);
-    *request.mutable_opts() = opts;
-    for (const auto& r : rooms) request.add_rooms(r);
     auto context = call_context();
-    return stub_->AddSockets(context.get(), request, &reply);
+    return stub_->AddSockets(context.get(), rooms_request(id, ns, opts, rooms), &reply);
   });
 }
 
@@ -243,13 +253,8 @@ Outcome<pb::OperationReply> BridgeClient::del_sockets(const std::string& ns,
                                                       const pb::BroadcastOptions& opts,
                                                       const std::vector<std::string>& rooms) {
   return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
-    pb::RoomsRequest request;
-    request.set_attachment_id(id);
-    request.set_namespace_(ns);
-    *request.mutable_opts() = opts;
-    for (const auto& r : rooms) request.add_rooms(r);
     auto context = call_context();
-    return stub_->DelSockets(context.get(), request, &reply);
+    return stub_->DelSockets(context.get(), rooms_request(id, ns, opts, rooms), &reply);
   });
 }
 

@@ -261,7 +261,7 @@ export class SiobridgeAdapter extends Adapter {
   async allRooms(): Promise<Set<Room>> {
     const reply = await this.session.call(
       "all_rooms",
-      { namespace: this.nsp.name, opts: { rooms: [], except: [], exclude_sid: true, volatile: false, local: false } },
+      { namespace: this.nsp.name, opts: toProto({ rooms: new Set(), except: new Set() }) },
       this.callTimeout(),
     );
     const rooms = new Set<Room>(this.rooms.keys());
