@@ -66,14 +66,18 @@ bool BridgeClient::attach_once() {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_wait_for_ready(true);
   auto* raw_context = context.get();
-  auto stream = stub_->Attach(raw_context);
   pb::ServerMessage hello;
   hello.mutable_hello()->set_name(options_.name);
   {
     std::lock_guard lock(mutex_);
     for (const auto& ns : namespaces_) hello.mutable_hello()->add_namespaces(ns);
+    // Visible to the destructor before Attach() starts: opening a wait-for-ready
+    // stream blocks until the daemon answers, and only a cancel ends it when the
+    // daemon is gone. The destructor may also have looked before this existed.
     stream_context_ = std::move(context);
+    if (stopping_) stream_context_->TryCancel();
   }
+  auto stream = stub_->Attach(raw_context);
   bool welcomed = false;
   if (stream->Write(hello)) {
     pb::DaemonMessage message;
