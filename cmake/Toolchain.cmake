@@ -5,6 +5,13 @@ option(SIOBRIDGE_WERROR "Treat warnings as errors" ON)
 option(SIOBRIDGE_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
 option(SIOBRIDGE_FUZZ "Build the libFuzzer targets (clang only)" OFF)
 
+# Rebuilds in several build directories (test, release, bench) share one cache.
+find_program(SIOBRIDGE_CCACHE ccache)
+if(SIOBRIDGE_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_C_COMPILER_LAUNCHER ${SIOBRIDGE_CCACHE})
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${SIOBRIDGE_CCACHE})
+endif()
+
 add_compile_options(-Wall -Wextra)
 # libbson declares bson_t with an alignment attribute; GCC warns that the
 # attribute is dropped whenever bson_t appears in a template argument
