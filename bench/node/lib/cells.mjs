@@ -1,0 +1,176 @@
+// The measurements of scripts/bench peers on one running system ("a run": its
+// sender and receiver servers, its clients, the pids whose CPU counts):
+//   burst(run, count, bytes)      saturation: `count` events sent as fast as the
+//                                 sender can, timed from the first send to the
+//                                 last receipt; lost deliveries counted
+//   paced(run, rate, seconds)     latency at a fixed rate, and whether the rate
+//                                 was sustained
+//   roundTrips(run, what, count)  fetchSockets / serverSideEmitWithAck
+// Each cell reports the CPU seconds of every process over its span (/proc) and
+// the peak RSS of each process during it.
+//
+// Single-threaded (Node event loop of the orchestrator).
+import { cpuSeconds, memory, resetPeak } from "./proc.mjs";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function cpuSnapshot(processes) {
+  return processes.map((p) => cpuSeconds(p.pid));
+}
+
+function cpuDelta(processes, from, to) {
+  const out = {};
+  processes.forEach((p, i) => {
+    if (from[i] !== null && to[i] !== null) out[p.role] = to[i] - from[i];
+  });
+  return out;
+}
+
+function peaks(processes) {
+  const out = {};
+  for (const p of processes) {
+    const m = memory(p.pid);
+    if (m) out[p.role] = m.peakMiB;
+  }
+  return out;
+}
+
+/** When the last cell ended with deliveries missing, lets whatever is still on its way arrive first. */
+async function settle(run) {
+  if (!run.unsettled) return;
+  const since = Date.now();
+  while ((await run.clients.ask("progress")).quietMs < run.opts.idleSeconds * 1000 && Date.now() - since < run.opts.hardSeconds * 1000) {
+    await sleep(200);
+  }
+  run.unsettled = false;
+}
+
+/**
+ * Sends `count` events of `bytes` at `rate` (0: burst) and waits until every
+ * client has them all, or nothing arrived for `idleMs` after the sender
+ * finished (the rest is lost), or hardSeconds passed. A paced send is stopped once
+ * the clients are more than `maxLagSeconds` of events behind it.
+ */
+async function send(run, { count, bytes, rate, latencies, maxLagSeconds = Infinity }) {
+  const { sender, clients, processes, opts } = run;
+  const hardMs = opts.hardSeconds * 1000;
+  await settle(run);
+  const base = run.nextSeq;
+  run.nextSeq += count;
+  await clients.ask("expect", { base, count, latencies });
+  let doneAt = 0;
+  clients.onEvent((m) => {
+    if (m.event === "done") doneAt = Date.now();
+  });
+  for (const p of processes) resetPeak(p.pid);
+  const cpuStart = cpuSnapshot(processes);
+  let cpuEnd = cpuStart;
+  let senderResult = null;
+  let senderError = null;
+  let stoppedForLag = false;
+  const started = Date.now();
+  const sending = sender.ask("run", { count, rate, bytes, firstSeq: base }).then(
+    (r) => (senderResult = r),
+    (e) => (senderError = e),
+  );
+  let lastReceived = -1;
+  for (;;) {
+    await Promise.race([sending, sleep(100)]);
+    if (doneAt) {
+      cpuEnd = cpuSnapshot(processes);
+      break;
+    }
+    const { received, quietMs } = await clients.ask("progress");
+    if (received !== lastReceived) {
+      lastReceived = received;
+      cpuEnd = cpuSnapshot(processes);
+    }
+    if (senderError) throw senderError;
+    if (!senderResult && rate > 0 && !stoppedForLag) {
+      const due = Math.min(count, ((Date.now() - started) / 1000) * rate);
+      if (due - received / opts.clients > rate * maxLagSeconds) {
+        stoppedForLag = true;
+        await sender.ask("stop");
+      }
+    }
+    if (senderResult && received >= senderResult.sent * opts.clients) {
+      cpuEnd = cpuSnapshot(processes);
+      break;
+    }
+    // Lost: nothing at all arrived for idleSeconds after the sender finished.
+    const sinceSent = senderResult ? Date.now() - (senderResult.startedAt + senderResult.seconds * 1000) : 0;
+    if (senderResult && quietMs > opts.idleSeconds * 1000 && sinceSent > opts.idleSeconds * 1000) break;
+    if (Date.now() - started > hardMs) break;
+  }
+  await sending;
+  if (senderError) throw senderError;
+  const result = await clients.ask("finish");
+  run.unsettled = result.received < senderResult.sent * opts.clients;
+  const events = senderResult.sent;
+  const span = result.lastReceipt > 0 ? (result.lastReceipt - senderResult.startedAt) / 1000 : null;
+  const cpu = cpuDelta(processes, cpuStart, cpuEnd);
+  const errors = [];
+  for (const server of run.servers) errors.push(...(await server.ask("errors")));
+  return {
+    events,
+    bytes,
+    sentPerSecond: events / senderResult.seconds,
+    senderSeconds: senderResult.seconds,
+    delivered: result.received,
+    lost: events * opts.clients - result.received,
+    duplicates: result.duplicates,
+    stray: result.stray,
+    span,
+    deliveredEventsPerSecond: span ? result.received / opts.clients / span : 0,
+    latency: result.latency,
+    stoppedForLag,
+    cpu,
+    peakMiB: peaks(processes),
+    disconnects: result.disconnects,
+    errors,
+  };
+}
+
+/** Saturation at `bytes`: a burst of `count` events. */
+export async function burst(run, count, bytes) {
+  const r = await send(run, { count, bytes, rate: 0, latencies: false });
+  return { ...r, eventsPerSecond: r.deliveredEventsPerSecond };
+}
+
+/** Latency at a fixed `rate` for `seconds` (100 B payloads). */
+export async function paced(run, rate, seconds, bytes) {
+  const count = Math.round(rate * seconds);
+  const r = await send(run, { count, bytes, rate, latencies: true, maxLagSeconds: run.opts.maxLagSeconds });
+  // Sustained: everything sent on time and delivered, at the rate, without a growing backlog.
+  const sustained =
+    !r.stoppedForLag && r.lost === 0 && r.events === count &&
+    r.sentPerSecond >= 0.95 * rate && r.deliveredEventsPerSecond >= 0.95 * rate;
+  return { ...r, rate, sustained };
+}
+
+/** Sequential round trips of `what` ("fetchSockets" or "emitWithAck") from the sender. */
+export async function roundTrips(run, what, count) {
+  const expect = what === "fetchSockets" ? run.opts.clients : 1;
+  await settle(run);
+  let times;
+  try {
+    times = await run.sender.ask(what, { count, expect }, 120000);
+  } catch (error) {
+    return { count: 0, error: error.message };
+  }
+  times.sort((a, b) => a - b);
+  const at = (p) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))];
+  return { count: times.length, p50: at(50), p99: at(99), max: times[times.length - 1] };
+}
+
+/** Sum of the CPU seconds of the processes that count (servers, daemons, broker, mongod), per 10k events. */
+export function cpuPer10k(cell, processes) {
+  let total = 0;
+  const per = {};
+  for (const p of processes) {
+    if (p.kind === "clients" || !(p.role in cell.cpu)) continue;
+    per[p.role] = (cell.cpu[p.role] / cell.events) * 10000;
+    total += per[p.role];
+  }
+  return { total, per };
+}

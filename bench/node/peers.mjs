@@ -1,0 +1,242 @@
+// scripts/bench peers: siobridge next to the systems it is measured against, in
+// one run, with interleaved rounds and medians (bench/README.md describes the
+// method and the table). For every system the same socket.io 4.8 sender and
+// receiver servers (server.cjs, separate processes) and the same clients
+// (clients.cjs, one process) on the receiver; io.emit("m", seq, sentAt, payload).
+//
+//   node bench/node/peers.mjs --daemon build/release/daemon/app/siobridged \
+//        --mongodb-uri URI [--quick] [--rounds N] [--systems a,b] [--out DIR]
+//
+// Writes the raw results as JSON to --out (peers-<time>.json and
+// peers-latest.json). Exit status 1 when a system failed in some round.
+//
+// Single-threaded (Node event loop); the measured processes are children.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem, release } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { execFileSync } from "node:child_process";
+import { MongoClient } from "mongodb";
+import { startNode, stopChild, stopAll, liveNames } from "./lib/children.mjs";
+import { SYSTEMS, startSystem, until } from "./lib/systems.mjs";
+import { burst, paced, roundTrips } from "./lib/cells.mjs";
+import { memory } from "./lib/proc.mjs";
+import { summarize, tables, median } from "./lib/report.mjs";
+
+const { values: args } = parseArgs({
+  options: {
+    daemon: { type: "string" },
+    "mongodb-uri": { type: "string" },
+    "mongod-pid": { type: "string" },
+    quick: { type: "boolean", default: false },
+    rounds: { type: "string" },
+    seconds: { type: "string" },
+    "rate-seconds": { type: "string" },
+    systems: { type: "string" },
+    out: { type: "string" },
+  },
+});
+
+const quick = args.quick;
+const opts = {
+  mode: quick ? "quick" : "full",
+  rounds: Number(args.rounds ?? (quick ? 1 : 3)),
+  // Target length of a saturation burst; its event count comes from the rate
+  // measured before (a short pilot burst in the first round).
+  burstSeconds: Number(args.seconds ?? (quick ? 2 : 5)),
+  rateSeconds: Number(args["rate-seconds"] ?? (quick ? 2 : 10)),
+  sizes: [100, 1024, 10240],
+  rates: [1000, 5000],
+  pacedBytes: 100,
+  clients: 10,
+  warmup: quick ? 1000 : 3000,
+  minBurst: quick ? 300 : 1000,
+  maxBurst: 200000,
+  // A burst carries at most this many payload bytes (the servers buffer what the clients have not read).
+  maxBurstBytes: 40 * 1024 * 1024,
+  roundTrips: quick ? 20 : 100,
+  // Deliveries still missing when nothing arrived for this long are lost.
+  idleSeconds: 5,
+  hardSeconds: 120,
+  // A paced cell stops sending once the clients are this far behind (not sustained).
+  maxLagSeconds: 1,
+};
+const selected = args.systems ? args.systems.split(",") : SYSTEMS.map((s) => s.key);
+for (const key of selected) {
+  if (!SYSTEMS.some((s) => s.key === key)) {
+    console.error(`peers: unknown system ${key} (known: ${SYSTEMS.map((s) => s.key).join(", ")})`);
+    process.exit(2);
+  }
+}
+const systems = SYSTEMS.filter((s) => selected.includes(s.key));
+const mongoUri = args["mongodb-uri"];
+if (systems.some((s) => s.mongo) && !mongoUri) {
+  console.error("peers: --mongodb-uri is needed for the MongoDB systems");
+  process.exit(2);
+}
+if (systems.some((s) => s.key.startsWith("siobridge")) && !args.daemon) {
+  console.error("peers: --daemon is needed for the siobridge systems");
+  process.exit(2);
+}
+const mongodPid = args["mongod-pid"] ? Number(args["mongod-pid"]) : null;
+const outDir = args.out ?? join(import.meta.dirname, "..", "..", "build", "bench");
+const workDir = mkdtempSync(join(tmpdir(), "siobridge-peers-"));
+const here = import.meta.dirname;
+
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, async () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    console.error(`\npeers: ${signal}: stopping ${liveNames().join(", ") || "nothing"}`);
+    await stopAll(3000);
+    process.exit(130);
+  });
+}
+
+const log = (line) => console.log(line);
+const fmt = (x) => Math.round(x).toLocaleString("en-US");
+const sizeName = (b) => (b >= 1024 ? `${b / 1024} KiB` : `${b} B`);
+
+// Rates measured so far per system and size, to size the next bursts.
+const measuredRates = {};
+
+function plannedBurst(system, bytes, estimate) {
+  const known = median(measuredRates[system.key]?.[bytes] ?? []);
+  const rate = Math.max(known ?? 0, estimate ?? 0);
+  const byBytes = Math.floor(opts.maxBurstBytes / bytes);
+  return Math.max(Math.min(opts.minBurst, byBytes), Math.min(Math.round(rate * opts.burstSeconds), opts.maxBurst, byBytes));
+}
+
+async function runSystem(system, round, mongo) {
+  const tag = `[round ${round + 1}/${opts.rounds} ${system.key}]`;
+  const database = `siobridge_peers_${process.pid}_${round}_${system.key.replace(/-/g, "_")}`;
+  const infra = await startSystem(system, { dir: join(workDir, `${round}-${system.key}`), daemon: args.daemon, mongoUri, mongo, database });
+  const started = [];
+  const record = { cells: {}, processes: [] };
+  try {
+    const roles = system.servers === 1 ? ["server"] : ["sender server", "receiver server"];
+    const servers = [];
+    for (let i = 0; i < roles.length; i++) {
+      const server = await startNode(`${system.key} ${roles[i]}`, join(here, "server.cjs"), infra.env[i]);
+      started.push(server.child);
+      servers.push(server);
+    }
+    const sender = servers[0];
+    const receiver = servers[servers.length - 1];
+    if (servers.length === 2) {
+      for (const server of servers) {
+        await until(async () => Number(await server.ask("serverCount", {}, 5000)) === 2, `${system.key}: both servers counted`, 30000, 100);
+      }
+    }
+    const clients = await startNode(`${system.key} clients`, join(here, "clients.cjs"), { BENCH_CLIENTS: String(opts.clients) });
+    started.push(clients.child);
+    await clients.ask("connect", { port: await receiver.ask("port") }, 30000);
+    const processes = [
+      ...servers.map((s, i) => ({ role: roles[i], kind: "server", pid: s.pid })),
+      ...infra.processes,
+      ...(system.mongo && mongodPid ? [{ role: "mongod", kind: "broker", pid: mongodPid }] : []),
+      { role: "clients", kind: "clients", pid: clients.pid },
+    ];
+    record.processes = processes;
+    const run = { sender, receiver, clients, servers, processes, opts, nextSeq: 0 };
+
+    // Warm-up: connections, JIT, change streams, the daemons' first batches.
+    const warm = await burst(run, opts.warmup, opts.sizes[0]);
+    log(`${tag} warm-up ${fmt(warm.eventsPerSecond)} ev/s`);
+    for (const bytes of opts.sizes) {
+      // First time at this size: a pilot burst sizes the measured one (and warms up).
+      const estimate = measuredRates[system.key]?.[bytes] ? null : (await burst(run, opts.minBurst, bytes)).eventsPerSecond;
+      const cell = await burst(run, plannedBurst(system, bytes, estimate), bytes);
+      record.cells[`burst-${bytes}`] = cell;
+      ((measuredRates[system.key] ??= {})[bytes] ??= []).push(cell.eventsPerSecond);
+      const lost = cell.lost ? `, LOST ${fmt(cell.lost)} of ${fmt(cell.events * opts.clients)} deliveries` : "";
+      log(`${tag} ${sizeName(bytes)} burst of ${fmt(cell.events)}: ${fmt(cell.eventsPerSecond)} ev/s in ${cell.span?.toFixed(2)} s${lost}`);
+    }
+    for (const rate of opts.rates) {
+      const cell = await paced(run, rate, opts.rateSeconds, opts.pacedBytes);
+      record.cells[`rate-${rate}`] = cell;
+      const l = cell.latency ?? {};
+      log(`${tag} ${fmt(rate)}/s: p50 ${l.p50?.toFixed(2)} ms, p99 ${l.p99?.toFixed(2)} ms, reached ${fmt(cell.deliveredEventsPerSecond)}/s` +
+          (cell.sustained ? "" : " (not sustained)"));
+    }
+    for (const [what, supported] of [["fetchSockets", system.fetch], ["emitWithAck", system.ack]]) {
+      if (!supported) continue;
+      const cell = await roundTrips(run, what, opts.roundTrips);
+      if (cell.error) {
+        record.cellErrors = [...(record.cellErrors ?? []), `${what}: ${cell.error}`];
+        log(`${tag} ${what}: FAILED: ${cell.error}`);
+        continue;
+      }
+      record.cells[what] = cell;
+      log(`${tag} ${what}: p50 ${cell.p50.toFixed(2)} ms, p99 ${cell.p99.toFixed(2)} ms`);
+    }
+    const daemons = processes.filter((p) => p.kind === "daemon");
+    if (daemons.length) {
+      // Peak over the cells (each cell reset the kernel's peak) and over whatever came after the last.
+      const cellPeaks = Object.values(record.cells).flatMap((c) => daemons.map((d) => c.peakMiB?.[d.role] ?? 0));
+      const now = daemons.map((d) => memory(d.pid)?.peakMiB ?? 0);
+      record.daemonPeakMiB = Math.max(...cellPeaks, ...now);
+      record.daemonIdleMiB = Math.min(...daemons.map((d) => memory(d.pid)?.rssMiB ?? Infinity));
+    }
+    await clients.ask("close");
+  } catch (error) {
+    record.error = error.message;
+    log(`${tag} FAILED: ${error.message} (logs in ${workDir})`);
+  } finally {
+    for (const child of started.reverse()) await stopChild(child);
+    await infra.stop();
+  }
+  return record;
+}
+
+function machine() {
+  let commit = null;
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: here, encoding: "utf8" }).trim();
+  } catch {
+    // Not a checkout.
+  }
+  const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version, commit, loadAtStart: load };
+}
+
+const result = { date: new Date().toISOString(), machine: machine(), opts, systems: systems.map((s) => s.key), rounds: [] };
+let failures = 0;
+const mongo = mongoUri ? new MongoClient(mongoUri) : null;
+try {
+  if (mongo) await mongo.connect();
+  log(`peers (${opts.mode}): ${opts.rounds} round(s) of ${systems.length} systems, ${result.machine.cpus} cores, load ${result.machine.loadAtStart}`);
+  for (let round = 0; round < opts.rounds && !interrupted; round++) {
+    // Interleaved: every system once per round, the order rotated from round to round.
+    const order = systems.map((_, i) => systems[(i + round) % systems.length]);
+    const records = {};
+    for (const system of order) {
+      if (interrupted) break;
+      records[system.key] = await runSystem(system, round, mongo);
+      if (records[system.key].error) failures += 1;
+    }
+    result.rounds.push(records);
+  }
+} finally {
+  await stopAll();
+  if (mongo) await mongo.close();
+}
+
+result.summary = summarize(systems, result.rounds, opts);
+const { main, cpu } = tables(systems, result.summary, opts);
+const sizes = opts.sizes.map(sizeName).join(" / ");
+console.log(`\n${opts.mode} mode, ${result.rounds.length} round(s), medians; ${sizes} payloads, ${opts.clients} clients, ` +
+            `${result.machine.cpus} cores (${result.machine.cpuModel}), ${result.date.slice(0, 10)}, commit ${result.machine.commit}`);
+console.log("÷ R / M / F: ratio to the Redis adapter / the mongo adapter / the raw MongoDB floor (throughput: higher is better; p50: lower is better)\n");
+console.log(main);
+console.log(`\nCPU seconds per 10k events at ${sizeName(opts.sizes[0])} saturation, per process (clients not counted)\n`);
+console.log(cpu);
+
+mkdirSync(outDir, { recursive: true });
+const file = join(outDir, `peers-${result.date.replace(/[:.]/g, "-")}.json`);
+writeFileSync(file, JSON.stringify(result, null, 1));
+copyFileSync(file, join(outDir, "peers-latest.json"));
+console.log(`\nraw results: ${file}`);
+if (!failures) rmSync(workDir, { recursive: true, force: true });
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,144 @@
+// One socket.io 4.8 server of scripts/bench peers, in its own process, with the
+// adapter of the system under test (BENCH_ADAPTER):
+//   none       socket.io's in-memory adapter (socket.io alone)
+//   siobridge  @siobridge/socket.io-adapter on BENCH_SIOBRIDGE_ADDRESS
+//   redis      @socket.io/redis-adapter on BENCH_REDIS_URL (node-redis clients)
+//   mongo      @socket.io/mongo-adapter on BENCH_MONGODB_URI / _DB / _COLLECTION
+//   floor      the raw MongoDB floor (floor-adapter.cjs), same variables
+// Every system gets the same server code: the sender emits
+// io.emit("m", seq, sentAt, payload) when told; the receiver serves the
+// clients and answers serverSideEmitWithAck("ping"). Driven over the IPC
+// channel by peers.mjs ({id, action, args} -> {id, result | error}); exits when
+// the channel closes, so a killed benchmark leaves no server behind.
+//
+// Single-threaded (Node event loop).
+const { createServer } = require("node:http");
+const { join } = require("node:path");
+const { Server } = require("socket.io");
+
+const env = process.env;
+const errors = [];
+const onError = (error) => {
+  if (errors.length < 100) errors.push(String(error?.message ?? error));
+};
+const now = () => performance.timeOrigin + performance.now();
+const closers = [];
+
+async function makeAdapter() {
+  switch (env.BENCH_ADAPTER) {
+    case "none":
+      return undefined;
+    case "siobridge": {
+      const { createAdapter } = require(join(__dirname, "..", "..", "client", "node", "dist"));
+      return createAdapter({ address: env.BENCH_SIOBRIDGE_ADDRESS, onError });
+    }
+    case "redis": {
+      const { createClient } = require("redis");
+      const { createAdapter } = require("@socket.io/redis-adapter");
+      const pub = createClient({ url: env.BENCH_REDIS_URL });
+      const sub = pub.duplicate();
+      pub.on("error", onError);
+      sub.on("error", onError);
+      await Promise.all([pub.connect(), sub.connect()]);
+      closers.push(() => pub.quit(), () => sub.quit());
+      return createAdapter(pub, sub);
+    }
+    case "mongo":
+    case "floor": {
+      const { MongoClient } = require("mongodb");
+      const client = new MongoClient(env.BENCH_MONGODB_URI);
+      await client.connect();
+      closers.push(() => client.close());
+      const collection = client.db(env.BENCH_MONGODB_DB).collection(env.BENCH_MONGODB_COLLECTION);
+      if (env.BENCH_ADAPTER === "floor") return require("./floor-adapter.cjs").createFloorAdapter(collection, { onError });
+      return require("@socket.io/mongo-adapter").createAdapter(collection);
+    }
+    default:
+      throw new Error(`unknown BENCH_ADAPTER ${env.BENCH_ADAPTER}`);
+  }
+}
+
+let io;
+let stopRequested = false;
+
+// Emits `count` events with `bytes` of payload, seq from `firstSeq`: paced at
+// `rate` per second, or as fast as the event loop allows when rate is 0 (in
+// chunks, so that I/O goes on). Stops early when told (the system fell behind).
+function run({ count, rate, bytes, firstSeq }) {
+  const payload = "x".repeat(bytes);
+  stopRequested = false;
+  return new Promise((done) => {
+    let sent = 0;
+    const start = now();
+    const tick = () => {
+      const due =
+        rate > 0 ? Math.min(count, Math.floor(((now() - start) / 1000) * rate) + 1) : Math.min(count, sent + 200);
+      while (sent < due && !stopRequested) {
+        io.emit("m", firstSeq + sent, now(), payload);
+        sent += 1;
+      }
+      if (sent >= count || stopRequested) done({ sent, startedAt: start, seconds: (now() - start) / 1000, stopped: stopRequested });
+      else if (rate > 0) setTimeout(tick, 1);
+      else setImmediate(tick);
+    };
+    tick();
+  });
+}
+
+// Sequential round trips of a cluster operation; milliseconds each.
+async function roundTrips(count, call) {
+  const times = [];
+  for (let i = 0; i < count; i++) {
+    const start = now();
+    await call();
+    times.push(now() - start);
+  }
+  return times;
+}
+
+const actions = {
+  port: () => io.httpServer.address().port,
+  serverCount: async () => io.of("/").adapter.serverCount(),
+  run,
+  stop: () => {
+    stopRequested = true;
+  },
+  fetchSockets: ({ count, expect }) =>
+    roundTrips(count, async () => {
+      const sockets = await io.fetchSockets();
+      if (sockets.length !== expect) throw new Error(`fetchSockets returned ${sockets.length} sockets, expected ${expect}`);
+    }),
+  emitWithAck: ({ count, expect }) =>
+    roundTrips(count, async () => {
+      const replies = await io.serverSideEmitWithAck("ping");
+      if (replies.length !== expect) throw new Error(`serverSideEmitWithAck got ${replies.length} replies, expected ${expect}`);
+    }),
+  errors: () => errors.splice(0),
+};
+
+process.on("message", async ({ id, action, args }) => {
+  try {
+    const result = await actions[action](args ?? {});
+    process.send({ id, result });
+  } catch (error) {
+    process.send({ id, error: String(error?.message ?? error) });
+  }
+});
+process.on("disconnect", () => process.exit(0));
+process.on("SIGTERM", async () => {
+  for (const close of closers) await Promise.resolve(close()).catch(() => {});
+  process.exit(0);
+});
+
+makeAdapter().then(
+  (adapter) => {
+    const http = createServer();
+    io = new Server(http, adapter ? { adapter } : {});
+    io.on("ping", (ack) => ack("pong"));
+    http.listen(0, "127.0.0.1", () => process.send({ ready: true }));
+  },
+  (error) => {
+    process.send({ failed: String(error?.message ?? error) });
+    process.exit(1);
+  },
+);
