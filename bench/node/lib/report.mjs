@@ -71,7 +71,11 @@ function ms(x) {
   if (x >= 100) return int(x);
   return x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
-const ratio = (a, b) => (a && b ? (a / b >= 10 ? (a / b).toFixed(0) : (a / b).toFixed(2)) : "–");
+function ratio(a, b) {
+  if (!a || !b) return "–";
+  const r = a / b;
+  return r >= 10 ? r.toFixed(0) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2);
+}
 
 function saturationCell(sat) {
   let cell = int(sat.eventsPerSecond);
