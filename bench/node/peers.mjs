@@ -49,7 +49,7 @@ const opts = {
   rates: [1000, 5000],
   pacedBytes: 100,
   clients: 10,
-  warmup: quick ? 1000 : 3000,
+  warmupSeconds: quick ? 1 : 2,
   minBurst: quick ? 300 : 1000,
   maxBurst: 200000,
   // A burst carries at most this many payload bytes (the servers buffer what the clients have not read).
@@ -139,10 +139,13 @@ async function runSystem(system, round, mongo) {
       { role: "clients", kind: "clients", pid: clients.pid },
     ];
     record.processes = processes;
-    const run = { sender, receiver, clients, servers, processes, opts, nextSeq: 0 };
+    const run = { sender, receiver, clients, servers, processes, opts, nextSeq: 0, peakMiB: {} };
+    record.idleMiB = Object.fromEntries(processes.map((p) => [p.role, memory(p.pid)?.rssMiB]));
 
-    // Warm-up: connections, JIT, change streams, the daemons' first batches.
-    const warm = await burst(run, opts.warmup, opts.sizes[0]);
+    // Warm-up: connections, JIT, change streams, the daemons' first batches. A cold sender can
+    // emit ten times slower than a warm one: a short burst, then one sized from its rate.
+    let warm = await burst(run, opts.minBurst, opts.sizes[0]);
+    warm = await burst(run, Math.max(opts.minBurst, Math.min(opts.maxBurst, Math.round(warm.eventsPerSecond * opts.warmupSeconds))), opts.sizes[0]);
     log(`${tag} warm-up ${fmt(warm.eventsPerSecond)} ev/s`);
     for (const bytes of opts.sizes) {
       // First time at this size: a pilot burst sizes the measured one (and warms up).
@@ -156,7 +159,7 @@ async function runSystem(system, round, mongo) {
       record.cells[`burst-${bytes}`] = cell;
       ((measuredRates[system.key] ??= {})[bytes] ??= []).push(cell.eventsPerSecond);
       const lost = cell.lost ? `, LOST ${fmt(cell.lost)} of ${fmt(cell.events * opts.clients)} deliveries` : "";
-      log(`${tag} ${sizeName(bytes)} burst of ${fmt(cell.events)}: ${fmt(cell.eventsPerSecond)} ev/s in ${cell.span?.toFixed(2)} s${lost}`);
+      log(`${tag} ${sizeName(bytes)} burst of ${fmt(cell.events)} (sent at ${fmt(cell.sentPerSecond)}/s): ${fmt(cell.eventsPerSecond)} ev/s in ${cell.span?.toFixed(2)} s${lost}`);
     }
     for (const rate of opts.rates) {
       const cell = await paced(run, rate, opts.rateSeconds, opts.pacedBytes);
@@ -176,13 +179,11 @@ async function runSystem(system, round, mongo) {
       record.cells[what] = cell;
       log(`${tag} ${what}: p50 ${cell.p50.toFixed(2)} ms, p99 ${cell.p99.toFixed(2)} ms`);
     }
+    record.peakMiB = run.peakMiB;
     const daemons = processes.filter((p) => p.kind === "daemon");
     if (daemons.length) {
-      // Peak over the cells (each cell reset the kernel's peak) and over whatever came after the last.
-      const cellPeaks = Object.values(record.cells).flatMap((c) => daemons.map((d) => c.peakMiB?.[d.role] ?? 0));
-      const now = daemons.map((d) => memory(d.pid)?.peakMiB ?? 0);
-      record.daemonPeakMiB = Math.max(...cellPeaks, ...now);
-      record.daemonIdleMiB = Math.min(...daemons.map((d) => memory(d.pid)?.rssMiB ?? Infinity));
+      // Peak over every burst (each reset the kernel's peak) and over whatever came after the last.
+      record.daemonPeakMiB = Math.max(...daemons.map((d) => Math.max(run.peakMiB[d.role] ?? 0, memory(d.pid)?.peakMiB ?? 0)));
     }
     await clients.ask("close");
   } catch (error) {
