@@ -33,9 +33,20 @@ const { values: args } = parseArgs({
     seconds: { type: "string" },
     "rate-seconds": { type: "string" },
     systems: { type: "string" },
+    sizes: { type: "string" },
+    rates: { type: "string" },
     out: { type: "string" },
   },
 });
+
+function list(text, flag) {
+  const values = text.split(",").map(Number);
+  if (!values.length || values.some((v) => !Number.isInteger(v) || v <= 0)) {
+    console.error(`peers: ${flag} wants positive integers separated by commas, got "${text}"`);
+    process.exit(2);
+  }
+  return values;
+}
 
 const quick = args.quick;
 const opts = {
@@ -45,8 +56,8 @@ const opts = {
   // measured before (a short pilot burst in the first round).
   burstSeconds: Number(args.seconds ?? (quick ? 2 : 5)),
   rateSeconds: Number(args["rate-seconds"] ?? (quick ? 2 : 10)),
-  sizes: [100, 1024, 10240],
-  rates: [1000, 5000],
+  sizes: list(args.sizes ?? "100,1024,10240", "--sizes"),
+  rates: list(args.rates ?? "1000,5000", "--rates"),
   pacedBytes: 100,
   clients: 10,
   warmupSeconds: quick ? 1 : 2,
@@ -144,8 +155,8 @@ async function runSystem(system, round, mongo) {
 
     // Warm-up: connections, JIT, change streams, the daemons' first batches. A cold sender can
     // emit ten times slower than a warm one: a short burst, then one sized from its rate.
-    let warm = await burst(run, opts.minBurst, opts.sizes[0]);
-    warm = await burst(run, Math.max(opts.minBurst, Math.min(opts.maxBurst, Math.round(warm.eventsPerSecond * opts.warmupSeconds))), opts.sizes[0]);
+    let warm = await burst(run, opts.minBurst, opts.pacedBytes);
+    warm = await burst(run, Math.max(opts.minBurst, Math.min(opts.maxBurst, Math.round(warm.eventsPerSecond * opts.warmupSeconds))), opts.pacedBytes);
     log(`${tag} warm-up ${fmt(warm.eventsPerSecond)} ev/s`);
     for (const bytes of opts.sizes) {
       // First time at this size: a pilot burst sizes the measured one (and warms up).

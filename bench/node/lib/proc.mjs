@@ -41,17 +41,3 @@ export function resetPeak(pid) {
     return false;
   }
 }
-
-/** The wineserver of a Wine prefix, if running (it serves every Wine process of the prefix). */
-export function wineserverPid(prefix) {
-  try {
-    const out = execFileSync("pgrep", ["-x", "wineserver"], { encoding: "utf8" });
-    for (const pid of out.split("\n").filter(Boolean)) {
-      const environ = readFileSync(`/proc/${pid}/environ`, "utf8");
-      if (environ.split("\0").includes(`WINEPREFIX=${prefix}`)) return Number(pid);
-    }
-  } catch {
-    // None.
-  }
-  return null;
-}
