@@ -124,6 +124,7 @@ async function runSystem(system, round, mongo) {
   const database = `siobridge_peers_${process.pid}_${round}_${system.key.replace(/-/g, "_")}`;
   const infra = await startSystem(system, { dir: join(workDir, `${round}-${system.key}`), daemon: args.daemon, mongoUri, mongo, database });
   const started = [];
+  const startedAt = Date.now();
   const record = { cells: {}, processes: [] };
   try {
     const roles = system.servers === 1 ? ["server"] : ["sender server", "receiver server"];
@@ -204,6 +205,7 @@ async function runSystem(system, round, mongo) {
     for (const child of started.reverse()) await stopChild(child);
     await infra.stop();
   }
+  record.seconds = (Date.now() - startedAt) / 1000;
   return record;
 }
 
