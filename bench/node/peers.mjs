@@ -122,11 +122,12 @@ function plannedBurst(system, bytes, estimate) {
 async function runSystem(system, round, mongo) {
   const tag = `[round ${round + 1}/${opts.rounds} ${system.key}]`;
   const database = `siobridge_peers_${process.pid}_${round}_${system.key.replace(/-/g, "_")}`;
-  const infra = await startSystem(system, { dir: join(workDir, `${round}-${system.key}`), daemon: args.daemon, mongoUri, mongo, database });
   const started = [];
   const startedAt = Date.now();
   const record = { cells: {}, processes: [] };
+  let infra = null;
   try {
+    infra = await startSystem(system, { dir: join(workDir, `${round}-${system.key}`), daemon: args.daemon, mongoUri, mongo, database });
     const roles = system.servers === 1 ? ["server"] : ["sender server", "receiver server"];
     const servers = [];
     for (let i = 0; i < roles.length; i++) {
@@ -209,7 +210,7 @@ async function runSystem(system, round, mongo) {
     if (!interrupted) log(`${tag} FAILED: ${error.message} (logs in ${workDir})`);
   } finally {
     for (const child of started.reverse()) await stopChild(child);
-    await infra.stop();
+    if (infra) await infra.stop();
   }
   record.seconds = (Date.now() - startedAt) / 1000;
   return record;

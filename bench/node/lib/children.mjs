@@ -35,7 +35,7 @@ function track(child, name) {
 /** A non-Node process (daemon, redis-server); its output goes to `logFd` or nowhere. */
 export function startProcess(name, command, args, { logFd } = {}) {
   const child = spawn(command, args, { stdio: ["ignore", logFd ?? "ignore", logFd ?? "ignore"] });
-  child.on("error", () => {});
+  child.on("error", (error) => (child.spawnError = error));
   return track(child, name);
 }
 

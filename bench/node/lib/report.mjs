@@ -58,7 +58,8 @@ export function summarize(systems, rounds, opts) {
     s.daemonPeakMiB = median(ok.map((r) => r.daemonPeakMiB));
     for (const what of ["fetchSockets", "emitWithAck"]) {
       const c = cells(what);
-      s[what] = c.length ? { p50: median(c.map((x) => x.p50)), p99: median(c.map((x) => x.p99)) } : null;
+      const supported = what === "fetchSockets" ? system.fetch : system.ack;
+      s[what] = !supported ? null : { p50: median(c.map((x) => x.p50)), p99: median(c.map((x) => x.p99)), rounds: c.length };
     }
     out[system.key] = s;
   }
@@ -92,6 +93,14 @@ function pacedCell(p, rate) {
   return cell;
 }
 
+const ok = (s) => s.runs - s.failed.length;
+
+function roundTripCell(r, runs) {
+  if (!r) return "n/a";
+  if (!r.rounds) return "failed";
+  return `${ms(r.p50)} ms${r.rounds < runs ? ` (failed in ${runs - r.rounds}/${runs})` : ""}`;
+}
+
 function markdown(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(" | ")} |`;
@@ -123,8 +132,8 @@ export function tables(systems, summary, opts) {
       ...opts.rates.map((r) => pacedCell(s.paced[r], r)),
       s.cpu.total === null ? "–" : s.cpu.total.toFixed(2),
       s.daemonPeakMiB === null ? "" : `${int(s.daemonPeakMiB)} MiB`,
-      s.fetchSockets ? `${ms(s.fetchSockets.p50)} ms` : "n/a",
-      s.emitWithAck ? `${ms(s.emitWithAck.p50)} ms` : "n/a",
+      roundTripCell(s.fetchSockets, ok(s)),
+      roundTripCell(s.emitWithAck, ok(s)),
       ...opts.sizes.map((b) => ratios((x) => x.saturation[b].eventsPerSecond, s)),
       ratios((x) => x.paced[opts.rates[0]].p50, s),
     ];

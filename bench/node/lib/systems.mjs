@@ -26,6 +26,12 @@ export const SYSTEMS = [
   { key: "siobridge-memory", label: "siobridge, one daemon, memory bus", servers: 2, mongo: false, fetch: true, ack: true },
 ];
 
+/** An error that ends an `until` wait at once (the process it waits for is gone). */
+function fatal(message) {
+  return Object.assign(new Error(message), { fatal: true });
+}
+
+/** Polls `check` until it is true; errors count as false until the deadline, unless fatal. */
 export async function until(check, what, timeoutMs = 60000, everyMs = 50) {
   const deadline = Date.now() + timeoutMs;
   let last;
@@ -33,6 +39,7 @@ export async function until(check, what, timeoutMs = 60000, everyMs = 50) {
     try {
       if (await check()) return;
     } catch (error) {
+      if (error.fatal) throw error;
       last = error;
     }
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${last.message})` : ""}`);
@@ -74,7 +81,11 @@ async function startRedis(dir) {
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"],
     { logFd: log });
   closeSync(log);
-  await until(async () => child.exitCode === null && (await redisPing(port)), "redis-server ready", 20000);
+  await until(async () => {
+    if (child.spawnError) throw fatal(`redis-server: ${child.spawnError.message}`);
+    if (child.exitCode !== null) throw fatal(`redis-server exited with code ${child.exitCode} (log: ${dir}/redis.log)`);
+    return redisPing(port);
+  }, "redis-server ready", 20000);
   return { child, port };
 }
 
@@ -108,7 +119,8 @@ async function startDaemon(ctx, name, mongo) {
   const child = startProcess(name, ctx.daemon, flags);
   const address = `unix:${socket}`;
   await until(async () => {
-    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode} (log: ${ctx.dir}/${name}.log)`);
+    if (child.spawnError) throw fatal(`${name}: ${child.spawnError.message}`);
+    if (child.exitCode !== null) throw fatal(`${name} exited with code ${child.exitCode} (log: ${ctx.dir}/${name}.log)`);
     return (await daemonStatus(address)).bus_state === "ready";
   }, `${name} ready`, 60000, 100);
   return { child, address };
