@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "daemon/api/attach_stream.h"
@@ -9,11 +11,32 @@
 
 namespace siobridge::api {
 
+namespace {
+constexpr std::size_t kInstanceLength = 8;
+}  // namespace
+
 ApiContext::ApiContext(runtime::Engine& engine_in, ApiLimits limits_in, ApiObserver* observer_in)
     : engine(engine_in),
       limits(limits_in),
       observer(observer_in),
-      instance_(wire::generate_id().substr(0, 8)) {}
+      instance_(wire::generate_id().substr(0, kInstanceLength)) {
+  schedule_stall_check();
+}
+
+ApiContext::~ApiContext() {
+  *stall_check_cancelled_ = true;
+  // A check running on the core thread finishes before `this` goes.
+  if (engine.running()) engine.call([](core::Node&) { return 0; });
+}
+
+void ApiContext::schedule_stall_check() {
+  engine.after(core::Millis{1000}, [this, cancelled = stall_check_cancelled_] {
+    if (*cancelled) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& attachment : attachments()) attachment->close_if_stalled(now);
+    schedule_stall_check();
+  });
+}
 
 std::string ApiContext::attachment_id(core::AttachmentId id) const {
   return fmt::format("{}.{}", instance_, id);
@@ -21,11 +44,20 @@ std::string ApiContext::attachment_id(core::AttachmentId id) const {
 
 Result<core::AttachmentId> ApiContext::parse_attachment(const std::string& id) const {
   if (id.empty()) return core::kNoAttachment;
+  // "<8 id characters>.<decimal number>", nothing else.
   const auto dot = id.find('.');
   core::AttachmentId value = 0;
-  if (dot == std::string::npos ||
-      std::from_chars(id.data() + dot + 1, id.data() + id.size(), value).ec != std::errc() ||
-      value == core::kNoAttachment) {
+  const char* end = id.data() + id.size();
+  const auto parsed = dot == std::string::npos
+                          ? std::from_chars_result{nullptr, std::errc::invalid_argument}
+                          : std::from_chars(id.data() + dot + 1, end, value);
+  const bool instance_ok =
+      dot == kInstanceLength &&
+      std::all_of(id.begin(), id.begin() + static_cast<std::ptrdiff_t>(dot), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      });
+  if (!instance_ok || parsed.ec != std::errc() || parsed.ptr != end ||
+      id[dot + 1] == '+' || value == core::kNoAttachment) {
     return make_error(
         ErrorCode::kInvalidArgument,
         fmt::format("\"{}\" is not an attachment id (use the one from Welcome)", id.substr(0, 40)));
@@ -38,24 +70,24 @@ Result<core::AttachmentId> ApiContext::parse_attachment(const std::string& id) c
 }
 
 void ApiContext::add(const std::shared_ptr<Attachment>& attachment) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   attachments_[attachment->id()] = attachment;
 }
 
 void ApiContext::remove(core::AttachmentId id) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   attachments_.erase(id);
 }
 
 std::vector<std::shared_ptr<Attachment>> ApiContext::attachments() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<std::shared_ptr<Attachment>> out;
   for (const auto& [id, a] : attachments_) out.push_back(a);
   return out;
 }
 
 bool ApiContext::begin_operation() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (draining_) return false;
   ++in_flight_;
   return true;
@@ -63,15 +95,18 @@ bool ApiContext::begin_operation() {
 
 void ApiContext::end_operation() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     --in_flight_;
   }
-  idle_.notify_all();
+  idle_.signal_all();
 }
 
 bool ApiContext::wait_idle(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(mutex_);
-  return idle_.wait_until(lock, deadline, [&] { return in_flight_ == 0; });
+  MutexLock lock(mutex_);
+  while (in_flight_ > 0) {
+    if (!idle_.wait_until(deadline)) break;
+  }
+  return in_flight_ == 0;
 }
 
 }  // namespace siobridge::api

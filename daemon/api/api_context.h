@@ -4,12 +4,12 @@
 // Thread-safe.
 #pragma once
 
+#include "daemon/common/mutex.h"
+
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,10 +25,14 @@ class Attachment;
 
 struct ApiLimits {
   std::size_t max_message_bytes = 1 << 20;
-  // An attached server that stops reading: volatile packets are dropped past
-  // half of these, and the attachment is closed past them.
-  std::size_t attachment_queue_messages = 100'000;
-  std::size_t attachment_queue_bytes = 16u << 20;
+  // What waits for one attached server. Past backpressure_bytes the daemon's
+  // producers pause (runtime FlowGate) and volatile packets for it are dropped;
+  // a server that reads nothing for stall_timeout while work waits is closed
+  // with RESOURCE_EXHAUSTED, and so is one past the hard limits below.
+  std::size_t backpressure_bytes = 8u << 20;
+  core::Millis stall_timeout{10'000};
+  std::size_t attachment_queue_messages = 1'000'000;
+  std::size_t attachment_queue_bytes = 64u << 20;
 };
 
 // Metrics hooks; every method may be called from any thread.
@@ -44,6 +48,7 @@ class ApiObserver {
 class ApiContext {
  public:
   ApiContext(runtime::Engine& engine, ApiLimits limits, ApiObserver* observer);
+  ~ApiContext();
 
   runtime::Engine& engine;
   const ApiLimits limits;
@@ -56,25 +61,31 @@ class ApiContext {
   // "" is an external emitter (kNoAttachment).
   Result<core::AttachmentId> parse_attachment(const std::string& id) const;
 
-  void add(const std::shared_ptr<Attachment>& attachment);
-  void remove(core::AttachmentId id);
-  std::vector<std::shared_ptr<Attachment>> attachments() const;
+  void add(const std::shared_ptr<Attachment>& attachment) SIOBRIDGE_EXCLUDES(mutex_);
+  void remove(core::AttachmentId id) SIOBRIDGE_EXCLUDES(mutex_);
+  std::vector<std::shared_ptr<Attachment>> attachments() const SIOBRIDGE_EXCLUDES(mutex_);
 
   // Draining: new operations are refused, running ones are counted.
-  bool begin_operation();
-  void end_operation();
+  bool begin_operation() SIOBRIDGE_EXCLUDES(mutex_);
+  void end_operation() SIOBRIDGE_EXCLUDES(mutex_);
   void start_draining() { draining_ = true; }
   bool draining() const { return draining_; }
   // Waits until no operation runs, up to `deadline`; true when none is left.
-  bool wait_idle(std::chrono::steady_clock::time_point deadline);
+  bool wait_idle(std::chrono::steady_clock::time_point deadline) SIOBRIDGE_EXCLUDES(mutex_);
 
  private:
+  // Every second on the core thread: closes the attachments that stopped reading.
+  void schedule_stall_check();
+
   const std::string instance_;
-  mutable std::mutex mutex_;
-  std::condition_variable idle_;
-  std::map<core::AttachmentId, std::shared_ptr<Attachment>> attachments_;
+  mutable Mutex mutex_;
+  CondVar idle_{mutex_};
+  std::map<core::AttachmentId, std::shared_ptr<Attachment>> attachments_
+      SIOBRIDGE_GUARDED_BY(mutex_);
   std::atomic<bool> draining_{false};
-  int in_flight_ = 0;
+  int in_flight_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::shared_ptr<std::atomic<bool>> stall_check_cancelled_ =
+      std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace siobridge::api

@@ -23,6 +23,10 @@ void Attachment::close(const grpc::Status& status, const char* reason) {
   if (auto stream = stream_.lock()) stream->close(status, reason);
 }
 
+void Attachment::close_if_stalled(std::chrono::steady_clock::time_point now) {
+  if (auto stream = stream_.lock()) stream->close_if_stalled(now);
+}
+
 // ---- the reactor ----
 
 class AttachStream::StreamReactor final : public Reactor {
@@ -38,9 +42,14 @@ class AttachStream::StreamReactor final : public Reactor {
     }
     owner_->on_message(incoming_);
     incoming_.Clear();
-    StartRead(&incoming_);
+    owner_->read_next();
   }
-  void OnWriteDone(bool ok) override { owner_->outbox_.on_write_done(ok); }
+  void OnWriteDone(bool ok) override {
+    owner_->outbox_.on_write_done(ok);
+    owner_->progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    owner_->report_backlog();
+  }
+  void read() { StartRead(&incoming_); }
   void OnCancel() override { owner_->finish(grpc::Status::CANCELLED); }
   void OnDone() override {
     owner_->reactor_done();
@@ -60,15 +69,16 @@ AttachStream::AttachStream(ApiContext& context, Operations& operations,
       operations_(operations),
       call_(call),
       outbox_([this](const pb::DaemonMessage* message) {
-        std::lock_guard lock(mutex_);
+        MutexLock lock(mutex_);
         if (reactor_) reactor_->StartWrite(message);
-      }) {}
+      }),
+      progress_at_(std::chrono::steady_clock::now().time_since_epoch().count()) {}
 
 AttachStream::Reactor* AttachStream::start(ApiContext& context, Operations& operations,
                                            grpc::CallbackServerContext* call) {
   std::shared_ptr<AttachStream> stream(new AttachStream(context, operations, call));
   auto* reactor = new StreamReactor(stream);
-  std::lock_guard lock(stream->mutex_);
+  MutexLock lock(stream->mutex_);
   stream->reactor_ = reactor;
   return reactor;
 }
@@ -76,7 +86,7 @@ AttachStream::Reactor* AttachStream::start(ApiContext& context, Operations& oper
 void AttachStream::on_message(const pb::ServerMessage& message) {
   bool first;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     first = !hello_seen_;
   }
   if (first && !message.has_hello()) {
@@ -118,7 +128,7 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     }
   }
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     hello_seen_ = true;
   }
   std::string name = hello.name().empty() ? "unnamed" : hello.name().substr(0, 128);
@@ -127,13 +137,13 @@ void AttachStream::on_hello(const pb::Hello& hello) {
   context_.engine.post([self = shared_from_this(), attachment, namespaces,
                         client_ref = hello.client_ref()](core::Node& node) {
     {
-      std::lock_guard lock(self->mutex_);
+      MutexLock lock(self->mutex_);
       if (self->finishing_) return;  // the stream ended before the server could attach
     }
     const auto id = node.attach(*attachment, attachment->name());
     attachment->id_ = id;
     {
-      std::lock_guard lock(self->mutex_);
+      MutexLock lock(self->mutex_);
       self->servers_[id] = attachment;
       if (self->first_ == 0) self->first_ = id;
     }
@@ -153,7 +163,7 @@ void AttachStream::on_hello(const pb::Hello& hello) {
 }
 
 Result<core::AttachmentId> AttachStream::resolve(const std::string& attachment_id) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (attachment_id.empty()) {
     if (first_ == 0)
       return make_error(ErrorCode::kFailedPrecondition, "no server attached on this stream yet");
@@ -345,22 +355,55 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
   const std::size_t bytes = message.ByteSizeLong();
   const auto& limits = context_.limits;
   const std::size_t queued = outbox_.size(), queued_bytes = outbox_.bytes();
-  const bool over_half = queued * 2 >= limits.attachment_queue_messages ||
-                         queued_bytes * 2 >= limits.attachment_queue_bytes;
-  if (over_half && command.opts.has(wire::broadcast_flags::kVolatile)) {
+  if (queued_bytes > limits.backpressure_bytes &&
+      command.opts.has(wire::broadcast_flags::kVolatile)) {
     if (context_.observer) context_.observer->volatile_dropped();
     return;  // volatile packets may be lost, by contract
   }
   if (queued + 1 > limits.attachment_queue_messages ||
       queued_bytes + bytes > limits.attachment_queue_bytes) {
     close({grpc::StatusCode::RESOURCE_EXHAUSTED,
-           fmt::format("the server stopped reading its Attach stream: {} messages ({} bytes) were "
-                       "waiting; the daemon closed it",
+           fmt::format("the server did not keep up with its Attach stream: {} messages ({} bytes) "
+                       "were waiting, over limits.attachment_queue_messages/_bytes; the daemon "
+                       "closed it",
                        queued, queued_bytes)},
-          "stalled reader");
+          "queue limit");
     return;
   }
+  if (queued == 0) {
+    // Waiting starts now: an idle stream is not a stalled one.
+    progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  }
   outbox_.push(std::move(message), bytes);
+  report_backlog();
+}
+
+void AttachStream::report_backlog() {
+  // Many small messages weigh like their memory: ~128 bytes each beside the payload.
+  context_.engine.flow_gate().report(this, outbox_.bytes() + outbox_.size() * 128);
+}
+
+void AttachStream::read_next() {
+  context_.engine.flow_gate().when_open([weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self) return;
+    MutexLock lock(self->mutex_);
+    if (self->reactor_ && !self->finishing_) self->reactor_->read();
+  });
+}
+
+void AttachStream::close_if_stalled(std::chrono::steady_clock::time_point now) {
+  if (outbox_.size() == 0) return;
+  const auto since = now.time_since_epoch() -
+                     std::chrono::steady_clock::duration(progress_at_.load());
+  if (since < context_.limits.stall_timeout) return;
+  close({grpc::StatusCode::RESOURCE_EXHAUSTED,
+         fmt::format("the server stopped reading its Attach stream: nothing was read for {} ms "
+                     "while {} messages ({} bytes) waited (limits.stall_timeout); the daemon "
+                     "closed it",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(since).count(),
+                     outbox_.size(), outbox_.bytes())},
+        "stalled reader");
 }
 
 void AttachStream::close(const grpc::Status& status, const char* reason) {
@@ -373,27 +416,31 @@ void AttachStream::close(const grpc::Status& status, const char* reason) {
   std::weak_ptr<AttachStream> weak = shared_from_this();
   context_.engine.after(core::Millis{2000}, [weak] {
     if (auto self = weak.lock()) {
-      std::lock_guard lock(self->mutex_);
+      MutexLock lock(self->mutex_);
       if (self->reactor_) self->call_->TryCancel();
     }
   });
 }
 
 bool AttachStream::finish(const grpc::Status& status) {
-  std::lock_guard lock(mutex_);
-  if (finishing_ || !reactor_) return false;
-  finishing_ = true;
-  outbox_.close();
-  reactor_->Finish(status);
+  {
+    MutexLock lock(mutex_);
+    if (finishing_ || !reactor_) return false;
+    finishing_ = true;
+    outbox_.close();
+    reactor_->Finish(status);
+  }
+  context_.engine.flow_gate().forget(this);
   return true;
 }
 
 void AttachStream::reactor_done() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     reactor_ = nullptr;
     finishing_ = true;
   }
+  context_.engine.flow_gate().forget(this);
   outbox_.close();
   detach_all();
 }
@@ -402,7 +449,7 @@ void AttachStream::detach(core::AttachmentId id) {
   context_.engine.post([self = shared_from_this(), id](core::Node& node) {
     std::shared_ptr<Attachment> attachment;
     {
-      std::lock_guard lock(self->mutex_);
+      MutexLock lock(self->mutex_);
       auto it = self->servers_.find(id);
       if (it == self->servers_.end()) return;
       attachment = it->second;
@@ -417,7 +464,7 @@ void AttachStream::detach(core::AttachmentId id) {
 void AttachStream::detach_all() {
   std::vector<core::AttachmentId> ids;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     for (const auto& [id, server] : servers_) ids.push_back(id);
   }
   for (auto id : ids) detach(id);

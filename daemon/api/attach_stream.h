@@ -5,9 +5,12 @@
 // one server: an Attachment, which the core delivers Commands to. Calls made
 // on the stream run in the order they were sent.
 //
-// A process that stops reading cannot grow the daemon's memory without bound:
-// past half of the queue limits volatile packets are dropped, past the limits
-// the stream is closed with RESOURCE_EXHAUSTED and its servers detached.
+// A process that reads slower than the cluster sends slows the cluster's
+// producers down instead (the engine's FlowGate: this stream reports what waits
+// in its outbox); past limits.backpressure_bytes its volatile packets are
+// dropped. One that stops reading (nothing written for limits.stall_timeout
+// while work waits) or goes past the hard limits is closed with
+// RESOURCE_EXHAUSTED and its servers detached.
 //
 // Thread-safe: gRPC threads and the core thread use them.
 #pragma once
@@ -15,14 +18,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "daemon/api/api_context.h"
 #include "daemon/api/operations.h"
 #include "daemon/api/outbox.h"
+#include "daemon/common/mutex.h"
 #include "daemon/core/local_server.h"
 #include "siobridge/v1/bridge.pb.h"
 
@@ -42,6 +46,8 @@ class Attachment final : public core::LocalServer {
   void deliver(const core::Command& command) override;
   // Ends this server's stream (and so every server on it) with `status`.
   void close(const grpc::Status& status, const char* reason);
+  // Closes the stream if it wrote nothing for limits.stall_timeout while work waited.
+  void close_if_stalled(std::chrono::steady_clock::time_point now);
 
  private:
   friend class AttachStream;
@@ -65,6 +71,7 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   // Ends the stream with `status` and detaches its servers.
   void close(const grpc::Status& status, const char* reason);
   std::size_t queued() const { return outbox_.size(); }
+  void close_if_stalled(std::chrono::steady_clock::time_point now);
 
  private:
   class StreamReactor;
@@ -78,6 +85,10 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   // The server a message names: its id, or the stream's first server for "".
   Result<core::AttachmentId> resolve(const std::string& attachment_id) const;
   void push_result(::siobridge::v1::Result result);
+  // After a message is pushed or written: tells the flow gate what waits.
+  void report_backlog();
+  // The reactor read a message: read the next one now, or once the gate opens.
+  void read_next();
   bool finish(const grpc::Status& status);
   void reactor_done();
   void detach(core::AttachmentId id);
@@ -88,12 +99,15 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   grpc::CallbackServerContext* const call_;
   Outbox<::siobridge::v1::DaemonMessage> outbox_;
 
-  mutable std::mutex mutex_;
-  StreamReactor* reactor_ = nullptr;  // null once the RPC is done
-  bool finishing_ = false;
-  bool hello_seen_ = false;
-  core::AttachmentId first_ = 0;
-  std::map<core::AttachmentId, std::shared_ptr<Attachment>> servers_;
+  // When the outbox last made progress (a write completed, or it was empty).
+  std::atomic<std::chrono::steady_clock::rep> progress_at_;
+
+  mutable Mutex mutex_;
+  StreamReactor* reactor_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;  // null once the RPC is done
+  bool finishing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  bool hello_seen_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  core::AttachmentId first_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::map<core::AttachmentId, std::shared_ptr<Attachment>> servers_ SIOBRIDGE_GUARDED_BY(mutex_);
 };
 
 }  // namespace siobridge::api

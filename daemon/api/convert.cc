@@ -307,6 +307,7 @@ void to_proto(const core::Command& command, pb::Command* out) {
   out->set_id(command.id);
   out->set_namespace_(command.ns);
   to_proto(command.opts, out->mutable_opts());
+  if (!command.position.empty()) out->set_position(command.position);
   switch (command.kind) {
     case core::CommandKind::kBroadcast:
       to_proto(*command.packet, out->mutable_broadcast());

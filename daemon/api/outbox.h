@@ -8,7 +8,8 @@
 
 #include <deque>
 #include <functional>
-#include <mutex>
+
+#include "daemon/common/mutex.h"
 
 namespace siobridge::api {
 
@@ -19,10 +20,10 @@ class Outbox {
   explicit Outbox(StartWrite start_write) : start_write_(std::move(start_write)) {}
 
   // False when closed. `bytes` counts toward bytes().
-  bool push(Message message, std::size_t bytes = 0) {
+  bool push(Message message, std::size_t bytes = 0) SIOBRIDGE_EXCLUDES(mutex_) {
     const Message* start = nullptr;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       if (closed_) return false;
       queue_.emplace_back(std::move(message), bytes);
       bytes_ += bytes;
@@ -36,11 +37,11 @@ class Outbox {
   }
 
   // The reactor's OnWriteDone. Returns true when the outbox became empty.
-  bool on_write_done(bool ok) {
+  bool on_write_done(bool ok) SIOBRIDGE_EXCLUDES(mutex_) {
     const Message* start = nullptr;
     bool empty = false;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       if (!queue_.empty()) {
         bytes_ -= queue_.front().second;
         queue_.pop_front();
@@ -58,8 +59,8 @@ class Outbox {
   }
 
   // Refuses further pushes; drops what is not being written.
-  void close() {
-    std::lock_guard lock(mutex_);
+  void close() SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     closed_ = true;
     while (queue_.size() > (writing_ ? 1u : 0u)) {
       bytes_ -= queue_.back().second;
@@ -67,26 +68,22 @@ class Outbox {
     }
   }
 
-  std::size_t size() const {
-    std::lock_guard lock(mutex_);
+  std::size_t size() const SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     return queue_.size();
   }
-  std::size_t bytes() const {
-    std::lock_guard lock(mutex_);
+  std::size_t bytes() const SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     return bytes_;
-  }
-  bool idle() const {
-    std::lock_guard lock(mutex_);
-    return !writing_ && queue_.empty();
   }
 
  private:
   StartWrite start_write_;
-  mutable std::mutex mutex_;
-  std::deque<std::pair<Message, std::size_t>> queue_;
-  std::size_t bytes_ = 0;
-  bool writing_ = false;
-  bool closed_ = false;
+  mutable Mutex mutex_;
+  std::deque<std::pair<Message, std::size_t>> queue_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::size_t bytes_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  bool writing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  bool closed_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace siobridge::api

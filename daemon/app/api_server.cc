@@ -76,9 +76,13 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  // Headroom over the payload limit, so that the daemon's own check reports an
-  // oversized payload with its precise message.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits.max_message_bytes + (256 << 10)));
+  // Ample headroom over the payload limit: an oversized call is refused on its
+  // own (RESOURCE_EXHAUSTED with the limit in the message) by the daemon's
+  // check, instead of gRPC's limit ending the whole Attach stream and every
+  // server of the process with it.
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<std::size_t>(4 * config.limits.max_message_bytes + (4u << 20),
+                                             1u << 30)));
   builder.SetMaxSendMessageSize(64 << 20);
   builder.RegisterService(&service);
 
@@ -142,7 +146,9 @@ ApiServer::~ApiServer() {
 }
 
 void ApiServer::set_serving(bool serving) {
-  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(serving);
+  if (auto* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(serving);  // every service, "" included
+  }
 }
 
 void ApiServer::shutdown(std::chrono::system_clock::time_point deadline) {

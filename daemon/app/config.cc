@@ -86,6 +86,18 @@ const std::vector<SettingDef>& definitions() {
                     duration(&core::NodeConfig::ack_timeout)));
     d.push_back(def("node.local_timeout", "2s", "how long to wait for an attached server's answer",
                     duration(&core::NodeConfig::local_timeout)));
+    d.push_back(def("node.restart_grace", "10s",
+                    "after a restart, how long what the cluster sent meanwhile is held for the "
+                    "servers to attach again (MongoDB with a state directory)",
+                    duration(&core::NodeConfig::restart_grace)));
+    d.push_back(def("node.restart_hold_bytes", "32MiB",
+                    "after a restart, how much is held for the servers at most (oldest dropped)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n) return n.error();
+                      c.node.restart_hold_bytes = *n;
+                      return {};
+                    }));
     d.push_back(def("listen.unix", default_unix_socket(),
                     "Unix socket path for the API; empty: none",
                     [](DaemonConfig& c, const std::string& v) -> Status {
@@ -179,8 +191,42 @@ const std::vector<SettingDef>& definitions() {
                   v == "binary" ? wire::DataFormat::kBinary : wire::DataFormat::kInt32Array;
               return {};
             }));
+    d.push_back(def("mongodb.write_concern", "majority",
+                    "majority (survives a failover) or 1 (the primary alone; faster); both "
+                    "journaled",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      using WriteConcern = bus::mongodb::MongoBusConfig::WriteConcern;
+                      if (v == "majority") {
+                        mongo(c).write_concern = WriteConcern::kMajority;
+                      } else if (v == "1") {
+                        mongo(c).write_concern = WriteConcern::kPrimary;
+                      } else {
+                        return bad("expected majority or 1");
+                      }
+                      return {};
+                    }));
+    d.push_back(def("mongodb.queue_bytes", "96MiB",
+                    "what may wait for MongoDB (e.g. while it is unreachable); beyond, publishes "
+                    "are refused with UNAVAILABLE",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n) return n.error();
+                      if (*n < (1u << 20)) return bad("at least 1MiB");
+                      mongo(c).queue_bytes = *n;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.queue_age", "0",
+                    "queued documents older than this are dropped, not written late; 0: the "
+                    "collection's retention (ttl, or 60s when capped)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto t = parse_duration(v);
+                      if (!t) return t.error();
+                      mongo(c).queue_age = *t;
+                      return {};
+                    }));
     d.push_back(def("mongodb.state_dir", getuid() == 0 ? "/var/lib/siobridge" : "",
-                    "where the change stream's resume token is kept; empty: not kept",
+                    "where the node's uid, its hand-over state and the change stream's resume "
+                    "token are kept; empty: not kept",
                     [](DaemonConfig& c, const std::string& v) -> Status {
                       mongo(c).state_dir = v;
                       return {};
@@ -193,16 +239,37 @@ const std::vector<SettingDef>& definitions() {
                       c.limits.max_message_bytes = *n;
                       return {};
                     }));
-    d.push_back(def("limits.attachment_queue_messages", "100000",
-                    "messages waiting for an attached server before it is closed",
+    d.push_back(def("limits.backpressure_bytes", "8MiB",
+                    "bytes waiting for one attached server past which the daemon's producers "
+                    "pause until it catches up (and its volatile packets are dropped)",
                     [](DaemonConfig& c, const std::string& v) -> Status {
                       auto n = parse_size(v);
-                      if (!n || *n < 10) return bad("a count of at least 10");
+                      if (!n) return n.error();
+                      if (*n < (64u << 10)) return bad("at least 64KiB");
+                      c.limits.backpressure_bytes = *n;
+                      return {};
+                    }));
+    d.push_back(def("limits.stall_timeout", "10s",
+                    "an attached server that reads nothing for this long while work waits is "
+                    "closed (RESOURCE_EXHAUSTED); the adapter reattaches",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto t = parse_duration(v);
+                      if (!t) return t.error();
+                      if (t->count() < 1000) return bad("at least 1s");
+                      c.limits.stall_timeout = *t;
+                      return {};
+                    }));
+    d.push_back(def("limits.attachment_queue_messages", "1000000",
+                    "messages waiting for an attached server past which it is closed",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_count(v);
+                      if (!n) return n.error();
+                      if (*n < 10) return bad("a count of at least 10");
                       c.limits.attachment_queue_messages = *n;
                       return {};
                     }));
-    d.push_back(def("limits.attachment_queue_bytes", "16MiB",
-                    "bytes waiting for an attached server before it is closed",
+    d.push_back(def("limits.attachment_queue_bytes", "64MiB",
+                    "bytes waiting for an attached server past which it is closed",
                     [](DaemonConfig& c, const std::string& v) -> Status {
                       auto n = parse_size(v);
                       if (!n) return n.error();
@@ -291,22 +358,47 @@ Status validate(DaemonConfig& c) {
     c.mongodb.reset();
   }
   if (c.mongodb) {
-    // A document carries about 10 bytes per payload byte as an int32 array;
-    // MongoDB refuses documents over 16 MiB.
-    const std::size_t limit =
-        c.mongodb->data_format == wire::DataFormat::kInt32Array ? 1536u << 10 : 15u << 20;
+    const std::size_t limit = max_message_bytes_for(c.mongodb->data_format);
     if (c.limits.max_message_bytes > limit) {
       return bad(fmt::format(
-          "limits.max_message_bytes is at most {} bytes with mongodb.data_format {} "
-          "(MongoDB documents are limited to 16 MiB)",
+          "limits.max_message_bytes is at most {} bytes with mongodb.data_format {}: a larger "
+          "payload makes a document over MongoDB's 16 MiB limit",
           limit,
           c.mongodb->data_format == wire::DataFormat::kInt32Array ? "int32-array" : "binary"));
     }
+  }
+  if (c.node.restart_grace.count() <= 0) return bad("node.restart_grace must be positive");
+  if (c.limits.attachment_queue_bytes < 2 * c.limits.backpressure_bytes) {
+    return bad("limits.attachment_queue_bytes must be at least twice limits.backpressure_bytes");
   }
   return {};
 }
 
 }  // namespace
+
+std::size_t max_message_bytes_for(wire::DataFormat format) {
+  // A payload of text or binary attachments is as long in msgpack as it is;
+  // headers, ids and the packet's framing add well under 1 KiB.
+  constexpr std::size_t kFraming = 1024;
+  auto fits = [format](std::size_t payload) {
+    wire::Document doc;
+    doc.header = {wire::MessageKind::kRequest, std::string(64, '/'), std::string(16, 'A'),
+                  std::string(16, 'B'), std::nullopt};
+    doc.data.resize(payload + kFraming);
+    doc.extension = std::string(64, 'x');
+    return wire::encoded_size(doc, wire::EncodeOptions{format, 0}) <= wire::kMaxDocumentBytes;
+  };
+  std::size_t low = 0, high = wire::kMaxDocumentBytes;
+  while (low < high) {
+    const std::size_t mid = (low + high + 1) / 2;
+    if (fits(mid)) {
+      low = mid;
+    } else {
+      high = mid - 1;
+    }
+  }
+  return low;
+}
 
 const char* to_string(Source source) {
   switch (source) {
@@ -336,35 +428,77 @@ std::string default_unix_socket() {
   return fmt::format("/tmp/siobridge-{}/siobridged.sock", getuid());
 }
 
-Result<core::Millis> parse_duration(const std::string& text) {
+namespace {
+
+// The leading decimal digits of `text` as a number, and where they end.
+struct Leading {
+  std::uint64_t value = 0;
   std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  const std::string unit = text.substr(digits);
-  if (digits == 0 || (unit.empty() && text != "0")) {
+  bool overflow = false;
+};
+
+Leading leading_number(const std::string& text) {
+  Leading out;
+  while (out.digits < text.size() && std::isdigit(static_cast<unsigned char>(text[out.digits]))) {
+    ++out.digits;
+  }
+  if (out.digits > 0) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + out.digits, out.value);
+    out.overflow = ec != std::errc() || end != text.data() + out.digits;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<core::Millis> parse_duration(const std::string& text) {
+  const auto n = leading_number(text);
+  const std::string unit = text.substr(n.digits);
+  if (n.digits == 0 || (unit.empty() && text != "0")) {
     return bad(fmt::format("\"{}\" is not a duration like 10s, 500ms, 2m or 1h", text));
   }
-  std::int64_t value = 0;
-  std::from_chars(text.data(), text.data() + digits, value);
-  if (unit == "ms" || unit.empty()) return core::Millis{value};
-  if (unit == "s") return core::Millis{value * 1000};
-  if (unit == "m") return core::Millis{value * 60'000};
-  if (unit == "h") return core::Millis{value * 3'600'000};
-  return bad(fmt::format("\"{}\" has an unknown unit; use ms, s, m or h", text));
+  std::uint64_t scale = 0;
+  if (unit == "ms" || unit.empty()) scale = 1;
+  if (unit == "s") scale = 1000;
+  if (unit == "m") scale = 60'000;
+  if (unit == "h") scale = 3'600'000;
+  if (scale == 0) return bad(fmt::format("\"{}\" has an unknown unit; use ms, s, m or h", text));
+  // A year is more than any timeout needs; beyond it is a typo.
+  constexpr std::uint64_t kMaxMs = 366ull * 24 * 3'600'000;
+  if (n.overflow || n.value > kMaxMs / scale) {
+    return bad(fmt::format("\"{}\" is too long (at most 366 days)", text));
+  }
+  return core::Millis{static_cast<std::int64_t>(n.value * scale)};
 }
 
 Result<std::uint64_t> parse_size(const std::string& text) {
-  std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0)
+  const auto n = leading_number(text);
+  if (n.digits == 0) {
     return bad(fmt::format("\"{}\" is not a size like 1048576, 512KiB or 16MiB", text));
-  std::uint64_t value = 0;
-  std::from_chars(text.data(), text.data() + digits, value);
-  const std::string unit = text.substr(digits);
-  if (unit.empty() || unit == "B") return value;
-  if (unit == "KiB") return value << 10;
-  if (unit == "MiB") return value << 20;
-  if (unit == "GiB") return value << 30;
-  return bad(fmt::format("\"{}\" has an unknown unit; use KiB, MiB or GiB", text));
+  }
+  const std::string unit = text.substr(n.digits);
+  unsigned shift = 64;
+  if (unit.empty() || unit == "B") shift = 0;
+  if (unit == "KiB") shift = 10;
+  if (unit == "MiB") shift = 20;
+  if (unit == "GiB") shift = 30;
+  if (shift == 64) {
+    return bad(fmt::format("\"{}\" has an unknown unit; use KiB, MiB or GiB", text));
+  }
+  constexpr std::uint64_t kMaxBytes = 1ull << 40;  // 1 TiB: no limit here needs more
+  if (n.overflow || n.value > (kMaxBytes >> shift)) {
+    return bad(fmt::format("\"{}\" is too large (at most 1024GiB)", text));
+  }
+  return n.value << shift;
+}
+
+Result<std::uint64_t> parse_count(const std::string& text) {
+  const auto n = leading_number(text);
+  if (n.digits == 0 || n.digits != text.size()) {
+    return bad(fmt::format("\"{}\" is not a count (a whole number, no unit)", text));
+  }
+  if (n.overflow || n.value > (1ull << 40)) return bad(fmt::format("\"{}\" is too large", text));
+  return n.value;
 }
 
 Result<LoadedConfig> load_config(const std::map<std::string, std::string>& flags,

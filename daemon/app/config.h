@@ -18,6 +18,7 @@
 #include "daemon/bus/mongodb/mongo_bus_config.h"
 #include "daemon/common/result.h"
 #include "daemon/core/node_config.h"
+#include "daemon/wire/document.h"
 
 namespace siobridge::app {
 
@@ -76,9 +77,17 @@ const std::vector<SettingInfo>& setting_infos();
 // root, /tmp/siobridge-<uid>/siobridged.sock otherwise (clients use the same).
 std::string default_unix_socket();
 
+// The largest limits.max_message_bytes with which a payload of text or binary
+// attachments still fits a MongoDB document in `format`. (A payload whose
+// msgpack encoding is longer than itself, e.g. non-ASCII text, can be refused
+// below it: the daemon checks every message's exact size.)
+std::size_t max_message_bytes_for(wire::DataFormat format);
+
 // "10s" / "250ms" / "2m" / "1h".
 Result<core::Millis> parse_duration(const std::string& text);
 // "1048576" / "512KiB" / "16MiB" / "1GiB".
 Result<std::uint64_t> parse_size(const std::string& text);
+// "100000": digits only.
+Result<std::uint64_t> parse_count(const std::string& text);
 
 }  // namespace siobridge::app

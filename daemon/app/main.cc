@@ -1,16 +1,23 @@
 // siobridged: the sidecar daemon. Wires configuration, logging, the engine
 // (core thread + bus), the gRPC API and metrics together, then waits for
-// signals: SIGHUP reopens the log file, SIGTERM/SIGINT drain and stop.
+// signals: SIGHUP reopens the log file, SIGTERM/SIGINT drain and stop; a
+// MongoDB bus that fails for good (a standalone server, a collection of the
+// wrong shape) drains and stops too, with exit code 1.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 #include <CLI/CLI.hpp>
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <iostream>
-#include <thread>
 
 #include "daemon/api/api_context.h"
 #include "daemon/api/bridge_service.h"
@@ -45,6 +52,52 @@ void print_config(const LoadedConfig& loaded) {
   std::cout << "configuration OK\n";
 }
 
+// Wakes the main thread out of wait_for_stop() from another thread.
+class ShutdownEvent {
+ public:
+  ShutdownEvent() : fd_(::eventfd(0, EFD_CLOEXEC)) {}
+  ~ShutdownEvent() { ::close(fd_); }
+  ShutdownEvent(const ShutdownEvent&) = delete;
+  ShutdownEvent& operator=(const ShutdownEvent&) = delete;
+  void notify() const {
+    const std::uint64_t one = 1;
+    (void)!::write(fd_, &one, sizeof one);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Waits for SIGTERM or SIGINT (returned) or the event (0); SIGHUP reopens the
+// log file. The signals are blocked in every thread (main() does that first).
+int wait_for_stop(const ShutdownEvent& event) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  const int signal_fd = ::signalfd(-1, &signals, SFD_CLOEXEC);
+  while (true) {
+    pollfd fds[2] = {{signal_fd, POLLIN, 0}, {event.fd(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) continue;  // EINTR
+    if (fds[1].revents & POLLIN) {
+      ::close(signal_fd);
+      return 0;
+    }
+    signalfd_siginfo info;
+    if (!(fds[0].revents & POLLIN) || ::read(signal_fd, &info, sizeof info) != sizeof info) {
+      continue;
+    }
+    const int signal = static_cast<int>(info.ssi_signo);
+    if (signal != SIGHUP) {
+      ::close(signal_fd);
+      return signal;
+    }
+    if (auto s = reopen_log_file(); !s.ok()) spdlog::error("{}", s.error().message);
+  }
+}
+
 // A stable name for this daemon instance on its host, for its state file.
 std::string instance_name(const DaemonConfig& config) {
   const std::string where =
@@ -60,6 +113,8 @@ int run(const LoadedConfig& loaded) {
                    : "in-memory bus: this host only");
 
   runtime::EngineOptions options{config.node, config.mongodb};
+  options.flow_high_water = config.limits.backpressure_bytes;
+  options.flow_low_water = config.limits.backpressure_bytes / 4;
   if (options.mongodb) options.mongodb->instance = instance_name(config);
   auto engine = runtime::Engine::create(std::move(options));
   if (!engine.ok()) {
@@ -89,46 +144,34 @@ int run(const LoadedConfig& loaded) {
     (*engine)->stop(core::Millis{0});
     return 1;
   }
-  (*server)->set_serving(true);
+  // Health follows the bus: SERVING while it is ready (a MongoDB outage makes
+  // the daemon NOT_SERVING until it recovers); a bus that cannot work (a
+  // standalone MongoDB, a collection of the wrong shape) ends the daemon.
+  ShutdownEvent bus_failed;
+  std::atomic<bool> draining{false};
+  (*engine)->set_bus_observer([&](bus::BusState state, const std::string&) {
+    if (!draining) (*server)->set_serving(state == bus::BusState::kReady);
+    if (state == bus::BusState::kFailed) bus_failed.notify();
+  });
   sd_notify(0, "READY=1\nSTATUS=serving");
 
-  // A bus that cannot work (a standalone MongoDB, a collection of the wrong
-  // shape) ends the daemon with an error instead of leaving it half alive.
-  std::atomic<bool> stopping{false};
-  std::atomic<int> exit_code{0};
-  auto failed = (*engine)->when(
-      [](core::Node& node) { return node.status().bus_state == bus::BusState::kFailed; });
-  std::thread failure_watch([&] {
-    while (!stopping) {
-      if (failed.wait_for(std::chrono::milliseconds(200)) == std::future_status::ready) {
-        exit_code = 1;
-        ::kill(::getpid(), SIGTERM);
-        return;
-      }
-    }
-  });
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  int signal = 0;
-  while (true) {
-    sigwait(&signals, &signal);
-    if (signal != SIGHUP) break;
-    if (auto s = reopen_log_file(); !s.ok()) spdlog::error("{}", s.error().message);
-  }
-  stopping = true;
+  const int signal = wait_for_stop(bus_failed);
+  const int exit_code = signal == 0 ? 1 : 0;
 
   // Graceful drain: refuse new work, let running work finish, leave the
   // cluster (heartbeats stop with the attachments), write what is queued.
   const auto deadline = std::chrono::steady_clock::now() + config.drain_timeout;
-  spdlog::info("{}: draining (up to {} ms)", strsignal(signal), config.drain_timeout.count());
+  spdlog::info("{}: draining (up to {} ms)",
+               signal == 0 ? "the MongoDB bus failed" : strsignal(signal),
+               config.drain_timeout.count());
   sd_notify(0, "STOPPING=1\nSTATUS=draining");
+  draining = true;
   (*server)->set_serving(false);
   context.start_draining();
   if (!context.wait_idle(deadline)) spdlog::warn("operations still running at the drain deadline");
+  // Before the servers detach: the hand-over keeps them, and peers stop
+  // counting this node at once.
+  (*engine)->leave_cluster();
   service.close_attachments();
   (*server)->shutdown(std::chrono::system_clock::now() +
                       std::max(std::chrono::steady_clock::duration::zero(),
@@ -137,7 +180,6 @@ int run(const LoadedConfig& loaded) {
   const auto left =
       std::chrono::duration_cast<core::Millis>(deadline - std::chrono::steady_clock::now());
   (*engine)->stop(std::max(core::Millis{100}, left));
-  failure_watch.join();
   server->reset();
   spdlog::info("stopped");
   spdlog::shutdown();
@@ -149,7 +191,8 @@ int run(const LoadedConfig& loaded) {
 
 int main(int argc, char** argv) {
   using namespace siobridge::app;
-  // Signals are taken by sigwait in main; every thread started later inherits the mask.
+  // Signals are read from a signalfd in run(); every thread started later
+  // inherits the mask, so none of them takes one.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include "daemon/wire/messages.h"
 
@@ -15,6 +18,14 @@ using prometheus::MetricType;
 
 const char* request_type_name(std::size_t code) {
   return wire::to_string(static_cast<wire::RequestType>(code));
+}
+
+// Resident set size from /proc/self/statm (pages), 0 when unknown.
+std::uint64_t resident_memory_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 const char* response_type_name(std::size_t code) {
@@ -111,6 +122,19 @@ class EngineCollector final : public prometheus::Collectable {
     FamilyBuilder(out, "siobridge_commands_total", "Commands pushed to attached servers.",
                   MetricType::Counter)
         .add(static_cast<double>(s.commands_out));
+    FamilyBuilder(out, "siobridge_peers_left_total",
+                  "Peers that said goodbye (a graceful stop).", MetricType::Counter)
+        .add(static_cast<double>(s.peers_left));
+    FamilyBuilder(out, "siobridge_restart_held_documents_total",
+                  "After a restart: documents held until the servers attached again, by outcome.",
+                  MetricType::Counter)
+        .add(static_cast<double>(s.handover_held), {{"outcome", "held"}})
+        .add(static_cast<double>(s.handover_delivered), {{"outcome", "delivered"}})
+        .add(static_cast<double>(s.handover_dropped), {{"outcome", "dropped_hold_full"}})
+        .add(static_cast<double>(s.handover_unclaimed), {{"outcome", "no_server_came_back"}});
+    FamilyBuilder(out, "siobridge_resident_memory_bytes", "Resident set size of the daemon.",
+                  MetricType::Gauge)
+        .add(static_cast<double>(resident_memory_bytes()));
 
     const auto& status = snapshot.status;
     {
@@ -152,7 +176,23 @@ class EngineCollector final : public prometheus::Collectable {
     counter("siobridge_mongodb_dropped_documents_total", "Documents MongoDB refused for good.",
             m.dropped);
     counter("siobridge_mongodb_refused_publishes_total",
-            "Publishes refused: MongoDB down or queue full.", m.refused);
+            "Publishes refused: the write queue was full (mongodb.queue_bytes).", m.refused);
+    counter("siobridge_mongodb_oversized_publishes_total",
+            "Publishes refused: larger than MongoDB or the capped collection can store.",
+            m.oversized);
+    counter("siobridge_mongodb_expired_documents_total",
+            "Queued documents dropped: older than mongodb.queue_age.", m.expired);
+    counter("siobridge_mongodb_unwritten_at_stop_total",
+            "Queued documents not written by the shutdown deadline.", m.unwritten_at_stop);
+    counter("siobridge_mongodb_outages_total",
+            "Periods MongoDB was unavailable (outages, elections), counted when they end.",
+            m.outages);
+    FamilyBuilder(out, "siobridge_mongodb_outage_seconds_total",
+                  "Time MongoDB was unavailable, over the ended outages.", MetricType::Counter)
+        .add(static_cast<double>(m.outage_ms_total.load()) / 1000);
+    FamilyBuilder(out, "siobridge_mongodb_last_outage_seconds",
+                  "How long the last ended outage (or election) lasted.", MetricType::Gauge)
+        .add(static_cast<double>(m.last_outage_ms.load()) / 1000);
     counter("siobridge_mongodb_received_documents_total",
             "Documents delivered from the change stream.", m.received);
     counter("siobridge_mongodb_duplicates_total",
@@ -170,6 +210,9 @@ class EngineCollector final : public prometheus::Collectable {
     FamilyBuilder(out, "siobridge_mongodb_write_queue_documents",
                   "Documents waiting for the writer.", MetricType::Gauge)
         .add(static_cast<double>(m.queued.load()));
+    FamilyBuilder(out, "siobridge_mongodb_write_queue_bytes",
+                  "Bytes (as stored) waiting for the writer.", MetricType::Gauge)
+        .add(static_cast<double>(m.queued_bytes.load()));
 
     MetricFamily& batches = out.emplace_back();
     batches.name = "siobridge_mongodb_insert_batch_size";

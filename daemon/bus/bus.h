@@ -26,7 +26,9 @@ const char* to_string(BusState state);
 class BusListener {
  public:
   virtual ~BusListener() = default;
-  virtual void on_document(wire::Document document) = 0;
+  // `position`: the document's place in the cluster's delivery order, when the
+  // bus knows it (wire::format_position); empty otherwise.
+  virtual void on_document(wire::Document document, const std::string& position) = 0;
   virtual void on_bus_state(BusState state, const std::string& detail) = 0;
 };
 

@@ -49,6 +49,10 @@ struct Command {
   Millis timeout{0};                   // broadcast with ack: per-client; server-side emit
   wire::Bytes payload;                 // server-side emit
   bool wants_ack = false;              // server-side emit
+  // The causing document's place in the cluster's delivery order, when it came
+  // through a bus that knows it (wire::format_position): a server that saw a
+  // position already skips the command (a repeat after a daemon restart).
+  std::string position;
 };
 
 inline Command make_command(CommandKind kind, const std::string& ns,

@@ -41,6 +41,7 @@ Node::Node(NodeConfig config, bus::Bus& bus, const Clock& clock, TimerQueue& tim
 Node::~Node() {
   operations_.clear();  // cancels their timers
   for (auto& [ns, state] : namespaces_) timers_.cancel(state.heartbeat_timer);
+  timers_.cancel(handover_timer_);
 }
 
 // ---- attached servers and namespaces ----
@@ -78,11 +79,16 @@ Status Node::join_namespace(AttachmentId id, const std::string& ns) {
   if (!it->second.namespaces.insert(ns).second) return {};
   auto& state = namespaces_[ns];
   state.attachments.insert(id);
+  ++state_version_;
   if (state.attachments.size() == 1) {
     activate(ns);
   } else {
     // Peers count this daemon's servers from its heartbeats: tell them now.
     publish_heartbeat(ns, wire::RequestType::kHeartbeat, std::nullopt);
+  }
+  if (auto held = held_.find(ns);
+      held != held_.end() && state.attachments.size() >= held->second.servers_before) {
+    release(ns);
   }
   return {};
 }
@@ -95,7 +101,8 @@ Status Node::leave_namespace(AttachmentId id, const std::string& ns) {
   if (!it->second.namespaces.erase(ns)) return {};
   auto& state = namespaces_[ns];
   state.attachments.erase(id);
-  if (state.attachments.empty()) {
+  ++state_version_;
+  if (state.attachments.empty() && !held_.count(ns)) {
     deactivate(ns);
   } else {
     publish_heartbeat(ns, wire::RequestType::kHeartbeat, std::nullopt);
@@ -126,6 +133,7 @@ Status Node::check_caller(AttachmentId from, const std::string& ns) const {
 // ---- liveness (PROTOCOL.md section 6) ----
 
 void Node::activate(const std::string& ns) {
+  if (leaving_) return;
   spdlog::info("namespace {} active", ns);
   publish_heartbeat(ns, wire::RequestType::kInitHeartbeat, std::nullopt);
   auto& state = namespaces_[ns];
@@ -138,9 +146,12 @@ void Node::deactivate(const std::string& ns) {
   if (it == namespaces_.end()) return;
   spdlog::info("namespace {} inactive: heartbeats stop", ns);
   timers_.cancel(it->second.heartbeat_timer);
-  const auto peers = it->second.peers.uids();
+  const auto peers = it->second.peers.all();
   namespaces_.erase(it);
-  for (const auto& uid : peers) peer_gone(ns, uid);
+  ++peers_version_;
+  ++state_version_;
+  // Nothing of this namespace waits for its peers any more.
+  for (const auto& [uid, peer] : peers) peer_gone(ns, uid, PeerExit{true, peer.server_count()});
 }
 
 void Node::heartbeat_tick(const std::string& ns) {
@@ -150,7 +161,9 @@ void Node::heartbeat_tick(const std::string& ns) {
     spdlog::info("peer {} in {} not heard from for {} ms: gone", uid, ns,
                  config_.heartbeat_timeout.count());
     ++stats_.peers_expired;
-    peer_gone(ns, uid);
+    ++peers_version_;
+    ++state_version_;
+    peer_gone(ns, uid, PeerExit{false, 0});
   }
   publish_heartbeat(ns, wire::RequestType::kHeartbeat, std::nullopt);
   it = namespaces_.find(ns);  // peer_gone callbacks may have changed the map
@@ -161,6 +174,7 @@ void Node::heartbeat_tick(const std::string& ns) {
 
 void Node::publish_heartbeat(const std::string& ns, wire::RequestType type,
                              std::optional<std::string> target) {
+  if (leaving_) return;
   auto it = namespaces_.find(ns);
   const auto servers = it == namespaces_.end() ? 0 : it->second.attachments.size();
   wire::Request request{uid_, wire::generate_id(), type, {}, {}, {}};
@@ -184,24 +198,163 @@ void Node::on_heartbeat(const wire::Document& document, const wire::Request& req
     }
   }
   const std::string& uid = document.header.origin;
+  const auto* before = state.peers.find(uid);
+  const bool servers_changed = before && before->servers != servers;
   const bool is_new = state.peers.on_heartbeat(uid, clock_.now(), servers);
-  if (is_new) {
+  if (is_new || servers_changed) {
     ++peers_version_;
+    ++state_version_;
+  }
+  if (is_new) {
     spdlog::info("peer {} joined {} ({})", uid, document.header.ns,
                  servers ? "siobridge, " + std::to_string(*servers) + " servers" : "socketioxide");
-    if (request.type == wire::RequestType::kInitHeartbeat) {
-      publish_heartbeat(document.header.ns, wire::RequestType::kHeartbeat, uid);
-    }
+  }
+  // A new peer learns of this node at once. So does a siobridge peer that
+  // restarted with the uid it had (it still counts as known here, but it forgot
+  // its peers); socketioxide nodes answer only unknown peers.
+  if (request.type == wire::RequestType::kInitHeartbeat && (is_new || servers)) {
+    publish_heartbeat(document.header.ns, wire::RequestType::kHeartbeat, uid);
   }
 }
 
-void Node::peer_gone(const std::string& ns, const std::string& uid) {
-  (void)ns;
-  ++peers_version_;
+void Node::peer_gone(const std::string& ns, const std::string& uid, const PeerExit& exit) {
   std::vector<CommandId> ids;
   ids.reserve(operations_.size());
   for (const auto& [op_id, op] : operations_) ids.push_back(op_id);
-  for (CommandId op_id : ids) with_operation(op_id, [&](Operation& op) { op.on_peer_gone(uid); });
+  for (CommandId op_id : ids) {
+    with_operation(op_id, [&](Operation& op) {
+      if (op.ns() == ns) op.on_peer_gone(uid, exit);
+    });
+  }
+}
+
+void Node::on_goodbye(const std::string& uid) {
+  std::vector<std::pair<std::string, std::uint32_t>> left;
+  for (auto& [ns, state] : namespaces_) {
+    if (auto peer = state.peers.remove(uid)) left.emplace_back(ns, peer->server_count());
+  }
+  if (left.empty()) return;
+  spdlog::info("peer {} left the cluster", uid);
+  ++stats_.peers_left;
+  ++peers_version_;
+  ++state_version_;
+  for (const auto& [ns, servers] : left) peer_gone(ns, uid, PeerExit{true, servers});
+}
+
+void Node::leave_cluster() {
+  if (leaving_) return;
+  if (!namespaces_.empty()) {
+    // One document for every namespace: a peer forgets this node everywhere.
+    wire::Document doc{{wire::MessageKind::kRequest, namespaces_.begin()->first, uid_,
+                        std::string(wire::kSiobridgeTarget), std::nullopt},
+                       {},
+                       wire::encode_extension(wire::Goodbye{})};
+    if (bus_.publish(std::move(doc)).ok()) {
+      ++stats_.extensions_out;
+    } else {
+      ++stats_.publish_failures;
+    }
+  }
+  leaving_ = true;
+  for (auto& [ns, state] : namespaces_) timers_.cancel(state.heartbeat_timer);
+}
+
+// ---- restarts ----
+
+void Node::resume(const Handover& before) {
+  const Millis now = clock_.now();
+  for (const auto& [ns, snapshot] : before.namespaces) {
+    if (snapshot.servers == 0) continue;
+    held_[ns].servers_before = snapshot.servers;
+    auto& state = namespaces_[ns];
+    for (const auto& peer : snapshot.peers) {
+      (void)state.peers.on_heartbeat(peer.uid, now - peer.seen_ago, peer.servers);
+    }
+    spdlog::info("holding what the cluster sends to {} until its {} server(s) attach again", ns,
+                 snapshot.servers);
+  }
+  if (held_.empty()) return;
+  ++peers_version_;
+  handover_timer_ = timers_.schedule(now + config_.restart_grace, [this] {
+    handover_timer_ = 0;
+    while (!held_.empty()) release(held_.begin()->first);
+  });
+}
+
+Handover Node::snapshot() const {
+  Handover handover;
+  const Millis now = clock_.now();
+  for (const auto& [ns, state] : namespaces_) {
+    auto held = held_.find(ns);
+    NamespaceSnapshot snapshot;
+    // A namespace still held counts its servers from before the restart, so
+    // that a second restart during the hold loses nothing either.
+    snapshot.servers = std::max<std::uint32_t>(
+        static_cast<std::uint32_t>(state.attachments.size()),
+        held == held_.end() ? 0 : held->second.servers_before);
+    if (snapshot.servers == 0) continue;
+    for (const auto& [uid, peer] : state.peers.all()) {
+      snapshot.peers.push_back(PeerSnapshot{uid, peer.servers, now - peer.last_seen});
+    }
+    handover.namespaces.emplace(ns, std::move(snapshot));
+  }
+  return handover;
+}
+
+bool Node::hold(const wire::Document& document, const std::string& position, Held& held) {
+  const bool extension_target =
+      document.header.target && *document.header.target == wire::kSiobridgeTarget;
+  if (!extension_target) {
+    // Heartbeats are not held: the peer table is current when servers attach.
+    if (auto request = wire::decode_request(document.data);
+        request.ok() && (request->type == wire::RequestType::kHeartbeat ||
+                         request->type == wire::RequestType::kInitHeartbeat)) {
+      return false;
+    }
+  }
+  const std::size_t bytes = document.data.size() + document.header.ns.size() +
+                            (document.extension ? document.extension->size() : 0) + 64;
+  while (!held.documents.empty() && held.bytes + bytes > config_.restart_hold_bytes) {
+    const auto& oldest = held.documents.front();
+    held.bytes -= oldest.first.data.size() + oldest.first.header.ns.size() +
+                  (oldest.first.extension ? oldest.first.extension->size() : 0) + 64;
+    held.documents.pop_front();
+    if (++stats_.handover_dropped == 1) {
+      spdlog::warn("more than {} bytes arrived for {} before its servers attached again: the "
+                   "oldest are dropped (node.restart_hold_bytes)",
+                   config_.restart_hold_bytes, document.header.ns);
+    }
+  }
+  held.documents.emplace_back(document, position);
+  held.bytes += bytes;
+  ++stats_.handover_held;
+  return true;
+}
+
+void Node::release(std::string ns) {
+  auto it = held_.find(ns);
+  if (it == held_.end()) return;
+  auto documents = std::move(it->second.documents);
+  held_.erase(it);
+  if (held_.empty() && handover_timer_) {
+    timers_.cancel(handover_timer_);
+    handover_timer_ = 0;
+  }
+  auto state = namespaces_.find(ns);
+  const bool attached = state != namespaces_.end() && !state->second.attachments.empty();
+  if (attached) {
+    spdlog::info("{}: delivering {} document(s) held since the restart", ns, documents.size());
+    stats_.handover_delivered += documents.size();
+    for (const auto& [document, position] : documents) on_document(document, position);
+  } else {
+    if (!documents.empty()) {
+      spdlog::warn("{}: no server attached again within {} ms of the restart: {} document(s) "
+                   "held for it are dropped",
+                   ns, config_.restart_grace.count(), documents.size());
+    }
+    stats_.handover_unclaimed += documents.size();
+    deactivate(ns);
+  }
 }
 
 std::set<std::string> Node::all_peers() const {
@@ -220,24 +373,40 @@ std::uint32_t Node::server_count(const std::string& ns) const {
 
 // ---- documents from the bus ----
 
-void Node::on_document(const wire::Document& document) {
+void Node::on_document(const wire::Document& document, const std::string& position) {
   if (document.header.kind == wire::MessageKind::kResponse) {
     on_response_document(document);
     return;
+  }
+  const bool extension_target =
+      document.header.target && *document.header.target == wire::kSiobridgeTarget;
+  if (extension_target && document.extension) {
+    // A goodbye concerns every namespace, whichever one it names.
+    if (auto ext = wire::decode_extension(*document.extension);
+        ext.ok() && std::holds_alternative<wire::Goodbye>(*ext)) {
+      ++stats_.extensions_in;
+      on_goodbye(document.header.origin);
+      return;
+    }
   }
   auto it = namespaces_.find(document.header.ns);
   if (it == namespaces_.end()) {
     ++stats_.inactive_namespace;
     return;
   }
-  if (document.header.target && *document.header.target == wire::kSiobridgeTarget) {
-    on_extension_request(document, it->second);
+  if (auto held = held_.find(document.header.ns);
+      held != held_.end() && hold(document, position, held->second)) {
     return;
   }
-  on_request_document(document, it->second);
+  if (extension_target) {
+    on_extension_request(document, position, it->second);
+    return;
+  }
+  on_request_document(document, position, it->second);
 }
 
-void Node::on_request_document(const wire::Document& document, NamespaceState& state) {
+void Node::on_request_document(const wire::Document& document, const std::string& position,
+                               NamespaceState& state) {
   auto request = wire::decode_request(document.data);
   if (!request.ok()) {
     ++stats_.decode_errors;
@@ -252,7 +421,7 @@ void Node::on_request_document(const wire::Document& document, NamespaceState& s
     return;
   }
   state.peers.touch(document.header.origin, clock_.now());
-  respond(document, std::move(*request), state);
+  respond(document, std::move(*request), position, state);
 }
 
 void Node::on_response_document(const wire::Document& document) {

@@ -11,6 +11,7 @@
 // into the Node before returning.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -89,8 +90,24 @@ class Node {
   void on_emit_reply(AttachmentId from, CommandId command, wire::Bytes payload);
 
   // ---- the bus ----
-  void on_document(const wire::Document& document);
+  // `position`: the document's place in the cluster's delivery order when the
+  // bus knows it (wire::format_position); passed on to the commands it causes.
+  void on_document(const wire::Document& document, const std::string& position = {});
   void on_bus_state(bus::BusState state, const std::string& detail);
+
+  // ---- restarts and graceful stops ----
+  // Before any server attaches: what this node was doing before it stopped.
+  // Documents of those namespaces are held until as many servers use them
+  // again, or config.restart_grace passes; the peers known then count as
+  // alive until heard from or expired.
+  void resume(const Handover& before);
+  // What to resume from after a restart (see Handover).
+  Handover snapshot() const;
+  // Changes whenever snapshot() would.
+  std::uint64_t state_version() const { return state_version_; }
+  // A graceful stop: tells the other siobridge nodes that this node leaves,
+  // and publishes no heartbeat from now on.
+  void leave_cluster();
 
   NodeStatus status() const;
   const NodeStats& stats() const { return stats_; }
@@ -107,7 +124,8 @@ class Node {
   class Gathering;
   class RoomsGathering;
   class SocketsGathering;
-  class EmitGathering;
+  class EmitQuery;
+  class EmitResponder;
   class AckQuery;
   class AckResponder;
 
@@ -123,6 +141,13 @@ class Node {
     TimerId heartbeat_timer = 0;
   };
 
+  // Documents of a namespace held after a restart (resume()).
+  struct Held {
+    std::uint32_t servers_before = 0;
+    std::deque<std::pair<wire::Document, std::string>> documents;  // with their positions
+    std::size_t bytes = 0;
+  };
+
   // node.cc: attachments, namespaces, liveness, dispatch
   Status check_caller(AttachmentId from, const std::string& ns) const;
   void activate(const std::string& ns);
@@ -130,11 +155,17 @@ class Node {
   void heartbeat_tick(const std::string& ns);
   void publish_heartbeat(const std::string& ns, wire::RequestType type,
                          std::optional<std::string> target);
-  void on_request_document(const wire::Document& document, NamespaceState& state);
+  void on_request_document(const wire::Document& document, const std::string& position,
+                           NamespaceState& state);
   void on_response_document(const wire::Document& document);
   void on_heartbeat(const wire::Document& document, const wire::Request& request,
                     NamespaceState& state);
-  void peer_gone(const std::string& ns, const std::string& uid);
+  // Heartbeats of a held namespace count at once; everything else waits.
+  bool hold(const wire::Document& document, const std::string& position, Held& held);
+  void release(std::string ns);  // by value: callers pass keys of held_
+  void on_goodbye(const std::string& uid);
+  // Operations of `ns` stop waiting for `uid`.
+  void peer_gone(const std::string& ns, const std::string& uid, const PeerExit& exit);
 
   // node_outgoing.cc: the requester side
   bool is_local_only(const wire::BroadcastOptions& opts) const;
@@ -156,11 +187,19 @@ class Node {
   void discard(CommandId id);
 
   // node_incoming.cc: the responder side
-  void respond(const wire::Document& document, wire::Request request, NamespaceState& state);
+  void respond(const wire::Document& document, wire::Request request, const std::string& position,
+               NamespaceState& state);
+  // Sends `command` to `targets` and answers through `gathering` once they all
+  // answered (or config.local_timeout passed).
+  void gather_locally(std::unique_ptr<Gathering> gathering, Command command,
+                      const std::vector<AttachmentId>& targets);
+  void answer_fetch(const std::string& ns, const std::string& requester,
+                    const std::string& request_id, bool siobridge_requester, SocketsResult result);
   void publish_response(const std::string& ns, const std::string& target,
                         const std::string& request_id, wire::Response response,
                         std::optional<wire::Extension> extension);
-  void on_extension_request(const wire::Document& document, NamespaceState& state);
+  void on_extension_request(const wire::Document& document, const std::string& position,
+                            NamespaceState& state);
 
   // Plumbing shared by every operation.
   std::vector<AttachmentId> local_targets(const std::string& ns, AttachmentId except) const;
@@ -184,10 +223,14 @@ class Node {
   std::map<std::string, NamespaceState> namespaces_;
   std::unordered_map<CommandId, std::unique_ptr<Operation>> operations_;
   std::unordered_map<std::string, CommandId> by_request_id_;
+  std::map<std::string, Held> held_;
+  TimerId handover_timer_ = 0;
+  bool leaving_ = false;
   AttachmentId next_attachment_id_ = 1;
   CommandId next_command_id_ = 1;
 
   std::uint64_t peers_version_ = 0;
+  std::uint64_t state_version_ = 0;
   bus::BusState bus_state_ = bus::BusState::kStarting;
   std::string bus_detail_;
   NodeStats stats_;

@@ -1,7 +1,12 @@
-// Settings of one cluster node (PROTOCOL.md section 6 defaults). Plain value type.
+// Settings of one cluster node (PROTOCOL.md section 6 defaults), and the
+// hand-over a restarted node starts from. Plain value types.
 #pragma once
 
+#include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/core/time.h"
 
@@ -14,6 +19,35 @@ struct NodeConfig {
   Millis request_timeout{5'000};      // waiting for other nodes' answers
   Millis ack_timeout{5'000};          // waiting for clients' acks after the counts
   Millis local_timeout{2'000};        // waiting for an attached server's answer
+  // After a restart: how long what the cluster sent to the namespaces in use
+  // before is held for their servers to attach again, and how much of it.
+  Millis restart_grace{10'000};
+  std::size_t restart_hold_bytes = 32u << 20;
+};
+
+// A peer as a node knew it when it stopped.
+struct PeerSnapshot {
+  std::string uid;
+  std::optional<std::uint32_t> servers;  // none: a socketioxide node
+  Millis seen_ago{0};                    // last heard from, before the snapshot
+  bool operator==(const PeerSnapshot&) const = default;
+};
+
+struct NamespaceSnapshot {
+  std::uint32_t servers = 0;  // attached servers using the namespace
+  std::vector<PeerSnapshot> peers;
+  bool operator==(const NamespaceSnapshot&) const = default;
+};
+
+// What a node was doing when it stopped, kept by the runtime in the state
+// directory: the namespaces its servers used and the peers it knew there. A
+// node resumed from it holds the documents of those namespaces until as many
+// servers use them again (or restart_grace passes), then delivers them in
+// order: servers that reattach after a daemon restart miss nothing the cluster
+// sent meanwhile.
+struct Handover {
+  std::map<std::string, NamespaceSnapshot> namespaces;
+  bool operator==(const Handover&) const = default;
 };
 
 }  // namespace siobridge::core

@@ -86,3 +86,42 @@ TEST_CASE("serverSideEmit with acks times out with the responses that came") {
   CHECK(result->responses.size() == 1);  // b1; B answered at 75 ms without b2
   CHECK(result->missing.local_servers == std::vector<std::string>{"a2"});
 }
+
+TEST_CASE("a server that leaves during serverSideEmit with acks is no longer expected") {
+  Cluster t;
+  t.b2.answers = false;
+  std::optional<EmitResult> result;
+  REQUIRE(t.a.node()
+              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{1000},
+                                [&](EmitResult r) { result = r; })
+              .ok());
+  t.cluster.settle();
+  CHECK_FALSE(result);
+  t.b.node().detach(t.b2.id);  // b2 closes inside its handler
+  t.cluster.settle();
+  REQUIRE(result);  // at once, not at the deadline
+  CHECK(result->expected == 2);
+  CHECK(result->responses.size() == 2);
+  CHECK(result->missing.empty());
+}
+
+TEST_CASE("the caller's timeout, not the other node's local timeout, bounds serverSideEmit") {
+  Cluster t;
+  t.b1.answers = false;  // b1 answers late: after B's local_timeout, within the caller's
+  std::optional<EmitResult> result;
+  REQUIRE(t.a.node()
+              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{3000},
+                                [&](EmitResult r) { result = r; })
+              .ok());
+  t.cluster.settle();
+  t.cluster.advance(TestCluster::default_config().local_timeout * 3);
+  CHECK_FALSE(result);
+  t.b1.answers = true;
+  auto late = t.b1.commands_of(CommandKind::kServerSideEmit);
+  REQUIRE(late.size() == 1);
+  t.b.node().on_emit_reply(t.b1.id, late[0].id, "[\"late\"]");
+  t.cluster.settle();
+  REQUIRE(result);
+  CHECK(result->responses.size() == 3);
+  CHECK(result->missing.empty());
+}

@@ -43,35 +43,40 @@ void Node::publish_response(const std::string& ns, const std::string& target,
   }
 }
 
-void Node::respond(const wire::Document& document, wire::Request request, NamespaceState& state) {
+void Node::respond(const wire::Document& document, wire::Request request,
+                   const std::string& position, NamespaceState& state) {
   const std::string& ns = document.header.ns;
   const std::string& requester = document.header.origin;
   const auto info = request_info(document);
-  const std::vector<AttachmentId> targets(state.attachments.begin(), state.attachments.end());
   Command command;
   command.ns = ns;
   command.opts = request.opts.value_or(wire::BroadcastOptions{});
   // The requester already applied the operation to its own sockets, and a
   // Local flag never crosses nodes.
   command.opts.flags &= static_cast<std::uint8_t>(~wire::broadcast_flags::kLocal);
+  command.position = position;
+  const std::vector<AttachmentId> targets(state.attachments.begin(), state.attachments.end());
+  auto send_all = [&] {
+    for (AttachmentId id : targets) send(id, command);
+  };
 
   switch (request.type) {
     case wire::RequestType::kBroadcast:
       command.kind = CommandKind::kBroadcast;
       command.packet = std::move(request.packet);
-      for (AttachmentId id : targets) send(id, command);
+      send_all();
       return;
     case wire::RequestType::kAddSockets:
     case wire::RequestType::kDelSockets:
       command.kind = request.type == wire::RequestType::kAddSockets ? CommandKind::kAddSockets
                                                                     : CommandKind::kDelSockets;
       command.rooms = std::move(*request.rooms);
-      for (AttachmentId id : targets) send(id, command);
+      send_all();
       return;
     case wire::RequestType::kDisconnectSockets:
       command.kind = CommandKind::kDisconnectSockets;
       command.close = info && info->close;
-      for (AttachmentId id : targets) send(id, command);
+      send_all();
       return;
     case wire::RequestType::kBroadcastWithAck: {
       const Millis ack_timeout =
@@ -83,63 +88,37 @@ void Node::respond(const wire::Document& document, wire::Request request, Namesp
       command.packet = std::move(request.packet);
       command.timeout = ack_timeout;
       auto* registered = static_cast<AckResponder*>(start(std::move(responder)));
-      for (AttachmentId id : targets) {
-        registered->expect_local(id);
-        send(id, command);
-      }
+      for (AttachmentId id : targets) registered->expect_local(id);
+      send_all();
       registered->arm();
       reap(command.id);
       return;
     }
     case wire::RequestType::kAllRooms: {
       const std::string request_id = request.id;
-      auto gathering = std::make_unique<RoomsGathering>(
-          *this, next_command_id(), [this, ns, requester, request_id](RoomsResult result) {
-            publish_response(ns, requester, request_id,
-                             wire::Response{uid_, wire::RoomList{std::move(result.rooms)}},
-                             std::nullopt);
-          });
       command.kind = CommandKind::kAllRooms;
-      command.id = gathering->id();
-      auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
-      for (AttachmentId id : targets) {
-        registered->expect_local(id);
-        send(id, command);
-      }
-      registered->arm(config_.local_timeout);
-      reap(command.id);
+      gather_locally(std::make_unique<RoomsGathering>(
+                         *this, next_command_id(), ns,
+                         [this, ns, requester, request_id](RoomsResult result) {
+                           publish_response(
+                               ns, requester, request_id,
+                               wire::Response{uid_, wire::RoomList{std::move(result.rooms)}},
+                               std::nullopt);
+                         }),
+                     std::move(command), targets);
       return;
     }
     case wire::RequestType::kFetchSockets: {
       const std::string request_id = request.id;
       const bool siobridge_requester = info.has_value();
-      auto gathering = std::make_unique<SocketsGathering>(
-          *this, next_command_id(), ns,
-          [this, ns, requester, request_id, siobridge_requester](SocketsResult result) {
-            wire::SocketList list;
-            wire::FetchDetails details;
-            for (auto& socket : result.sockets) {
-              list.sockets.push_back(wire::SocketRef{socket.id, uid_, ns});
-              if (siobridge_requester) {
-                details.sockets.push_back(
-                    wire::SocketDetails{std::move(socket.id), std::move(socket.rooms),
-                                        std::move(socket.handshake), std::move(socket.data)});
-              }
-            }
-            std::optional<wire::Extension> extension;
-            if (siobridge_requester) extension = std::move(details);
-            publish_response(ns, requester, request_id, wire::Response{uid_, std::move(list)},
-                             std::move(extension));
-          });
       command.kind = CommandKind::kFetchSockets;
-      command.id = gathering->id();
-      auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
-      for (AttachmentId id : targets) {
-        registered->expect_local(id);
-        send(id, command);
-      }
-      registered->arm(config_.local_timeout);
-      reap(command.id);
+      gather_locally(
+          std::make_unique<SocketsGathering>(
+              *this, next_command_id(), ns,
+              [this, ns, requester, request_id, siobridge_requester](SocketsResult result) {
+                answer_fetch(ns, requester, request_id, siobridge_requester, std::move(result));
+              }),
+          std::move(command), targets);
       return;
     }
     case wire::RequestType::kHeartbeat:
@@ -148,7 +127,39 @@ void Node::respond(const wire::Document& document, wire::Request request, Namesp
   }
 }
 
-void Node::on_extension_request(const wire::Document& document, NamespaceState& state) {
+void Node::gather_locally(std::unique_ptr<Gathering> gathering, Command command,
+                          const std::vector<AttachmentId>& targets) {
+  command.id = gathering->id();
+  auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
+  for (AttachmentId id : targets) {
+    registered->expect_local(id);
+    send(id, command);
+  }
+  registered->arm(config_.local_timeout);
+  reap(command.id);
+}
+
+void Node::answer_fetch(const std::string& ns, const std::string& requester,
+                        const std::string& request_id, bool siobridge_requester,
+                        SocketsResult result) {
+  wire::SocketList list;
+  wire::FetchDetails details;
+  for (auto& socket : result.sockets) {
+    list.sockets.push_back(wire::SocketRef{socket.id, uid_, ns});
+    if (siobridge_requester) {
+      details.sockets.push_back(wire::SocketDetails{std::move(socket.id), std::move(socket.rooms),
+                                                    std::move(socket.handshake),
+                                                    std::move(socket.data)});
+    }
+  }
+  std::optional<wire::Extension> extension;
+  if (siobridge_requester) extension = std::move(details);
+  publish_response(ns, requester, request_id, wire::Response{uid_, std::move(list)},
+                   std::move(extension));
+}
+
+void Node::on_extension_request(const wire::Document& document, const std::string& position,
+                                NamespaceState& state) {
   if (!document.extension) {
     ++stats_.decode_errors;
     return;
@@ -172,36 +183,22 @@ void Node::on_extension_request(const wire::Document& document, NamespaceState& 
   command.payload = std::move(emit->payload);
   command.wants_ack = emit->wants_ack;
   command.timeout = Millis{emit->timeout_ms};
+  command.position = position;
   if (!emit->wants_ack) {
     for (AttachmentId id : targets) send(id, command);
     return;
   }
-  const std::string requester = document.header.origin;
-  const std::string request_id = emit->id;
-  auto gathering = std::make_unique<EmitGathering>(
-      *this, next_command_id(), static_cast<std::uint32_t>(targets.size()),
-      [this, ns, requester, request_id](EmitResult result) {
-        wire::Document doc{
-            {wire::MessageKind::kResponse, ns, uid_, requester, request_id},
-            {},
-            wire::encode_extension(wire::ServerSideEmitReply{std::move(result.responses)})};
-        if (bus_.publish(std::move(doc)).ok()) {
-          ++stats_.extensions_out;
-        } else {
-          ++stats_.publish_failures;
-        }
-      });
-  command.id = gathering->id();
-  auto* registered = static_cast<Gathering*>(start(std::move(gathering)));
+  // Answers go back as they come, until the requester's own deadline: the
+  // requester decides how long it waits, not this node.
+  auto responder = std::make_unique<EmitResponder>(*this, next_command_id(), ns,
+                                                   document.header.origin, emit->id);
+  command.id = responder->id();
+  auto* registered = static_cast<EmitResponder*>(start(std::move(responder)));
   for (AttachmentId id : targets) {
     registered->expect_local(id);
     send(id, command);
   }
-  // Answer before the requester gives up: it started its clock earlier, and the
-  // answer still has to travel.
-  Millis deadline = config_.local_timeout;
-  if (emit->timeout_ms > 0) deadline = std::min(deadline, Millis{emit->timeout_ms / 2});
-  registered->arm(deadline);
+  registered->arm(emit->timeout_ms > 0 ? Millis{emit->timeout_ms} : config_.request_timeout);
   reap(command.id);
 }
 

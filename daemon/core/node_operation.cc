@@ -50,16 +50,12 @@ void Node::Gathering::arm(Millis deadline) {
 }
 
 void Node::Gathering::on_attachment_gone(AttachmentId id) {
-  if (auto it = local_.find(id); it != local_.end()) {
-    missing_.local_servers.push_back(it->second);
-    local_.erase(it);
-    check_done();
-  }
+  if (local_.erase(id)) check_done();
 }
 
-void Node::Gathering::on_peer_gone(const std::string& uid) {
+void Node::Gathering::on_peer_gone(const std::string& uid, const PeerExit& exit) {
   if (remote_.erase(uid)) {
-    missing_.nodes.push_back(uid);
+    if (!exit.graceful) missing_.nodes.push_back(uid);
     check_done();
   }
 }
@@ -105,7 +101,7 @@ void Node::SocketsGathering::on_sockets(AttachmentId from,
                                         std::vector<wire::SocketDetails>& sockets) {
   if (!local_answered(from)) return;
   for (auto& socket : sockets) {
-    sockets_.push_back(RemoteSocket{std::move(socket.id), node_.uid_, ns_, std::move(socket.rooms),
+    sockets_.push_back(RemoteSocket{std::move(socket.id), node_.uid_, ns(), std::move(socket.rooms),
                                     std::move(socket.handshake), std::move(socket.data), true});
   }
   check_done();
@@ -143,23 +139,124 @@ void Node::SocketsGathering::complete(Missing missing) {
   done_(SocketsResult{std::move(sockets_), std::move(missing)});
 }
 
-// ---- EmitGathering ----
+// ---- EmitQuery ----
 
-void Node::EmitGathering::on_emit_reply(AttachmentId from, wire::Bytes& payload) {
-  if (!local_answered(from)) return;
+void Node::EmitQuery::expect_remote(const std::string& uid, std::uint32_t servers) {
+  remote_[uid].servers = servers;
+}
+
+void Node::EmitQuery::arm(Millis deadline) {
+  local_expected_ = static_cast<std::uint32_t>(local_.size());
+  after(deadline, [this] { complete(true); });
+  check_done();
+}
+
+void Node::EmitQuery::on_emit_reply(AttachmentId from, wire::Bytes& payload) {
+  if (!local_.erase(from)) {
+    ++node_.stats_.late_responses;
+    return;
+  }
   responses_.push_back(std::move(payload));
   check_done();
 }
 
-void Node::EmitGathering::on_emit_response(const std::string& uid,
-                                           wire::ServerSideEmitReply& reply) {
-  if (!remote_answered(uid)) return;
-  for (auto& response : reply.responses) responses_.push_back(std::move(response));
+void Node::EmitQuery::on_emit_response(const std::string& uid, wire::ServerSideEmitReply& reply) {
+  auto it = remote_.find(uid);
+  if (it == remote_.end() || it->second.done()) {
+    ++node_.stats_.late_responses;
+    return;
+  }
+  auto& remote = it->second;
+  if (reply.servers) remote.servers = *reply.servers;
+  remote.gone += reply.gone;
+  for (auto& response : reply.responses) {
+    if (remote.answered >= remote.servers) break;
+    ++remote.answered;
+    responses_.push_back(std::move(response));
+  }
   check_done();
 }
 
-void Node::EmitGathering::complete(Missing missing) {
-  done_(EmitResult{std::move(responses_), expected_, std::move(missing)});
+void Node::EmitQuery::on_attachment_gone(AttachmentId id) {
+  if (local_.erase(id)) {
+    --local_expected_;  // it left: no longer expected
+    check_done();
+  }
+}
+
+void Node::EmitQuery::on_peer_gone(const std::string& uid, const PeerExit& exit) {
+  auto it = remote_.find(uid);
+  if (it == remote_.end() || it->second.done()) return;
+  if (exit.graceful) {
+    it->second.gone = it->second.servers - it->second.answered;
+    check_done();
+  }
+  // A peer whose heartbeats stopped stays awaited: it is reported missing at
+  // the deadline.
+}
+
+void Node::EmitQuery::check_done() {
+  if (finished() || !local_.empty()) return;
+  for (const auto& [uid, remote] : remote_) {
+    if (!remote.done()) return;
+  }
+  complete(false);
+}
+
+void Node::EmitQuery::complete(bool timed_out) {
+  if (finished()) return;
+  EmitResult result;
+  result.expected = local_expected_;
+  for (const auto& [uid, remote] : remote_) {
+    result.expected += remote.servers - std::min(remote.gone, remote.servers);
+    if (!remote.done()) result.missing.nodes.push_back(uid);
+  }
+  for (const auto& [id, name] : local_) {
+    if (timed_out) ++node_.stats_.local_timeouts;
+    result.missing.local_servers.push_back(name);
+  }
+  result.responses = std::move(responses_);
+  done_(std::move(result));
+  finish();
+}
+
+// ---- EmitResponder ----
+
+void Node::EmitResponder::arm(Millis deadline) {
+  servers_ = static_cast<std::uint32_t>(pending_.size());
+  // The first answer says how many servers there are; with none, it is all.
+  if (pending_.empty()) {
+    publish(wire::ServerSideEmitReply{{}, 0, servers_});
+    finish();
+    return;
+  }
+  after(deadline, [this] { finish(); });
+}
+
+void Node::EmitResponder::on_emit_reply(AttachmentId from, wire::Bytes& payload) {
+  if (!pending_.erase(from)) {
+    ++node_.stats_.late_responses;
+    return;
+  }
+  publish(wire::ServerSideEmitReply{{std::move(payload)}, 0, servers_});
+  if (pending_.empty()) finish();
+}
+
+void Node::EmitResponder::on_attachment_gone(AttachmentId id) {
+  if (!pending_.erase(id)) return;
+  publish(wire::ServerSideEmitReply{{}, 1, servers_});
+  if (pending_.empty()) finish();
+}
+
+void Node::EmitResponder::publish(wire::ServerSideEmitReply reply) {
+  wire::Document doc{{wire::MessageKind::kResponse, ns(), node_.uid_, requester_, request_id_},
+                     {},
+                     wire::encode_extension(std::move(reply))};
+  if (node_.bus_.publish(std::move(doc)).ok()) {
+    ++node_.stats_.extensions_out;
+  } else {
+    ++node_.stats_.publish_failures;
+  }
 }
 
 // ---- AckQuery ----
@@ -195,11 +292,11 @@ void Node::AckQuery::on_response(const wire::Response& response, const wire::Doc
 }
 
 void Node::AckQuery::on_attachment_gone(AttachmentId id) {
-  drop(local_key(id));
+  drop(local_key(id), true);
 }
 
-void Node::AckQuery::on_peer_gone(const std::string& uid) {
-  drop(uid);
+void Node::AckQuery::on_peer_gone(const std::string& uid, const PeerExit& exit) {
+  drop(uid, exit.graceful);
 }
 
 void Node::AckQuery::counted(const std::string& key, std::uint32_t count) {
@@ -225,11 +322,11 @@ void Node::AckQuery::acked(const std::string& key, const std::string& sid,
   check_done();
 }
 
-void Node::AckQuery::drop(const std::string& key) {
+void Node::AckQuery::drop(const std::string& key, bool graceful) {
   auto it = sources_.find(key);
   if (it == sources_.end()) return;
   const Source& source = it->second;
-  if (!source.count || source.acks < *source.count) {
+  if (source.count ? source.acks < *source.count : !graceful) {
     (source.local ? missing_.local_servers : missing_.nodes).push_back(source.name);
   }
   sources_.erase(it);
@@ -319,7 +416,7 @@ void Node::AckResponder::on_attachment_gone(AttachmentId id) {
 
 void Node::AckResponder::send_count() {
   count_sent_ = true;
-  node_.publish_response(ns_, requester_, request_id_,
+  node_.publish_response(ns(), requester_, request_id_,
                          wire::Response{node_.uid_, wire::BroadcastAckCount{total_}}, std::nullopt);
   for (const auto& [sid, result] : buffered_) publish_ack(sid, result);
   buffered_.clear();
@@ -327,7 +424,7 @@ void Node::AckResponder::send_count() {
 }
 
 void Node::AckResponder::publish_ack(const std::string& sid, const AckResult& result) {
-  node_.publish_response(ns_, requester_, request_id_,
+  node_.publish_response(ns(), requester_, request_id_,
                          wire::Response{node_.uid_, wire::BroadcastAck{sid, result}}, std::nullopt);
 }
 

@@ -18,12 +18,14 @@ namespace siobridge::core {
 
 class Node::Operation {
  public:
-  Operation(Node& node, CommandId id) : node_(node), id_(id) {}
+  Operation(Node& node, CommandId id, std::string ns)
+      : node_(node), ns_(std::move(ns)), id_(id) {}
   virtual ~Operation();
   Operation(const Operation&) = delete;
   Operation& operator=(const Operation&) = delete;
 
   CommandId id() const { return id_; }
+  const std::string& ns() const { return ns_; }
   bool finished() const { return finished_; }
   const std::string& request_id() const { return request_id_; }
 
@@ -36,9 +38,11 @@ class Node::Operation {
   // Answers of other nodes.
   virtual void on_response(const wire::Response&, const wire::Document&) {}
   virtual void on_emit_response(const std::string& /*uid*/, wire::ServerSideEmitReply&) {}
-  // Someone it may be waiting for is gone.
+  // Someone it may be waiting for is gone. An attached server that detaches is
+  // no longer expected (it left, with its sockets); a peer that left is not
+  // either, one whose heartbeats stopped is missing (PeerExit).
   virtual void on_attachment_gone(AttachmentId) {}
-  virtual void on_peer_gone(const std::string& /*uid*/) {}
+  virtual void on_peer_gone(const std::string& /*uid*/, const PeerExit& /*exit*/) {}
 
  protected:
   // Runs `fn` after `delay` unless the operation ended before.
@@ -46,6 +50,7 @@ class Node::Operation {
   void finish();
 
   Node& node_;
+  const std::string ns_;
   std::string request_id_;
 
  private:
@@ -66,7 +71,7 @@ class Node::Gathering : public Node::Operation {
   void arm(Millis deadline);
 
   void on_attachment_gone(AttachmentId id) override;
-  void on_peer_gone(const std::string& uid) override;
+  void on_peer_gone(const std::string& uid, const PeerExit& exit) override;
 
  protected:
   // True the first time `id` / `uid` answers; then the answer counts.
@@ -83,8 +88,8 @@ class Node::Gathering : public Node::Operation {
 
 class Node::RoomsGathering final : public Node::Gathering {
  public:
-  RoomsGathering(Node& node, CommandId id, std::function<void(RoomsResult)> done)
-      : Gathering(node, id), done_(std::move(done)) {}
+  RoomsGathering(Node& node, CommandId id, std::string ns, std::function<void(RoomsResult)> done)
+      : Gathering(node, id, std::move(ns)), done_(std::move(done)) {}
   void on_rooms(AttachmentId from, std::vector<std::string>& rooms) override;
   void on_response(const wire::Response& response, const wire::Document& document) override;
 
@@ -98,38 +103,82 @@ class Node::SocketsGathering final : public Node::Gathering {
  public:
   SocketsGathering(Node& node, CommandId id, std::string ns,
                    std::function<void(SocketsResult)> done)
-      : Gathering(node, id), ns_(std::move(ns)), done_(std::move(done)) {}
+      : Gathering(node, id, std::move(ns)), done_(std::move(done)) {}
   void on_sockets(AttachmentId from, std::vector<wire::SocketDetails>& sockets) override;
   void on_response(const wire::Response& response, const wire::Document& document) override;
 
  private:
   void complete(Missing missing) override;
-  std::string ns_;
   std::vector<RemoteSocket> sockets_;
   std::function<void(SocketsResult)> done_;
 };
 
-class Node::EmitGathering final : public Node::Gathering {
+// The requester side of a server-side emit with acks: one answer from each
+// attached server, and from each other siobridge node as many answers as it has
+// servers (it says how many; until then its heartbeat's count stands).
+class Node::EmitQuery final : public Node::Operation {
  public:
-  EmitGathering(Node& node, CommandId id, std::uint32_t expected,
-                std::function<void(EmitResult)> done)
-      : Gathering(node, id), expected_(expected), done_(std::move(done)) {}
+  EmitQuery(Node& node, CommandId id, std::string ns, std::function<void(EmitResult)> done)
+      : Operation(node, id, std::move(ns)), done_(std::move(done)) {}
+
+  void expect_local(AttachmentId id) { local_.emplace(id, node_.name_of(id)); }
+  void expect_remote(const std::string& uid, std::uint32_t servers);
+  void set_request_id(std::string request_id) { request_id_ = std::move(request_id); }
+  void arm(Millis deadline);
+
   void on_emit_reply(AttachmentId from, wire::Bytes& payload) override;
   void on_emit_response(const std::string& uid, wire::ServerSideEmitReply& reply) override;
+  void on_attachment_gone(AttachmentId id) override;
+  void on_peer_gone(const std::string& uid, const PeerExit& exit) override;
 
  private:
-  void complete(Missing missing) override;
-  std::uint32_t expected_;
+  struct Remote {
+    std::uint32_t servers = 0;  // from its heartbeats, then from its own answer
+    std::uint32_t answered = 0;
+    std::uint32_t gone = 0;
+    bool done() const { return answered + gone >= servers; }
+  };
+  void check_done();
+  void complete(bool timed_out);
+
+  std::map<AttachmentId, std::string> local_;  // attached servers yet to answer
+  std::map<std::string, Remote> remote_;
+  std::uint32_t local_expected_ = 0;
   std::vector<wire::Bytes> responses_;
   std::function<void(EmitResult)> done_;
+};
+
+// The responder side of a server-side emit with acks: asks the attached
+// servers and publishes each answer as it comes, until all answered or left,
+// or the requester's deadline passed.
+class Node::EmitResponder final : public Node::Operation {
+ public:
+  EmitResponder(Node& node, CommandId id, std::string ns, std::string requester,
+                std::string request_id)
+      : Operation(node, id, std::move(ns)), requester_(std::move(requester)) {
+    request_id_ = std::move(request_id);
+  }
+
+  void expect_local(AttachmentId id) { pending_.insert(id); }
+  void arm(Millis deadline);
+
+  void on_emit_reply(AttachmentId from, wire::Bytes& payload) override;
+  void on_attachment_gone(AttachmentId id) override;
+
+ private:
+  void publish(wire::ServerSideEmitReply reply);
+
+  std::string requester_;
+  std::set<AttachmentId> pending_;
+  std::uint32_t servers_ = 0;
 };
 
 // The requester side of a broadcast with acks: counts from every attached
 // server and node, then the acks they announced (PROTOCOL.md section 5).
 class Node::AckQuery final : public Node::Operation {
  public:
-  AckQuery(Node& node, CommandId id, AckStream stream, Millis ack_timeout)
-      : Operation(node, id), stream_(std::move(stream)), ack_timeout_(ack_timeout) {}
+  AckQuery(Node& node, CommandId id, std::string ns, AckStream stream, Millis ack_timeout)
+      : Operation(node, id, std::move(ns)), stream_(std::move(stream)), ack_timeout_(ack_timeout) {}
 
   void expect_local(AttachmentId id) {
     sources_.emplace(local_key(id), Source{node_.name_of(id), true, std::nullopt, 0});
@@ -141,7 +190,7 @@ class Node::AckQuery final : public Node::Operation {
   void on_ack(AttachmentId from, const std::string& sid, const AckResult& result) override;
   void on_response(const wire::Response& response, const wire::Document& document) override;
   void on_attachment_gone(AttachmentId id) override;
-  void on_peer_gone(const std::string& uid) override;
+  void on_peer_gone(const std::string& uid, const PeerExit& exit) override;
 
  private:
   struct Source {
@@ -153,7 +202,9 @@ class Node::AckQuery final : public Node::Operation {
   static std::string local_key(AttachmentId id) { return "#" + std::to_string(id); }
   void counted(const std::string& key, std::uint32_t count);
   void acked(const std::string& key, const std::string& sid, const AckResult& result);
-  void drop(const std::string& key);
+  // The source left: what it announced and did not send is missing; when it
+  // left before counting, `graceful` says whether it is missing too.
+  void drop(const std::string& key, bool graceful);
   void close_counting();
   void check_done();
   void end(bool timed_out);
@@ -171,8 +222,7 @@ class Node::AckResponder final : public Node::Operation {
  public:
   AckResponder(Node& node, CommandId id, std::string ns, std::string requester,
                std::string request_id, Millis ack_timeout)
-      : Operation(node, id),
-        ns_(std::move(ns)),
+      : Operation(node, id, std::move(ns)),
         requester_(std::move(requester)),
         ack_timeout_(ack_timeout) {
     request_id_ = std::move(request_id);
@@ -190,7 +240,6 @@ class Node::AckResponder final : public Node::Operation {
   void publish_ack(const std::string& sid, const AckResult& result);
   void check_done();
 
-  std::string ns_;
   std::string requester_;
   Millis ack_timeout_;
   std::map<AttachmentId, std::string> pending_counts_;

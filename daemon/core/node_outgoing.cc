@@ -173,7 +173,8 @@ Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::Bro
     done(RoomsResult{});  // the caller's own rooms only
     return {};
   }
-  auto gathering = std::make_unique<RoomsGathering>(*this, next_command_id(), std::move(done));
+  auto gathering =
+      std::make_unique<RoomsGathering>(*this, next_command_id(), ns, std::move(done));
   const auto target = target_of(opts);
   std::function<Status(const std::string&)> publish;
   if (!is_local_only(opts)) {
@@ -220,19 +221,11 @@ Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::By
   if (timeout <= Millis{0}) timeout = config_.request_timeout;
   Command command;
   command.kind = CommandKind::kServerSideEmit;
+  command.ns = ns;
   command.payload = payload;
   command.wants_ack = wants_ack;
   command.timeout = timeout;
 
-  // Only siobridge nodes with attached servers can answer.
-  std::vector<std::string> remote;
-  std::uint32_t expected = static_cast<std::uint32_t>(local_targets(ns, from).size());
-  for (const auto& [uid, peer] : peers_of(ns).all()) {
-    if (peer.is_siobridge() && peer.server_count() > 0) {
-      remote.push_back(uid);
-      expected += peer.server_count();
-    }
-  }
   auto publish = [&](const std::string& request_id) {
     wire::ServerSideEmit emit{request_id, payload, wants_ack,
                               static_cast<std::uint32_t>(timeout.count())};
@@ -249,19 +242,41 @@ Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::By
     return status;
   };
 
+  const auto targets = local_targets(ns, from);
   if (!wants_ack) {
     auto published = publish(wire::generate_id());
-    command.ns = ns;
-    const auto targets = local_targets(ns, from);
     for (AttachmentId id : targets) send(id, command);
     if (!published.ok()) return remote_failed(published, targets.size());
     if (done) done(EmitResult{{}, 0, {}});
     return {};
   }
-  auto gathering =
-      std::make_unique<EmitGathering>(*this, next_command_id(), expected, std::move(done));
-  return run_gathering(from, ns, std::move(gathering), std::move(command), std::move(remote),
-                       timeout, publish);
+  auto query = std::make_unique<EmitQuery>(*this, next_command_id(), ns, std::move(done));
+  // Only siobridge nodes with attached servers can answer.
+  bool remote = false;
+  for (const auto& [uid, peer] : peers_of(ns).all()) {
+    if (peer.is_siobridge() && peer.server_count() > 0) {
+      query->expect_remote(uid, peer.server_count());
+      remote = true;
+    }
+  }
+  const CommandId id = query->id();
+  const std::string request_id = wire::generate_id();
+  query->set_request_id(request_id);
+  auto* registered = static_cast<EmitQuery*>(start(std::move(query)));
+  if (remote) {
+    if (auto status = publish(request_id); !status.ok()) {
+      discard(id);
+      return status;
+    }
+  }
+  command.id = id;
+  for (AttachmentId target : targets) {
+    registered->expect_local(target);
+    send(target, command);
+  }
+  registered->arm(timeout);
+  reap(id);
+  return {};
 }
 
 Status Node::broadcast_with_ack(AttachmentId from, const wire::Packet& packet,
@@ -275,7 +290,8 @@ Status Node::broadcast_with_ack(AttachmentId from, const wire::Packet& packet,
     if (stream.on_done) stream.on_done(Missing{}, false);
     return {};
   }
-  auto query = std::make_unique<AckQuery>(*this, next_command_id(), std::move(stream), ack_timeout);
+  auto query =
+      std::make_unique<AckQuery>(*this, next_command_id(), ns, std::move(stream), ack_timeout);
   const CommandId id = query->id();
   std::optional<wire::Request> request;
   if (!is_local_only(opts)) {

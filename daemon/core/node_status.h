@@ -58,6 +58,14 @@ struct NodeStats {
   std::uint64_t peers_expired = 0;
   std::uint64_t local_timeouts = 0;  // attached servers that did not answer in time
   std::uint64_t commands_out = 0;
+  std::uint64_t peers_left = 0;  // peers that said goodbye (a graceful stop)
+  // After a restart (node_config.h, Handover): documents held for servers to
+  // reattach, delivered once they did, dropped because the hold was full, and
+  // delivered to no server because none came back within restart_grace.
+  std::uint64_t handover_held = 0;
+  std::uint64_t handover_delivered = 0;
+  std::uint64_t handover_dropped = 0;
+  std::uint64_t handover_unclaimed = 0;
 };
 
 }  // namespace siobridge::core

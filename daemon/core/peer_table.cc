@@ -14,6 +14,14 @@ void PeerTable::touch(const std::string& uid, Millis now) {
   if (auto it = peers_.find(uid); it != peers_.end()) it->second.last_seen = now;
 }
 
+std::optional<Peer> PeerTable::remove(const std::string& uid) {
+  auto it = peers_.find(uid);
+  if (it == peers_.end()) return std::nullopt;
+  Peer peer = it->second;
+  peers_.erase(it);
+  return peer;
+}
+
 std::vector<std::string> PeerTable::expire(Millis now, Millis timeout) {
   std::vector<std::string> gone;
   for (auto it = peers_.begin(); it != peers_.end();) {
@@ -36,13 +44,6 @@ std::vector<std::string> PeerTable::uids() const {
   std::vector<std::string> out;
   out.reserve(peers_.size());
   for (const auto& [uid, peer] : peers_) out.push_back(uid);
-  return out;
-}
-
-std::vector<std::string> PeerTable::siobridge_uids() const {
-  std::vector<std::string> out;
-  for (const auto& [uid, peer] : peers_)
-    if (peer.is_siobridge()) out.push_back(uid);
   return out;
 }
 

@@ -30,13 +30,14 @@ class PeerTable {
   bool on_heartbeat(const std::string& uid, Millis now, std::optional<std::uint32_t> servers);
   // Any other message from a known peer keeps it alive.
   void touch(const std::string& uid, Millis now);
+  // Forgets `uid`; returns what it was, if it was known.
+  std::optional<Peer> remove(const std::string& uid);
   // Removes the peers not heard from for `timeout`; returns their uids.
   std::vector<std::string> expire(Millis now, Millis timeout);
 
   bool contains(const std::string& uid) const { return peers_.count(uid) != 0; }
   const Peer* find(const std::string& uid) const;
   std::vector<std::string> uids() const;
-  std::vector<std::string> siobridge_uids() const;
   std::uint32_t server_count() const;  // sum over peers
   std::size_t size() const { return peers_.size(); }
   const std::map<std::string, Peer>& all() const { return peers_; }

@@ -19,6 +19,15 @@ struct Missing {
   bool empty() const { return nodes.empty() && local_servers.empty(); }
 };
 
+// Why a peer is no longer awaited: it said goodbye (a graceful stop: what it
+// had not answered is not missing, it is no longer expected) or its heartbeats
+// stopped (what it had not answered is missing). `servers`: how many servers
+// it stood for.
+struct PeerExit {
+  bool graceful = false;
+  std::uint32_t servers = 1;
+};
+
 struct RoomsResult {
   std::vector<std::string> rooms;  // sorted, each once
   Missing missing;

@@ -16,16 +16,37 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
   engine->wakeup_.data = raw;
   uv_timer_init(&engine->loop_, &engine->timer_);
   engine->timer_.data = raw;
+  std::optional<core::Handover> handover;
+  if (options.mongodb && !options.mongodb->state_dir.empty()) {
+    auto dir = StateDir::open(options.mongodb->state_dir);
+    if (!dir.ok()) return dir.error();
+    engine->state_dir_.emplace(std::move(*dir));
+    auto stored = engine->state_dir_->load_node();
+    if (stored.ok()) {
+      if (options.node.uid.empty()) {
+        options.node.uid = stored->uid;
+        spdlog::info("node uid {} kept from {}", stored->uid, engine->state_dir_->path());
+      } else if (options.node.uid != stored->uid) {
+        spdlog::warn("node.uid is {}, the state directory had {}: peers see a new node",
+                     options.node.uid, stored->uid);
+      }
+      handover = std::move(stored->handover);
+    } else if (stored.error().code != ErrorCode::kNotFound) {
+      spdlog::warn("{}: starting as a new node", stored.error().message);
+    }
+  }
   if (options.node.uid.empty()) options.node.uid = wire::generate_id();
   if (!wire::is_valid_id(options.node.uid)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "node uid must be 16 characters of [A-Za-z0-9_-]");
   }
   engine->uid_ = options.node.uid;
+  engine->flow_gate_ =
+      std::make_unique<FlowGate>(options.flow_high_water, options.flow_low_water);
   if (options.mongodb) {
     auto bus = bus::mongodb::MongoBus::create(
         std::move(*options.mongodb), engine->uid_, *raw,
-        [raw](std::function<void()> fn) { raw->enqueue(std::move(fn)); });
+        [raw](std::function<void()> fn) { raw->enqueue(std::move(fn)); }, engine->flow_gate_.get());
     if (!bus.ok()) return bus.error();
     engine->mongo_bus_ = bus->get();
     engine->bus_ = std::move(*bus);
@@ -44,6 +65,15 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
   }
   engine->node_ =
       std::make_unique<core::Node>(options.node, *engine->bus_, engine->clock_, engine->timers_);
+  if (handover && !handover->namespaces.empty()) engine->node_->resume(*handover);
+  if (engine->state_dir_) {
+    // At once: a daemon that dies early keeps its uid too.
+    if (auto s = engine->state_dir_->save_node(engine->uid_, engine->node_->snapshot()); !s.ok()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("state directory: {}", s.error().message));
+    }
+    engine->saved_state_version_ = engine->node_->state_version();
+  }
   return engine;
 }
 
@@ -58,6 +88,24 @@ Engine::~Engine() {
   uv_loop_close(&loop_);
 }
 
+void Engine::set_bus_observer(std::function<void(bus::BusState, const std::string&)> observer) {
+  post([this, observer = std::move(observer)](core::Node& node) {
+    bus_observer_ = observer;
+    if (bus_observer_) {
+      const auto status = node.status();
+      bus_observer_(status.bus_state, status.bus_detail);
+    }
+  });
+}
+
+void Engine::leave_cluster() {
+  post([this](core::Node& node) {
+    if (state_dir_ && !state_frozen_) save_state(/*force=*/true);
+    state_frozen_ = true;
+    node.leave_cluster();
+  });
+}
+
 void Engine::start() {
   if (started_) return;
   started_ = true;
@@ -70,7 +118,7 @@ void Engine::stop(core::Millis drain) {
   stopped_ = true;
   if (mongo_bus_) mongo_bus_->stop(drain);  // no more posts from the bus after this
   {
-    std::lock_guard lock(inbox_mutex_);
+    MutexLock lock(inbox_mutex_);
     stopping_ = true;
   }
   uv_async_send(&wakeup_);
@@ -114,7 +162,7 @@ void Engine::check_conditions() {
 
 void Engine::enqueue(std::function<void()> fn) {
   {
-    std::lock_guard lock(inbox_mutex_);
+    MutexLock lock(inbox_mutex_);
     if (stopping_) return;
     inbox_.push_back(std::move(fn));
   }
@@ -129,14 +177,13 @@ void Engine::drain_inbox() {
   std::vector<std::function<void()>> batch;
   bool stopping;
   {
-    std::lock_guard lock(inbox_mutex_);
+    MutexLock lock(inbox_mutex_);
     batch.swap(inbox_);
     stopping = stopping_;
   }
   for (auto& fn : batch) fn();
   timers_.run_due(clock_.now());
-  update_rank();
-  check_conditions();
+  after_events();
   if (stopping) {
     uv_timer_stop(&timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
@@ -158,11 +205,40 @@ void Engine::arm_timer() {
       [](uv_timer_t* handle) {
         auto* self = static_cast<Engine*>(handle->data);
         self->timers_.run_due(self->clock_.now());
-        self->update_rank();
-        self->check_conditions();
+        self->after_events();
         self->arm_timer();
       },
       static_cast<std::uint64_t>(delay), 0);
+}
+
+void Engine::after_events() {
+  update_rank();
+  save_state();
+  check_conditions();
+}
+
+// The hand-over snapshot follows the node's namespaces and peers, written at
+// most once a second: it is small, and what matters is that it is current
+// when the daemon dies.
+void Engine::save_state(bool force) {
+  if (!state_dir_ || state_frozen_) return;
+  if (!force && node_->state_version() == saved_state_version_) return;
+  const core::Millis now = clock_.now();
+  const core::Millis next = last_state_save_ + core::Millis{1000};
+  if (!force && now < next) {
+    if (!state_save_timer_) {
+      state_save_timer_ = timers_.schedule(next, [this] {
+        state_save_timer_ = 0;
+        save_state();
+      });
+    }
+    return;
+  }
+  last_state_save_ = now;
+  saved_state_version_ = node_->state_version();
+  if (auto s = state_dir_->save_node(uid_, node_->snapshot()); !s.ok()) {
+    spdlog::warn("cannot keep the node state: {}", s.error().message);
+  }
 }
 
 // The MongoDB bus staggers re-creating a dropped collection by this node's rank

@@ -4,8 +4,13 @@
 // and call(); the bus's threads deliver through post() too, so the node itself
 // needs no locks.
 //
-// post(), call() and the accessors are thread-safe; start() and stop() belong
-// to the owner. call() must not be used from the core thread.
+// With a state directory (MongoDB only) the engine keeps the node's uid and
+// its hand-over snapshot there, so that a restarted daemon is the same node
+// and holds what the cluster sent meanwhile for its servers (core::Handover).
+//
+// post(), call(), leave_cluster(), set_bus_observer() and the accessors are
+// thread-safe; start() and stop() belong to the owner. call() must not be used
+// from the core thread.
 #pragma once
 
 #include <atomic>
@@ -21,13 +26,19 @@
 
 #include "daemon/bus/memory/memory_bus.h"
 #include "daemon/bus/mongodb/mongo_bus.h"
+#include "daemon/common/mutex.h"
 #include "daemon/core/node.h"
+#include "daemon/runtime/state_dir.h"
 
 namespace siobridge::runtime {
 
 struct EngineOptions {
   core::NodeConfig node;
   std::optional<bus::mongodb::MongoBusConfig> mongodb;  // none: in-memory bus
+  // Back-pressure (FlowGate): bytes waiting for one attached server past which
+  // producers pause, and under which they resume.
+  std::size_t flow_high_water = 8u << 20;
+  std::size_t flow_low_water = 2u << 20;
 };
 
 class Engine final : private bus::BusListener {
@@ -35,7 +46,13 @@ class Engine final : private bus::BusListener {
   static Result<std::unique_ptr<Engine>> create(EngineOptions options);
   ~Engine() override;
 
+  // Called on the core thread with the bus state now, then whenever it changes.
+  void set_bus_observer(std::function<void(bus::BusState, const std::string&)> observer);
   void start();
+  // A graceful stop begins: the hand-over snapshot is saved one last time (the
+  // servers detaching now will attach again after a restart) and the other
+  // siobridge nodes are told that this node leaves.
+  void leave_cluster();
   // Stops the bus (writing what is queued for up to `drain`), then the loop.
   void stop(core::Millis drain);
 
@@ -62,6 +79,7 @@ class Engine final : private bus::BusListener {
     return mongo_bus_ ? &mongo_bus_->stats() : nullptr;
   }
   bool uses_mongodb() const { return mongo_bus_ != nullptr; }
+  FlowGate& flow_gate() { return *flow_gate_; }
   bool running() const { return started_ && !stopped_; }
 
  private:
@@ -73,12 +91,20 @@ class Engine final : private bus::BusListener {
   void update_rank();
   void check_conditions();
 
-  void on_document(wire::Document document) override { node_->on_document(document); }
+  void after_events();
+  void save_state(bool force = false);
+
+  void on_document(wire::Document document, const std::string& position) override {
+    node_->on_document(document, position);
+  }
   void on_bus_state(bus::BusState state, const std::string& detail) override {
     node_->on_bus_state(state, detail);
+    if (bus_observer_) bus_observer_(state, detail);
   }
 
   std::string uid_;
+  std::optional<StateDir> state_dir_;
+  std::unique_ptr<FlowGate> flow_gate_;
   core::SteadyClock clock_;
   core::TimerQueue timers_;
   std::unique_ptr<bus::MemoryHub> hub_;
@@ -95,10 +121,17 @@ class Engine final : private bus::BusListener {
   };
   std::vector<Condition> conditions_;  // core thread only
   std::uint64_t ranked_peers_version_ = ~std::uint64_t{0};
+  std::function<void(bus::BusState, const std::string&)> bus_observer_;
+  // The hand-over snapshot (core thread only): the version last saved, when,
+  // a save waiting for its turn, and whether saving stopped (leaving).
+  std::uint64_t saved_state_version_ = 0;
+  core::Millis last_state_save_{0};
+  core::TimerId state_save_timer_ = 0;
+  bool state_frozen_ = false;
   std::thread thread_;
-  std::mutex inbox_mutex_;
-  std::vector<std::function<void()>> inbox_;
-  bool stopping_ = false;  // guarded by inbox_mutex_
+  Mutex inbox_mutex_;
+  std::vector<std::function<void()>> inbox_ SIOBRIDGE_GUARDED_BY(inbox_mutex_);
+  bool stopping_ SIOBRIDGE_GUARDED_BY(inbox_mutex_) = false;
   std::atomic<bool> started_{false}, stopped_{false};
 };
 

@@ -218,6 +218,52 @@ void encode_document(const Document& doc, const EncodeOptions& options, bson_t* 
   }
 }
 
+namespace {
+
+std::size_t utf8_element(std::size_t key, std::size_t value) {
+  return 1 + key + 1 + 4 + value + 1;  // type, key, NUL, length, bytes, NUL
+}
+
+std::size_t binary_element(std::size_t key, std::size_t value) {
+  return 1 + key + 1 + 4 + 1 + value;  // type, key, NUL, length, subtype, bytes
+}
+
+// Bytes of a BSON array of `n` int32 elements: each is a type byte, the decimal
+// key, its NUL and four bytes.
+std::size_t int32_array_size(std::size_t n) {
+  std::size_t key_digits = 0;
+  std::size_t width = 1, from = 0, to = 10;
+  while (from < n) {
+    key_digits += (std::min(n, to) - from) * width;
+    from = to;
+    to *= 10;
+    ++width;
+  }
+  return 4 + n * (1 + 1 + 4) + key_digits + 1;
+}
+
+}  // namespace
+
+std::size_t encoded_size(const Document& doc, const EncodeOptions& options) {
+  const auto& h = doc.header;
+  std::size_t size = 4 + 1;                  // length and terminator
+  size += 1 + 3 + 1 + 12;                    // _id
+  size += utf8_element(1, 3);                // t
+  if (h.target) size += utf8_element(6, h.target->size());
+  if (h.request) size += utf8_element(7, h.request->size());
+  size += utf8_element(2, h.ns.size());      // ns
+  size += utf8_element(6, h.origin.size());  // origin
+  size += options.format == DataFormat::kBinary ? binary_element(4, doc.data.size())
+                                                : 1 + 4 + 1 + int32_array_size(doc.data.size());
+  if (options.created_at_ms) size += 1 + 9 + 1 + 8;
+  if (doc.extension) size += binary_element(9, doc.extension->size());
+  return size;
+}
+
+std::string format_position(std::uint32_t seconds, std::uint32_t increment, std::uint32_t index) {
+  return fmt::format("{:08x}{:08x}{:08x}", seconds, increment, index);
+}
+
 Result<Document> decode_document(const bson_t* bson) {
   bson_iter_t it;
   if (!bson_iter_init(&it, bson)) return make_error(ErrorCode::kDecode, "not a BSON document");

@@ -54,6 +54,20 @@ struct EncodeOptions {
 // Appends the document's fields to `out`, an initialized empty bson_t.
 void encode_document(const Document& doc, const EncodeOptions& options, bson_t* out);
 
+// The exact size in bytes of the document as stored: the fields encode_document
+// writes plus an ObjectId `_id`. Computed without encoding, so that a document
+// MongoDB cannot store is refused before it is queued.
+std::size_t encoded_size(const Document& doc, const EncodeOptions& options);
+
+// MongoDB's limit on a stored document (BSONObjMaxUserSize).
+inline constexpr std::size_t kMaxDocumentBytes = 16 * 1024 * 1024;
+
+// A document's place in the order in which the cluster delivers documents: the
+// operation time of its insert (seconds, increment) and, for a document that
+// carries several messages, the message's index in it. Formatted as 24 hex
+// digits, so that positions compare as strings in delivery order.
+std::string format_position(std::uint32_t seconds, std::uint32_t increment, std::uint32_t index);
+
 // Reads a document as inserted by any node. Unknown fields are ignored, field
 // order does not matter, `data` may be an int32 array or BinData.
 Result<Document> decode_document(const bson_t* bson);

@@ -142,3 +142,30 @@ TEST_CASE("the extension target is accepted, other non-ids are not") {
   doc.header.target = "~other";
   CHECK_FALSE(decode_document(encode(doc).get()).ok());
 }
+
+TEST_CASE("encoded_size is the stored size, _id included, without encoding") {
+  for (auto format : {DataFormat::kInt32Array, DataFormat::kBinary}) {
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{10}, std::size_t{11},
+                             std::size_t{1000}, std::size_t{123457}}) {
+      for (bool ttl : {false, true}) {
+        Document doc = request_doc(all_bytes(size));
+        if (size % 2) doc.header.target = B;
+        if (size > 10) doc.extension = "ext";
+        const EncodeOptions options{format, ttl ? std::optional<std::int64_t>(7) : std::nullopt};
+        BsonPtr stored;
+        bson_oid_t id;
+        bson_oid_init(&id, nullptr);
+        BSON_APPEND_OID(stored.get(), "_id", &id);
+        encode_document(doc, options, stored.get());
+        CHECK(encoded_size(doc, options) == stored->len);
+      }
+    }
+  }
+}
+
+TEST_CASE("positions sort as text in delivery order") {
+  CHECK(format_position(1, 2, 3) == "000000010000000200000003");
+  CHECK(format_position(0x6a000000, 0, 0) < format_position(0x6a000000, 1, 0));
+  CHECK(format_position(0x6a000000, 0xffffffff, 9) < format_position(0x6a000001, 0, 0));
+  CHECK(format_position(5, 5, 9) < format_position(5, 5, 10));
+}

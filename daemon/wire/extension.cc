@@ -107,18 +107,28 @@ Extension read_extension(const msgpack::object& root) {
     }
     case 4: {
       ServerSideEmitReply reply;
-      for_each_entry(root, "ServerSideEmitReply",
-                     [&](std::string_view key, const msgpack::object& v) {
-                       if (key != "responses") return;
-                       if (v.type != msgpack::type::ARRAY)
-                         throw DecodeFailure("ServerSideEmitReply.responses: expected an array");
-                       for (std::uint32_t i = 0; i < v.via.array.size; ++i) {
-                         reply.responses.emplace_back(
-                             read_bin(v.via.array.ptr[i], "ServerSideEmitReply.responses[]"));
-                       }
-                     });
+      for_each_entry(
+          root, "ServerSideEmitReply", [&](std::string_view key, const msgpack::object& v) {
+            if (key == "gone") {
+              reply.gone =
+                  static_cast<std::uint32_t>(read_uint(v, UINT32_MAX, "ServerSideEmitReply.gone"));
+            }
+            if (key == "servers") {
+              reply.servers = static_cast<std::uint32_t>(
+                  read_uint(v, UINT32_MAX, "ServerSideEmitReply.servers"));
+            }
+            if (key != "responses") return;
+            if (v.type != msgpack::type::ARRAY)
+              throw DecodeFailure("ServerSideEmitReply.responses: expected an array");
+            for (std::uint32_t i = 0; i < v.via.array.size; ++i) {
+              reply.responses.emplace_back(
+                  read_bin(v.via.array.ptr[i], "ServerSideEmitReply.responses[]"));
+            }
+          });
       return reply;
     }
+    case 5:
+      return Goodbye{};
     default:
       throw DecodeFailure(fmt::format("unknown extension kind {}", *kind));
   }
@@ -176,13 +186,24 @@ Bytes encode_extension(const Extension& extension) {
           packer.pack(ext.wants_ack);
           pack_str(packer, "timeout_ms");
           packer.pack_uint32(ext.timeout_ms);
-        } else {
-          packer.pack_map(2);
+        } else if constexpr (std::is_same_v<T, ServerSideEmitReply>) {
+          packer.pack_map(ext.servers ? 4 : 3);
           pack_str(packer, kKind);
           packer.pack_uint8(4);
           pack_str(packer, "responses");
           packer.pack_array(static_cast<std::uint32_t>(ext.responses.size()));
           for (const auto& response : ext.responses) pack_bin(packer, response);
+          pack_str(packer, "gone");
+          packer.pack_uint32(ext.gone);
+          if (ext.servers) {
+            pack_str(packer, "servers");
+            packer.pack_uint32(*ext.servers);
+          }
+        } else {
+          static_assert(std::is_same_v<T, Goodbye>);
+          packer.pack_map(1);
+          pack_str(packer, kKind);
+          packer.pack_uint8(5);
         }
       },
       extension);

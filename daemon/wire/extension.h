@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -56,15 +57,27 @@ struct ServerSideEmit {
   bool operator==(const ServerSideEmit&) const = default;
 };
 
-// The answer of one node to a ServerSideEmit with ack: one payload per attached
-// server that answered.
+// Answers of one node to a ServerSideEmit with ack, sent as its attached
+// servers answer: their payloads, how many servers detached before answering
+// (`gone`: the requester no longer waits for them, as socket.io's cluster
+// adapter does for a server that leaves) and how many servers the node asked
+// (`servers`: what the requester waits for from this node in all).
 struct ServerSideEmitReply {
   std::vector<Bytes> responses;
+  std::uint32_t gone = 0;
+  std::optional<std::uint32_t> servers;
   bool operator==(const ServerSideEmitReply&) const = default;
 };
 
-using Extension =
-    std::variant<NodeInfo, RequestInfo, FetchDetails, ServerSideEmit, ServerSideEmitReply>;
+// A node leaving the cluster on purpose (a graceful stop), addressed to
+// kSiobridgeTarget: its peers forget it in every namespace at once instead of
+// waiting hb_timeout for its heartbeats to stop, and stop expecting its answers.
+struct Goodbye {
+  bool operator==(const Goodbye&) const = default;
+};
+
+using Extension = std::variant<NodeInfo, RequestInfo, FetchDetails, ServerSideEmit,
+                               ServerSideEmitReply, Goodbye>;
 
 Bytes encode_extension(const Extension& extension);
 Result<Extension> decode_extension(std::string_view bytes);

@@ -15,7 +15,9 @@ TEST_CASE("every extension round-trips") {
           {SocketDetails{"Xn3-qR_0aB9cDeFgHiJk", {"a", "b"}, "{\"headers\":{}}", "\x01\x02"},
            SocketDetails{std::string(16, 'C'), {}, "", ""}}},
       ServerSideEmit{std::string(16, 'B'), "[\"ping\",1]", true, 3000},
-      ServerSideEmitReply{{"[\"pong\"]", std::string("\0\xff", 2)}},
+      ServerSideEmitReply{{"[\"pong\"]", std::string("\0\xff", 2)}, 1, 3},
+      ServerSideEmitReply{{}, 0, std::nullopt},
+      Goodbye{},
   };
   for (const auto& ext : all) {
     auto decoded = decode_extension(encode_extension(ext));
@@ -32,10 +34,18 @@ TEST_CASE("unknown keys are ignored so later versions can add fields") {
   CHECK(std::get<NodeInfo>(*decoded).servers == 2);
 }
 
+TEST_CASE("a reply from a version without `gone` reads as none gone") {
+  // {"k":4, "responses":[]}
+  auto decoded =
+      decode_extension(from_hex("82 a1 6b 04 a9 72 65 73 70 6f 6e 73 65 73 90"));
+  REQUIRE(decoded.ok());
+  CHECK(std::get<ServerSideEmitReply>(*decoded).gone == 0);
+}
+
 TEST_CASE("malformed extensions are errors") {
   CHECK_FALSE(decode_extension("").ok());
   CHECK_FALSE(decode_extension(from_hex("90")).ok());           // not a map
-  CHECK_FALSE(decode_extension(from_hex("81 a1 6b 09")).ok());  // unknown kind
+  CHECK_FALSE(decode_extension(from_hex("81 a1 6b 19")).ok());  // unknown kind
   CHECK_FALSE(decode_extension(from_hex("81 a1 78 00")).ok());  // no kind
   CHECK_FALSE(decode_extension(from_hex("82 a1 6b 00 a7 73 65 72 76 65 72 73 a1 33")).ok());
   CHECK_FALSE(decode_extension(from_hex("82 a1 6b 03 a2 69 64 a1 78")).ok());  // bad id

@@ -38,7 +38,7 @@ std::size_t MemoryHub::deliver_all() {
           (*target != wire::kSiobridgeTarget || !endpoint.siobridge())) {
         continue;
       }
-      endpoint.listener()->on_document(document);
+      endpoint.listener()->on_document(document, {});
       ++deliveries;
     }
   }

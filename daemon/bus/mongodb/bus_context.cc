@@ -3,130 +3,169 @@
 #include <spdlog/spdlog.h>
 
 namespace siobridge::bus::mongodb {
+namespace {
+
+// failed > unavailable > starting > ready
+int severity(BusState state) {
+  switch (state) {
+    case BusState::kReady:
+      return 0;
+    case BusState::kStarting:
+      return 1;
+    case BusState::kUnavailable:
+      return 2;
+    case BusState::kFailed:
+      return 3;
+  }
+  return 3;
+}
+
+}  // namespace
 
 BusContext::BusContext(MongoBusConfig config_in, std::string uid_in, BusListener& listener,
-                       Post post, mongoc_client_pool_t* pool_in)
+                       Post post, mongoc_client_pool_t* pool_in, FlowGate* flow_gate_in)
     : config(std::move(config_in)),
       uid(std::move(uid_in)),
       pool(pool_in),
+      flow_gate(flow_gate_in),
       listener_(listener),
       post_(std::move(post)) {}
 
 void BusContext::collection_ready(std::string uuid) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     ready_ = true;
     uuid_ = std::move(uuid);
   }
-  changed_.notify_all();
+  changed_.signal_all();
 }
 
 void BusContext::collection_gone(const std::string& uuid) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (uuid == uuid_) ready_ = false;  // a newer incarnation may already be ready
 }
 
 void BusContext::collection_invalidated() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   ready_ = false;
 }
 
-bool BusContext::needs_setup() const {
-  std::lock_guard lock(mutex_);
-  return !ready_;
-}
-
 std::optional<std::string> BusContext::wait_collection() {
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return ready_ || stopping_.load(); });
+  MutexLock lock(mutex_);
+  while (!ready_ && !stopping_.load()) changed_.wait();
   if (!ready_) return std::nullopt;
   return uuid_;
 }
 
 void BusContext::report(Part part, BusState state, const std::string& detail) {
-  BusState combined;
+  BusState combined = BusState::kReady;
   std::string combined_detail;
+  std::optional<std::chrono::milliseconds> outage;
   {
-    std::lock_guard lock(mutex_);
-    (part == Part::kWriter ? writer_state_ : watcher_state_) = state;
-    (part == Part::kWriter ? writer_detail_ : watcher_detail_) = detail;
-    // The worse of the two parts: failed > unavailable > starting > ready.
-    auto rank = [](BusState s) {
-      switch (s) {
-        case BusState::kReady:
-          return 0;
-        case BusState::kStarting:
-          return 1;
-        case BusState::kUnavailable:
-          return 2;
-        case BusState::kFailed:
-          return 3;
+    MutexLock lock(mutex_);
+    const auto index = static_cast<std::size_t>(part);
+    parts_[index] = state;
+    details_[index] = detail;
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (severity(parts_[i]) > severity(combined)) {
+        combined = parts_[i];
+        combined_detail = details_[i];
       }
-      return 3;
-    };
-    const bool writer_worse = rank(writer_state_) >= rank(watcher_state_);
-    combined = writer_worse ? writer_state_ : watcher_state_;
-    combined_detail = writer_worse ? writer_detail_ : watcher_detail_;
+    }
     // The writer idles in kStarting until its first batch: that is not news.
-    if (combined == BusState::kStarting && watcher_state_ == BusState::kReady) {
+    if (combined == BusState::kStarting && parts_[1] == BusState::kReady &&
+        parts_[2] == BusState::kReady) {
       combined = BusState::kReady;
       combined_detail.clear();
     }
+    const auto now = std::chrono::steady_clock::now();
+    if (combined == BusState::kUnavailable && !unavailable_since_) unavailable_since_ = now;
+    if (combined == BusState::kReady && unavailable_since_) {
+      outage = std::chrono::duration_cast<std::chrono::milliseconds>(now - *unavailable_since_);
+      unavailable_since_.reset();
+    }
   }
+  if (outage) stats.record_outage(static_cast<std::uint64_t>(outage->count()));
   if (state_.exchange(combined) == combined && combined != BusState::kFailed) return;
   if (combined == BusState::kReady) {
-    spdlog::info("MongoDB bus ready");
+    if (outage) {
+      spdlog::info("MongoDB bus ready again after {} ms", outage->count());
+    } else {
+      spdlog::info("MongoDB bus ready");
+    }
   } else if (combined != BusState::kStarting) {
     spdlog::warn("MongoDB bus {}: {}", to_string(combined), combined_detail);
   }
   post_([this, combined, combined_detail] { listener_.on_bus_state(combined, combined_detail); });
 }
 
-void BusContext::deliver(wire::Document document) {
-  post_([this, doc = std::move(document)]() mutable { listener_.on_document(std::move(doc)); });
+void BusContext::deliver(Delivery delivery) {
+  post_([this, delivery = std::move(delivery)]() mutable {
+    listener_.on_document(std::move(delivery.document), delivery.position);
+  });
 }
 
 void BusContext::request_stop() {
   stopping_ = true;
-  wake_all();
+  { MutexLock lock(mutex_); }
+  changed_.signal_all();
 }
 
 bool BusContext::sleep_for(core::Millis duration) {
-  std::unique_lock lock(mutex_);
-  return !changed_.wait_for(lock, duration, [&] { return stopping_.load(); });
-}
-
-void BusContext::wake_all() {
-  { std::lock_guard lock(mutex_); }
-  changed_.notify_all();
-}
-
-bool is_transient(const bson_error_t& error) {
-  switch (error.domain) {
-    case MONGOC_ERROR_STREAM:
-    case MONGOC_ERROR_SERVER_SELECTION:
-    case MONGOC_ERROR_CLIENT:
-    case MONGOC_ERROR_PROTOCOL:
-      return true;
-    default:
-      break;
+  const auto deadline = std::chrono::steady_clock::now() + duration;
+  MutexLock lock(mutex_);
+  const auto kicks = kicks_;
+  while (!stopping_.load() && kicks == kicks_) {
+    if (!changed_.wait_until(deadline)) break;
   }
-  switch (error.code) {
+  return !stopping_.load();
+}
+
+void BusContext::kick() {
+  {
+    MutexLock lock(mutex_);
+    ++kicks_;
+  }
+  changed_.signal_all();
+}
+
+bool is_transient_code(std::uint32_t code) {
+  switch (code) {
     case 6:      // HostUnreachable
     case 7:      // HostNotFound
+    case 64:     // WriteConcernFailed
     case 89:     // NetworkTimeout
     case 91:     // ShutdownInProgress
     case 189:    // PrimarySteppedDown
     case 262:    // ExceededTimeLimit
     case 9001:   // SocketException
+    case 10058:  // LegacyNotPrimary
     case 10107:  // NotWritablePrimary
     case 11600:  // InterruptedAtShutdown
     case 11602:  // InterruptedDueToReplStateChange
     case 13435:  // NotPrimaryNoSecondaryOk
     case 13436:  // NotPrimaryOrSecondary
-    case 64:     // WriteConcernFailed
-    case 10058:  // LegacyNotPrimary
       return true;
+    default:
+      return false;
+  }
+}
+
+bool is_transient(const bson_error_t& error, const bson_t* reply) {
+  if (reply && mongoc_error_has_label(reply, "RetryableWriteError")) return true;
+  switch (error.domain) {
+    case MONGOC_ERROR_STREAM:
+    case MONGOC_ERROR_SERVER_SELECTION:
+    case MONGOC_ERROR_PROTOCOL:  // a reply cut off by a dying server
+      return true;
+    case MONGOC_ERROR_CLIENT:
+      return error.code == MONGOC_ERROR_CLIENT_NOT_READY ||
+             error.code == MONGOC_ERROR_CLIENT_NO_ACCEPTABLE_PEER;
+    case MONGOC_ERROR_SERVER:
+    case MONGOC_ERROR_QUERY:
+    case MONGOC_ERROR_COMMAND:
+    case MONGOC_ERROR_WRITE_CONCERN:
+      return is_transient_code(error.code);
     default:
       return false;
   }

@@ -1,8 +1,9 @@
-// Internal to the MongoDB bus: what its writer and watcher threads share. The
-// watcher sets the collection up and publishes its UUID; the writer inserts
-// with that UUID (so a dropped collection is never re-created implicitly) and
-// waits for a new one after the collection is gone. Both report their state;
-// the combined state reaches the core through `post`.
+// Internal to the MongoDB bus: what its threads share. The watcher sets the
+// collection up and publishes its UUID; the writer inserts with that UUID (so
+// a dropped collection is never re-created implicitly) and waits for a new one
+// after the collection is gone. The writer, the watcher and the driver's
+// server monitoring each report their state; the combined state (the worst of
+// the three) reaches the core through `post`.
 //
 // Thread-safe.
 #pragma once
@@ -10,67 +11,81 @@
 #include <mongoc/mongoc.h>
 
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "daemon/bus/bus.h"
 #include "daemon/bus/mongodb/mongo_bus_config.h"
 #include "daemon/bus/mongodb/mongo_bus_stats.h"
+#include "daemon/common/flow_gate.h"
+#include "daemon/common/mutex.h"
 
 namespace siobridge::bus::mongodb {
 
 using Post = std::function<void(std::function<void()>)>;
 
+// A document from the change stream with its place in the cluster's order
+// (wire::format_position; empty when unknown, e.g. re-read from the collection).
+struct Delivery {
+  wire::Document document;
+  std::string position;
+};
+
 class BusContext {
  public:
   BusContext(MongoBusConfig config, std::string uid, BusListener& listener, Post post,
-             mongoc_client_pool_t* pool);
+             mongoc_client_pool_t* pool, FlowGate* flow_gate);
 
   const MongoBusConfig config;
   const std::string uid;
   mongoc_client_pool_t* const pool;
+  // Closed while the attached servers have too much waiting: the watcher
+  // pauses reading the change stream (MongoDB keeps what it has not read).
+  FlowGate* const flow_gate;  // may be null
   MongoBusStats stats;
 
   // ---- the collection's incarnation ----
   // After set-up: the UUID (16 raw bytes; empty when the server gives none).
-  void collection_ready(std::string uuid);
+  void collection_ready(std::string uuid) SIOBRIDGE_EXCLUDES(mutex_);
   // The writer found the collection gone: wait for the watcher's set-up.
-  void collection_gone(const std::string& uuid);
+  void collection_gone(const std::string& uuid) SIOBRIDGE_EXCLUDES(mutex_);
   // The watcher saw the collection end (drop, rename): set-up follows.
-  void collection_invalidated();
-  bool needs_setup() const;
+  void collection_invalidated() SIOBRIDGE_EXCLUDES(mutex_);
   // Blocks until the collection is ready (returns its UUID) or the bus stops.
-  std::optional<std::string> wait_collection();
+  std::optional<std::string> wait_collection() SIOBRIDGE_EXCLUDES(mutex_);
 
   // ---- state ----
-  enum class Part { kWriter, kWatcher };
-  void report(Part part, BusState state, const std::string& detail);
+  enum class Part { kWriter, kWatcher, kMonitor };
+  void report(Part part, BusState state, const std::string& detail) SIOBRIDGE_EXCLUDES(mutex_);
   BusState state() const { return state_.load(); }
 
   // ---- delivery to the core thread ----
-  void deliver(wire::Document document);
+  void deliver(Delivery delivery);
 
-  // ---- stopping ----
-  void request_stop();
+  // ---- waiting ----
+  void request_stop() SIOBRIDGE_EXCLUDES(mutex_);
   bool stopping() const { return stopping_.load(); }
-  // Sleeps up to `duration`; returns false when woken by a stop request.
-  bool sleep_for(core::Millis duration);
-  void wake_all();
+  // Sleeps up to `duration`; returns false when woken by a stop request. A
+  // server becoming reachable again cuts the sleep short (kick()).
+  bool sleep_for(core::Millis duration) SIOBRIDGE_EXCLUDES(mutex_);
+  void kick() SIOBRIDGE_EXCLUDES(mutex_);
 
  private:
   BusListener& listener_;
   Post post_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  bool ready_ = false;
-  std::string uuid_;
-  BusState writer_state_ = BusState::kStarting;
-  BusState watcher_state_ = BusState::kStarting;
-  std::string writer_detail_, watcher_detail_;
+  mutable Mutex mutex_;
+  CondVar changed_{mutex_};
+  bool ready_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  std::string uuid_ SIOBRIDGE_GUARDED_BY(mutex_);
+  BusState parts_[3] SIOBRIDGE_GUARDED_BY(mutex_) = {BusState::kStarting, BusState::kStarting,
+                                                     BusState::kReady};
+  std::string details_[3] SIOBRIDGE_GUARDED_BY(mutex_);
+  std::uint64_t kicks_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::optional<std::chrono::steady_clock::time_point> unavailable_since_
+      SIOBRIDGE_GUARDED_BY(mutex_);
   std::atomic<BusState> state_{BusState::kStarting};
   std::atomic<bool> stopping_{false};
 };
@@ -92,7 +107,9 @@ class Backoff {
 };
 
 // Transient failures (the server is unreachable, stepping down, shutting
-// down): retry later. Anything else is the request's own fault.
-bool is_transient(const bson_error_t& error);
+// down, an election is running): retry later. Anything else is the request's
+// own fault. `reply` (may be null) is checked for the RetryableWriteError label.
+bool is_transient(const bson_error_t& error, const bson_t* reply = nullptr);
+bool is_transient_code(std::uint32_t server_code);
 
 }  // namespace siobridge::bus::mongodb

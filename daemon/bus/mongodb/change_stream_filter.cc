@@ -12,8 +12,10 @@ wire::OwnedBson change_stream_pipeline(const std::string& own_uid) {
       BCON_UTF8("insert"), "fullDocument.origin", "{", "$ne", BCON_UTF8(own_uid.c_str()), "}",
       "fullDocument.target", "{", "$in", "[", BCON_NULL, BCON_UTF8(own_uid.c_str()),
       BCON_UTF8(extension_target.c_str()), "]", "}", "}", "]", "}", "}",
-      // Only what the watcher reads; _id (the resume token) is kept by the server.
-      "{", "$project", "{", "operationType", BCON_INT32(1), "fullDocument", BCON_INT32(1), "}", "}",
+      // Only what the watcher reads; _id (the resume token) is kept by the server,
+      // clusterTime gives the document's place in the cluster's order.
+      "{", "$project", "{", "operationType", BCON_INT32(1), "fullDocument", BCON_INT32(1),
+      "clusterTime", BCON_INT32(1), "}", "}",
       "]"));
 }
 

@@ -13,6 +13,8 @@ constexpr std::uint32_t kChangeStreamFatalError = 280;
 constexpr std::uint32_t kChangeStreamHistoryLost = 286;
 constexpr std::uint32_t kNamespaceNotFound = 26;
 constexpr std::int64_t kClockSkewMs = 5000;
+// A token is kept for the lagged save at most this often.
+constexpr std::chrono::milliseconds kMarkEvery{100};
 
 std::int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -25,24 +27,31 @@ std::int64_t wall_clock_ms() {
 bool capped_collection_full(mongoc_client_t* client, const std::string& database,
                             const std::string& collection) {
   wire::OwnedBson command(BCON_NEW("collStats", BCON_UTF8(collection.c_str())));
-  bson_t reply;
+  Reply reply;
   bson_error_t error;
-  bool full = true;  // unknown counts as full: better a false alarm than a silent gap
-  if (mongoc_client_command_simple(client, database.c_str(), command.get(), nullptr, &reply,
-                                   &error)) {
-    bson_iter_t it;
-    std::int64_t size = 0, max_size = 0;
-    if (bson_iter_init_find(&it, &reply, "size")) size = bson_iter_as_int64(&it);
-    if (bson_iter_init_find(&it, &reply, "maxSize")) max_size = bson_iter_as_int64(&it);
-    full = max_size <= 0 || size * 2 >= max_size;
+  if (!mongoc_client_command_simple(client, database.c_str(), command.get(), nullptr,
+                                    reply.out(), &error)) {
+    return true;  // unknown counts as full: better a false alarm than a silent gap
   }
-  bson_destroy(&reply);
-  return full;
+  bson_iter_t it;
+  std::int64_t size = 0, max_size = 0;
+  if (bson_iter_init_find(&it, reply.get(), "size")) size = bson_iter_as_int64(&it);
+  if (bson_iter_init_find(&it, reply.get(), "maxSize")) max_size = bson_iter_as_int64(&it);
+  return max_size <= 0 || size * 2 >= max_size;
 }
 
 bool resume_impossible(std::uint32_t code) {
   return code == kInvalidResumeToken || code == kChangeStreamFatalError ||
          code == kChangeStreamHistoryLost;
+}
+
+// The place of an insert in the cluster's order: its operation time.
+std::string position_of(const bson_t* event) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, event, "clusterTime") || !BSON_ITER_HOLDS_TIMESTAMP(&it)) return {};
+  std::uint32_t seconds = 0, increment = 0;
+  bson_iter_timestamp(&it, &seconds, &increment);
+  return wire::format_position(seconds, increment, 0);
 }
 
 }  // namespace
@@ -64,7 +73,7 @@ void ChangeWatcher::run() {
     spdlog::warn("{}; starting from now", state.error().message);
   }
 
-  mongoc_client_t* client = mongoc_client_pool_pop(context_.pool);
+  PooledClient client(context_.pool);
   Backoff backoff(context_.config);
   bool recreating = false;
   Outcome next = Outcome::kSetup;
@@ -93,11 +102,10 @@ void ChangeWatcher::run() {
       if (!context_.sleep_for(backoff.next())) break;
     }
   }
-  remember(nullptr, /*force_save=*/true);
-  mongoc_client_pool_push(context_.pool, client);
+  save();
 }
 
-ChangeWatcher::Outcome ChangeWatcher::setup(mongoc_client_t* client, bool recreating) {
+ChangeWatcher::Outcome ChangeWatcher::setup(const PooledClient& client, bool recreating) {
   const auto& config = context_.config;
   if (recreating) {
     // Every node sees the drop at once; the one with rank 0 re-creates first and
@@ -105,9 +113,11 @@ ChangeWatcher::Outcome ChangeWatcher::setup(mongoc_client_t* client, bool recrea
     const auto delay = config.recreate_step * rank_.load();
     if (delay.count() > 0 && !context_.sleep_for(delay)) return Outcome::kStop;
   }
-  auto status = check_change_streams_supported(client);
-  if (status.ok())
-    status = ensure_collection(client, config.database, config.collection, config.expiration);
+  auto status = check_change_streams_supported(client.get());
+  if (status.ok()) {
+    status = ensure_collection(client.get(), config.database, config.collection,
+                               config.expiration);
+  }
   if (!status.ok()) {
     const bool fatal = status.error().code != ErrorCode::kUnavailable;
     context_.report(BusContext::Part::kWatcher, fatal ? BusState::kFailed : BusState::kUnavailable,
@@ -115,7 +125,7 @@ ChangeWatcher::Outcome ChangeWatcher::setup(mongoc_client_t* client, bool recrea
     if (fatal) spdlog::error("MongoDB bus cannot start: {}", status.error().message);
     return fatal ? Outcome::kFatal : Outcome::kSetup;
   }
-  auto uuid = collection_uuid(client, config.database, config.collection);
+  auto uuid = collection_uuid(client.get(), config.database, config.collection);
   if (!uuid.ok()) {
     context_.report(BusContext::Part::kWatcher, BusState::kUnavailable, uuid.error().message);
     return Outcome::kSetup;
@@ -125,42 +135,45 @@ ChangeWatcher::Outcome ChangeWatcher::setup(mongoc_client_t* client, bool recrea
   return Outcome::kReopen;
 }
 
-ChangeWatcher::Outcome ChangeWatcher::watch(mongoc_client_t* client) {
+ChangeStream ChangeWatcher::open(const PooledClient& client) {
   const auto& config = context_.config;
-  mongoc_collection_t* coll =
-      mongoc_client_get_collection(client, config.database.c_str(), config.collection.c_str());
+  auto collection = client.collection(config.database, config.collection);
   auto pipeline = change_stream_pipeline(context_.uid);
   wire::OwnedBson opts(BCON_NEW("maxAwaitTimeMS", BCON_INT32(100)));
   if (token_ && start_ == Start::kResumeAfter)
     BSON_APPEND_DOCUMENT(opts.get(), "resumeAfter", token_.get());
   if (token_ && start_ == Start::kStartAfter)
     BSON_APPEND_DOCUMENT(opts.get(), "startAfter", token_.get());
-  mongoc_change_stream_t* stream = mongoc_collection_watch(coll, pipeline.get(), opts.get());
   ++context_.stats.stream_opens;
+  return ChangeStream(mongoc_collection_watch(collection.get(), pipeline.get(), opts.get()));
+}
 
-  Outcome outcome = Outcome::kReopen;
+ChangeWatcher::Outcome ChangeWatcher::on_stream_error(const bson_error_t& error, bool at_open) {
+  ++context_.stats.stream_errors;
+  if (!at_open) spdlog::warn("change stream error: {}", error.message);
+  if (at_open && error.code == kNamespaceNotFound) return Outcome::kSetup;
+  if (token_ && (resume_impossible(error.code) || (at_open && !is_transient(error)))) {
+    // The token is unusable (history lost, foreign, corrupt): start afresh and
+    // re-read what was missed from the collection.
+    ++context_.stats.resume_failures;
+    spdlog::warn("cannot resume the change stream ({}): re-reading the collection",
+                 error.message);
+    token_ = wire::OwnedBson(nullptr);
+    marks_.clear();
+    start_ = Start::kNow;
+    return Outcome::kRefill;
+  }
+  context_.report(BusContext::Part::kWatcher, BusState::kUnavailable,
+                  fmt::format("change stream: {}", error.message));
+  return Outcome::kReopen;
+}
+
+ChangeWatcher::Outcome ChangeWatcher::watch(const PooledClient& client) {
+  auto stream = open(client);
   bson_error_t error;
   const bson_t* reply = nullptr;
-  if (mongoc_change_stream_error_document(stream, &error, &reply)) {
-    ++context_.stats.stream_errors;
-    if (error.code == kNamespaceNotFound) {
-      outcome = Outcome::kSetup;
-    } else if (token_ && (resume_impossible(error.code) || !is_transient(error))) {
-      // The token is unusable (history lost, foreign, corrupt): start afresh
-      // and re-read what was missed from the collection.
-      ++context_.stats.resume_failures;
-      spdlog::warn("cannot resume the change stream ({}): re-reading the collection",
-                   error.message);
-      token_ = wire::OwnedBson(nullptr);
-      start_ = Start::kNow;
-      outcome = Outcome::kRefill;
-    } else {
-      context_.report(BusContext::Part::kWatcher, BusState::kUnavailable,
-                      fmt::format("change stream: {}", error.message));
-    }
-    mongoc_change_stream_destroy(stream);
-    mongoc_collection_destroy(coll);
-    return outcome;
+  if (mongoc_change_stream_error_document(stream.get(), &error, &reply)) {
+    return on_stream_error(error, /*at_open=*/true);
   }
   context_.report(BusContext::Part::kWatcher, BusState::kReady, "");
   start_ = Start::kResumeAfter;
@@ -170,9 +183,19 @@ ChangeWatcher::Outcome ChangeWatcher::watch(mongoc_client_t* client) {
     refill(client);
     refill_pending_ = false;
   }
+  return read(stream.get());
+}
 
+ChangeWatcher::Outcome ChangeWatcher::read(mongoc_change_stream_t* stream) {
   const bson_t* event;
   while (!context_.stopping()) {
+    if (context_.flow_gate && !context_.flow_gate->is_open()) {
+      // The attached servers have too much waiting: leave the rest in MongoDB.
+      ++context_.stats.flow_pauses;
+      while (!context_.stopping() && !context_.flow_gate->wait_open(std::chrono::milliseconds(200))) {
+      }
+      continue;
+    }
     if (mongoc_change_stream_next(stream, &event)) {
       bson_iter_t it;
       std::string type;
@@ -181,38 +204,26 @@ ChangeWatcher::Outcome ChangeWatcher::watch(mongoc_client_t* client) {
       }
       if (type == "insert") {
         handle_insert(event);
-        remember(mongoc_change_stream_get_resume_token(stream), false);
+        remember(mongoc_change_stream_get_resume_token(stream));
       } else if (type == "invalidate") {
         spdlog::warn("the collection was dropped or renamed: setting it up again");
-        remember(mongoc_change_stream_get_resume_token(stream), true);
+        remember(mongoc_change_stream_get_resume_token(stream));
         start_ = Start::kStartAfter;  // continue right after the invalidate, on the new collection
         context_.collection_invalidated();
-        outcome = Outcome::kSetup;
-        break;
+        return Outcome::kSetup;
       }
       // drop / rename / dropDatabase: the invalidate that follows ends the stream.
       continue;
     }
+    bson_error_t error;
+    const bson_t* reply = nullptr;
     if (mongoc_change_stream_error_document(stream, &error, &reply)) {
-      ++context_.stats.stream_errors;
-      spdlog::warn("change stream error: {}", error.message);
-      if (resume_impossible(error.code)) {
-        ++context_.stats.resume_failures;
-        token_ = wire::OwnedBson(nullptr);
-        start_ = Start::kNow;
-        outcome = Outcome::kRefill;
-      } else {
-        context_.report(BusContext::Part::kWatcher, BusState::kUnavailable,
-                        fmt::format("change stream: {}", error.message));
-      }
-      break;
+      return on_stream_error(error, /*at_open=*/false);
     }
     // No event within maxAwaitTimeMS: the post-batch token still moves on.
-    remember(mongoc_change_stream_get_resume_token(stream), false);
+    remember(mongoc_change_stream_get_resume_token(stream));
   }
-  mongoc_change_stream_destroy(stream);
-  mongoc_collection_destroy(coll);
-  return outcome;
+  return Outcome::kStop;
 }
 
 void ChangeWatcher::handle_insert(const bson_t* event) {
@@ -242,30 +253,44 @@ void ChangeWatcher::handle_insert(const bson_t* event) {
     return;
   }
   ++context_.stats.received;
-  context_.deliver(std::move(*doc));
+  context_.deliver(Delivery{std::move(*doc), position_of(event)});
 }
 
-void ChangeWatcher::remember(const bson_t* token, bool force_save) {
-  if (token) {
-    token_ = wire::OwnedBson(bson_copy(token));
-    last_seen_ms_ = wall_clock_ms();
-  }
+void ChangeWatcher::remember(const bson_t* token) {
+  if (!token) return;
   const auto now = std::chrono::steady_clock::now();
-  if (!force_save && now - last_saved_ < std::chrono::seconds(1)) return;
-  last_saved_ = now;
-  if (token_ && state_file_.enabled()) {
-    if (auto s = state_file_.save(token_.get(), last_seen_ms_); !s.ok()) {
-      spdlog::warn("cannot keep the resume token: {}", s.error().message);
-    }
+  token_ = wire::OwnedBson(bson_copy(token));
+  last_seen_ms_ = wall_clock_ms();
+  if (marks_.empty() || now - marks_.back().at >= kMarkEvery) {
+    marks_.push_back(Mark{now, wire::OwnedBson(bson_copy(token)), last_seen_ms_});
   }
+  if (now - last_saved_ >= std::chrono::seconds(1)) save();
 }
 
-void ChangeWatcher::refill(mongoc_client_t* client) {
+void ChangeWatcher::save() {
+  last_saved_ = std::chrono::steady_clock::now();
+  if (!state_file_.enabled()) return;
+  // The newest token at least kReplayMargin old: what came after it may not
+  // have reached the servers yet, so a restart reads it again.
+  const auto cutoff = last_saved_ - kReplayMargin;
+  std::optional<Mark> chosen;
+  while (!marks_.empty() && marks_.front().at <= cutoff) {
+    chosen = std::move(marks_.front());
+    marks_.pop_front();
+  }
+  if (!chosen) return;  // nothing old enough: the file keeps an older token
+  if (auto s = state_file_.save(chosen->token.get(), chosen->wall_time_ms); !s.ok()) {
+    spdlog::warn("cannot keep the resume token: {}", s.error().message);
+  }
+  // The chosen mark stays the oldest candidate for the next save.
+  marks_.push_front(std::move(*chosen));
+}
+
+void ChangeWatcher::refill(const PooledClient& client) {
   const auto& config = context_.config;
   if (last_seen_ms_ <= 0) return;  // never saw anything: nothing to catch up on
   const std::int64_t since_ms = last_seen_ms_ - kClockSkewMs;
-  mongoc_collection_t* coll =
-      mongoc_client_get_collection(client, config.database.c_str(), config.collection.c_str());
+  auto collection = client.collection(config.database, config.collection);
 
   // Documents may have been lost only if the retention ran out while this node
   // was away: longer than the TTL, or a capped collection that filled up, and
@@ -276,22 +301,21 @@ void ChangeWatcher::refill(mongoc_client_t* client) {
   const bool retention_ran_out =
       expiration.kind == Expiration::Kind::kTtl
           ? away_ms >= expiration.ttl_seconds * 1000
-          : capped_collection_full(client, config.database, config.collection);
+          : capped_collection_full(client.get(), config.database, config.collection);
   if (retention_ran_out) {
     wire::OwnedBson oldest_opts(
         BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1)));
     wire::OwnedBson all;
-    mongoc_cursor_t* oldest =
-        mongoc_collection_find_with_opts(coll, all.get(), oldest_opts.get(), nullptr);
+    Cursor oldest(
+        mongoc_collection_find_with_opts(collection.get(), all.get(), oldest_opts.get(), nullptr));
     const bson_t* first;
     gap = true;
-    if (mongoc_cursor_next(oldest, &first)) {
+    if (mongoc_cursor_next(oldest.get(), &first)) {
       bson_iter_t it;
       if (bson_iter_init_find(&it, first, "_id") && BSON_ITER_HOLDS_OID(&it)) {
         gap = bson_oid_get_time_t(bson_iter_oid(&it)) * 1000 > since_ms;
       }
     }
-    mongoc_cursor_destroy(oldest);
   }
 
   bson_oid_t from;
@@ -307,11 +331,11 @@ void ChangeWatcher::refill(mongoc_client_t* client) {
                                   BCON_NULL, BCON_UTF8(context_.uid.c_str()),
                                   BCON_UTF8(extension_target.c_str()), "]", "}"));
   wire::OwnedBson opts(BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}"));
-  mongoc_cursor_t* cursor =
-      mongoc_collection_find_with_opts(coll, filter.get(), opts.get(), nullptr);
+  Cursor cursor(
+      mongoc_collection_find_with_opts(collection.get(), filter.get(), opts.get(), nullptr));
   const bson_t* doc;
   std::uint64_t refilled = 0;
-  while (mongoc_cursor_next(cursor, &doc)) {
+  while (mongoc_cursor_next(cursor.get(), &doc)) {
     bson_iter_t id;
     if (bson_iter_init_find(&id, doc, "_id") && BSON_ITER_HOLDS_OID(&id) &&
         !recent_.insert(*bson_iter_oid(&id))) {
@@ -325,14 +349,14 @@ void ChangeWatcher::refill(mongoc_client_t* client) {
     }
     ++refilled;
     ++context_.stats.received;
-    context_.deliver(std::move(*decoded));
+    // Re-read documents have no known place in the order: servers cannot skip
+    // them as repeats (docs/running.md, "Delivery guarantees").
+    context_.deliver(Delivery{std::move(*decoded), {}});
   }
   bson_error_t error;
-  if (mongoc_cursor_error(cursor, &error)) {
+  if (mongoc_cursor_error(cursor.get(), &error)) {
     spdlog::warn("re-reading the collection failed: {}", error.message);
   }
-  mongoc_cursor_destroy(cursor);
-  mongoc_collection_destroy(coll);
   context_.stats.gap_refills += refilled;
   if (gap) {
     ++context_.stats.gaps;

@@ -1,20 +1,28 @@
 // ChangeWatcher: the MongoDB bus's watcher thread, the daemon's ONE change
 // stream. It sets the collection up, then reads inserts from other nodes and
-// hands them to the core. It keeps the resume token (persisted in the state
-// directory) and re-opens the stream with it after errors, with backoff. After
-// a drop it re-creates the collection (staggered by rank so that nodes do not
-// race) and continues right after the invalidate event. When resuming is
-// impossible it re-reads the documents newer than the last one seen, skipping
-// those already delivered; what cannot be re-read is logged and counted as a
-// gap.
+// hands them to the core with their place in the cluster's order (the insert's
+// operation time). It keeps the resume token and re-opens the stream with it
+// after errors, with backoff. After a drop it re-creates the collection
+// (staggered by rank so that nodes do not race) and continues right after the
+// invalidate event. When resuming is impossible it re-reads the documents newer
+// than the last one seen, skipping those already delivered; what cannot be
+// re-read is logged and counted as a gap.
+//
+// The token is persisted in the state directory a little behind the stream
+// (replay_margin): after a crash the daemon delivers the last moments again
+// rather than lose what had not reached its servers yet; servers skip the
+// repeats by position (docs/PROTOCOL.md section 9).
 //
 // run() is the thread body; set_rank() is thread-safe.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <string>
 
 #include "daemon/bus/mongodb/bus_context.h"
+#include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/bus/mongodb/resume_state.h"
 
 namespace siobridge::bus::mongodb {
@@ -26,23 +34,39 @@ class ChangeWatcher {
   // How many live peers have a smaller uid: the re-creation stagger.
   void set_rank(unsigned rank) { rank_ = rank; }
 
+  // How far behind the stream the persisted token stays.
+  static constexpr std::chrono::milliseconds kReplayMargin{2000};
+
  private:
   enum class Start { kNow, kResumeAfter, kStartAfter };
   enum class Outcome { kReopen, kSetup, kRefill, kFatal, kStop };
 
   // Checks the server, creates or verifies the collection, publishes its UUID.
-  Outcome setup(mongoc_client_t* client, bool recreating);
-  Outcome watch(mongoc_client_t* client);
-  void refill(mongoc_client_t* client);
+  Outcome setup(const PooledClient& client, bool recreating);
+  Outcome watch(const PooledClient& client);
+  ChangeStream open(const PooledClient& client);
+  // What an error of the stream (at open or later) leads to.
+  Outcome on_stream_error(const bson_error_t& error, bool at_open);
+  // Reads events until the stream fails, ends, or the bus stops.
+  Outcome read(mongoc_change_stream_t* stream);
+  void refill(const PooledClient& client);
   void handle_insert(const bson_t* event);
-  void remember(const bson_t* token, bool force_save);
+  void remember(const bson_t* token);
+  // Persists the newest token at least kReplayMargin old.
+  void save();
 
   BusContext& context_;
   ResumeStateFile state_file_;
   RecentIds recent_;
   std::atomic<unsigned> rank_{0};
 
+  struct Mark {
+    std::chrono::steady_clock::time_point at;
+    wire::OwnedBson token;
+    std::int64_t wall_time_ms;
+  };
   wire::OwnedBson token_{nullptr};
+  std::deque<Mark> marks_;  // recent tokens, oldest first, for the lagged save
   Start start_ = Start::kNow;
   bool refill_pending_ = false;    // re-read the collection once the new stream is open
   std::int64_t last_seen_ms_ = 0;  // wall time of the last event or token

@@ -18,8 +18,12 @@ std::int64_t wall_clock_ms() {
       .count();
 }
 
-std::size_t approximate_size(const wire::Document& doc) {
-  return doc.data.size() * 10 + doc.header.ns.size() + 128;
+bool ttl_strategy(const MongoBusConfig& config) {
+  return config.expiration.kind == Expiration::Kind::kTtl;
+}
+
+wire::EncodeOptions encode_options(const MongoBusConfig& config, std::int64_t now_ms) {
+  return {config.data_format, ttl_strategy(config) ? std::optional(now_ms) : std::nullopt};
 }
 
 struct WriteError {
@@ -30,7 +34,7 @@ struct WriteError {
 
 std::optional<WriteError> first_write_error(const bson_t* reply) {
   bson_iter_t it, errors;
-  if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it))
+  if (!reply || !bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it))
     return std::nullopt;
   bson_iter_recurse(&it, &errors);
   if (!bson_iter_next(&errors) || !BSON_ITER_HOLDS_DOCUMENT(&errors)) return std::nullopt;
@@ -47,60 +51,113 @@ std::optional<WriteError> first_write_error(const bson_t* reply) {
   return error;
 }
 
+// The largest document the collection can take: MongoDB's limit, or the size
+// of a capped collection (a document larger than it can never be inserted).
+std::size_t max_document_bytes(const MongoBusConfig& config) {
+  if (config.expiration.kind == Expiration::Kind::kCapped) {
+    return std::min<std::size_t>(wire::kMaxDocumentBytes,
+                                 static_cast<std::size_t>(config.expiration.capped_bytes));
+  }
+  return wire::kMaxDocumentBytes;
+}
+
+std::chrono::milliseconds queue_age(const MongoBusConfig& config) {
+  if (config.queue_age.count() > 0) return config.queue_age;
+  if (ttl_strategy(config)) return std::chrono::seconds(config.expiration.ttl_seconds);
+  return std::chrono::seconds(60);
+}
+
 }  // namespace
 
+DocumentWriter::DocumentWriter(BusContext& context)
+    : context_(context),
+      max_document_bytes_(max_document_bytes(context.config)),
+      queue_age_(queue_age(context.config)) {}
+
 Status DocumentWriter::enqueue(wire::Document document) {
-  const std::size_t bytes = approximate_size(document);
   const auto& config = context_.config;
+  // The encoded size does not depend on the time written into createdAt.
+  const std::size_t bytes = wire::encoded_size(document, encode_options(config, 0));
+  if (bytes > max_document_bytes_) {
+    ++context_.stats.oversized;
+    return make_error(
+        ErrorCode::kResourceExhausted,
+        fmt::format("the message would be a document of {} bytes; {} takes at most {} bytes "
+                    "(mongodb.data_format {})",
+                    bytes,
+                    config.expiration.kind == Expiration::Kind::kCapped
+                        ? "the capped collection"
+                        : "MongoDB",
+                    max_document_bytes_,
+                    config.data_format == wire::DataFormat::kBinary ? "binary" : "int32-array"));
+  }
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     const char* why = nullptr;
     if (closed_) {
-      why = "the bus is shutting down";
-    } else if (context_.state() == BusState::kUnavailable ||
-               context_.state() == BusState::kFailed) {
-      why = "MongoDB is unavailable";
-    } else if (queue_.size() >= config.max_queued_documents ||
-               queued_bytes_ + bytes > config.max_queued_bytes) {
-      why = "the MongoDB write queue is full";
+      why = "the daemon is shutting down";
+    } else if (queued_bytes_ + bytes > config.queue_bytes) {
+      why = context_.state() == BusState::kReady
+                ? "the MongoDB write queue is full (MongoDB is slower than the publishers)"
+                : "the MongoDB write queue is full (MongoDB is unavailable)";
     }
     if (why) {
       ++context_.stats.refused;
       return make_error(ErrorCode::kUnavailable,
-                        fmt::format("{} ({} documents waiting)", why, queue_.size()));
+                        fmt::format("{}: {} documents, {} bytes waiting (mongodb.queue_bytes {})",
+                                    why, queue_.size(), queued_bytes_, config.queue_bytes));
     }
-    queue_.push_back(std::move(document));
+    queue_.push_back(Queued{std::move(document), bytes, std::chrono::steady_clock::now()});
     queued_bytes_ += bytes;
     context_.stats.queued = queue_.size();
     context_.stats.queued_bytes = queued_bytes_;
   }
-  wakeup_.notify_one();
+  wakeup_.signal();
   return {};
 }
 
 void DocumentWriter::close(core::Millis drain) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     closed_ = true;
     drain_deadline_ = std::chrono::steady_clock::now() + drain;
   }
-  wakeup_.notify_one();
+  wakeup_.signal_all();
 }
 
 void DocumentWriter::wake() {
-  wakeup_.notify_all();
+  wakeup_.signal_all();
+}
+
+void DocumentWriter::expire_old() {
+  const auto oldest_allowed = std::chrono::steady_clock::now() - queue_age_;
+  std::size_t expired = 0;
+  while (!queue_.empty() && queue_.front().queued_at < oldest_allowed) {
+    queued_bytes_ -= queue_.front().bytes;
+    queue_.pop_front();
+    ++expired;
+  }
+  if (expired) {
+    context_.stats.expired += expired;
+    spdlog::error(
+        "{} queued documents waited longer than {} s for MongoDB and were dropped: the "
+        "collection would not have kept them (mongodb.queue_age)",
+        expired, std::chrono::duration_cast<std::chrono::seconds>(queue_age_).count());
+  }
 }
 
 std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
-  std::vector<wire::Document> docs;
+  std::vector<Queued> taken;
   {
-    std::unique_lock lock(mutex_);
-    wakeup_.wait(lock, [&] { return !queue_.empty() || closed_; });
-    const std::size_t n = std::min(queue_.size(), context_.config.max_batch);
-    docs.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      queued_bytes_ -= approximate_size(queue_.front());
-      docs.push_back(std::move(queue_.front()));
+    MutexLock lock(mutex_);
+    while (queue_.empty() && !closed_) wakeup_.wait();
+    expire_old();
+    std::size_t bytes = 0;
+    while (!queue_.empty() && taken.size() < context_.config.max_batch &&
+           (taken.empty() || bytes + queue_.front().bytes <= context_.config.max_batch_bytes)) {
+      bytes += queue_.front().bytes;
+      queued_bytes_ -= queue_.front().bytes;
+      taken.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
     context_.stats.queued = queue_.size();
@@ -108,21 +165,13 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
   }
   // Encoding happens here, off the core thread.
   std::vector<Encoded> batch;
-  batch.reserve(docs.size());
-  const bool ttl = context_.config.expiration.kind == Expiration::Kind::kTtl;
-  const std::int64_t now = wall_clock_ms();
-  for (const auto& doc : docs) {
-    // Sized up front: an int32-array document takes about 9 bytes per payload
-    // byte, and growing to that by doubling would copy it several times.
-    Encoded encoded{wire::OwnedBson(bson_sized_new(approximate_size(doc))), {}, 0};
+  batch.reserve(taken.size());
+  const auto options = encode_options(context_.config, wall_clock_ms());
+  for (const auto& queued : taken) {
+    Encoded encoded{wire::OwnedBson(bson_sized_new(queued.bytes)), {}};
     bson_oid_init(&encoded.id, nullptr);
     BSON_APPEND_OID(encoded.bson.get(), "_id", &encoded.id);
-    wire::encode_document(
-        doc,
-        wire::EncodeOptions{context_.config.data_format,
-                            ttl ? std::optional<std::int64_t>(now) : std::nullopt},
-        encoded.bson.get());
-    encoded.bytes = encoded.bson->len;
+    wire::encode_document(queued.document, options, encoded.bson.get());
     batch.push_back(std::move(encoded));
   }
   return batch;
@@ -131,10 +180,12 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
 void DocumentWriter::run() {
   while (true) {
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       if (closed_ && (queue_.empty() || std::chrono::steady_clock::now() > drain_deadline_)) {
         if (!queue_.empty()) {
-          spdlog::warn("{} documents were not written before the shutdown deadline", queue_.size());
+          context_.stats.unwritten_at_stop += queue_.size();
+          spdlog::warn("{} documents were not written before the shutdown deadline",
+                       queue_.size());
         }
         return;
       }
@@ -144,7 +195,7 @@ void DocumentWriter::run() {
   }
 }
 
-bool DocumentWriter::skip_stored(mongoc_collection_t* coll, std::vector<Encoded>& batch,
+bool DocumentWriter::skip_stored(const PooledClient& client, std::vector<Encoded>& batch,
                                  std::size_t offset) {
   wire::OwnedBson filter;
   bson_t id_filter, in;
@@ -157,20 +208,19 @@ bool DocumentWriter::skip_stored(mongoc_collection_t* coll, std::vector<Encoded>
   bson_append_array_end(&id_filter, &in);
   bson_append_document_end(filter.get(), &id_filter);
   wire::OwnedBson opts(BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}"));
-  mongoc_cursor_t* cursor =
-      mongoc_collection_find_with_opts(coll, filter.get(), opts.get(), nullptr);
+  auto collection = client.collection(context_.config.database, context_.config.collection);
+  Cursor cursor(
+      mongoc_collection_find_with_opts(collection.get(), filter.get(), opts.get(), nullptr));
   std::set<std::string> stored;
   const bson_t* doc;
-  while (mongoc_cursor_next(cursor, &doc)) {
+  while (mongoc_cursor_next(cursor.get(), &doc)) {
     bson_iter_t it;
     if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_OID(&it)) {
       stored.emplace(reinterpret_cast<const char*>(bson_iter_oid(&it)->bytes), 12);
     }
   }
   bson_error_t error;
-  const bool failed = mongoc_cursor_error(cursor, &error);
-  mongoc_cursor_destroy(cursor);
-  if (failed) return false;
+  if (mongoc_cursor_error(cursor.get(), &error)) return false;
   if (!stored.empty()) {
     std::vector<Encoded> rest;
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -184,88 +234,133 @@ bool DocumentWriter::skip_stored(mongoc_collection_t* coll, std::vector<Encoded>
   return true;
 }
 
+wire::OwnedBson DocumentWriter::insert_options(const std::string& uuid) const {
+  wire::OwnedBson opts;
+  BSON_APPEND_BOOL(opts.get(), "ordered", true);
+  // Every document was built by the encoder: libmongoc's own check (UTF-8 of
+  // every key of the int32 array) costs more than the encoding itself.
+  BSON_APPEND_BOOL(opts.get(), "validate", false);
+  if (use_uuid_ && uuid.size() == 16) {
+    bson_append_binary(opts.get(), "collectionUUID", -1, BSON_SUBTYPE_UUID,
+                       reinterpret_cast<const std::uint8_t*>(uuid.data()), 16);
+  }
+  bson_t concern;
+  BSON_APPEND_DOCUMENT_BEGIN(opts.get(), "writeConcern", &concern);
+  if (context_.config.write_concern == MongoBusConfig::WriteConcern::kMajority) {
+    BSON_APPEND_UTF8(&concern, "w", "majority");
+  } else {
+    BSON_APPEND_INT32(&concern, "w", 1);
+  }
+  BSON_APPEND_BOOL(&concern, "j", true);
+  bson_append_document_end(opts.get(), &concern);
+  return opts;
+}
+
+DocumentWriter::Attempt DocumentWriter::insert(const PooledClient& client,
+                                               const std::string& uuid,
+                                               std::vector<Encoded>& batch, std::size_t& offset,
+                                               std::size_t end) {
+  if (outcome_unknown_) {
+    if (!skip_stored(client, batch, offset)) return Attempt::kRetry;
+    outcome_unknown_ = false;
+    end = std::min(end, batch.size());
+    if (offset >= end) return Attempt::kDone;
+  }
+  auto opts = insert_options(uuid);
+  std::vector<const bson_t*> docs;
+  docs.reserve(end - offset);
+  for (std::size_t i = offset; i < end; ++i) docs.push_back(batch[i].bson.get());
+  Reply reply;
+  bson_error_t error;
+  auto collection = client.collection(context_.config.database, context_.config.collection);
+  if (mongoc_collection_insert_many(collection.get(), docs.data(), docs.size(), opts.get(),
+                                    reply.out(), &error)) {
+    context_.stats.inserted += docs.size();
+    ++context_.stats.insert_batches;
+    context_.stats.record_batch(docs.size());
+    context_.report(BusContext::Part::kWriter, BusState::kReady, "");
+    offset = end;
+    return Attempt::kDone;
+  }
+  ++context_.stats.insert_failures;
+  if (auto write_error = first_write_error(reply.get())) {
+    // The documents before it are stored; this one was refused.
+    const std::size_t at = offset + write_error->index;
+    context_.stats.inserted += write_error->index;
+    offset = at;
+    switch (write_error->code) {
+      case kDuplicateKey:
+        offset = at + 1;  // stored by an earlier attempt
+        return Attempt::kContinue;
+      case kCollectionUuidMismatch:
+        spdlog::warn("the collection was dropped or replaced: waiting for it to be set up again");
+        context_.collection_gone(uuid);
+        return Attempt::kContinue;
+      case kUnknownField:
+        if (use_uuid_) {
+          spdlog::info(
+              "this MongoDB does not know collectionUUID (before 6.0): inserting without it");
+          use_uuid_ = false;
+          return Attempt::kContinue;
+        }
+        break;
+      default:
+        if (is_transient_code(write_error->code)) {
+          context_.report(BusContext::Part::kWriter, BusState::kUnavailable,
+                          fmt::format("insert failed: {}", write_error->message));
+          return Attempt::kRetry;
+        }
+        break;
+    }
+    ++context_.stats.dropped;
+    spdlog::error("MongoDB refused a document for good (code {}): {}; it is dropped",
+                  write_error->code, write_error->message);
+    offset = at + 1;
+    return Attempt::kContinue;
+  }
+  // No write error: the request failed as a whole, maybe after storing some
+  // documents (a lost connection), or before sending them (a bad document).
+  if (is_transient(error, reply.get())) {
+    outcome_unknown_ = true;
+    context_.report(BusContext::Part::kWriter, BusState::kUnavailable,
+                    fmt::format("insert failed: {}", error.message));
+    return Attempt::kRetry;
+  }
+  if (end - offset > 1) {
+    spdlog::warn("insertMany failed ({}; domain {}, code {}): writing one document at a time",
+                 error.message, error.domain, error.code);
+    outcome_unknown_ = true;
+    return Attempt::kOneByOne;
+  }
+  ++context_.stats.dropped;
+  spdlog::error("MongoDB refused a document for good ({}; domain {}, code {}); it is dropped",
+                error.message, error.domain, error.code);
+  offset = end;
+  return Attempt::kDone;
+}
+
 void DocumentWriter::write(std::vector<Encoded>& batch) {
   Backoff backoff(context_.config);
+  PooledClient client(context_.pool);
   std::size_t offset = 0;
-  bool outcome_unknown = false;
-  mongoc_client_t* client = mongoc_client_pool_pop(context_.pool);
+  bool one_by_one = false;
   while (offset < batch.size()) {
     auto uuid = context_.wait_collection();
     if (!uuid) break;  // stopping before the collection came back
-    mongoc_collection_t* coll = mongoc_client_get_collection(
-        client, context_.config.database.c_str(), context_.config.collection.c_str());
-    if (outcome_unknown) {
-      if (!skip_stored(coll, batch, offset)) {
-        mongoc_collection_destroy(coll);
-        if (!context_.sleep_for(backoff.next())) break;
-        continue;
-      }
-      outcome_unknown = false;
-      if (offset >= batch.size()) {
-        mongoc_collection_destroy(coll);
+    const std::size_t end = one_by_one ? offset + 1 : batch.size();
+    switch (insert(client, *uuid, batch, offset, end)) {
+      case Attempt::kDone:
+      case Attempt::kContinue:
+        backoff.reset();
         break;
-      }
+      case Attempt::kOneByOne:
+        one_by_one = true;
+        break;
+      case Attempt::kRetry:
+        if (!context_.sleep_for(backoff.next())) return;
+        break;
     }
-    wire::OwnedBson opts;
-    BSON_APPEND_BOOL(opts.get(), "ordered", true);
-    if (use_uuid_ && uuid->size() == 16) {
-      bson_append_binary(opts.get(), "collectionUUID", -1, BSON_SUBTYPE_UUID,
-                         reinterpret_cast<const std::uint8_t*>(uuid->data()), 16);
-    }
-    std::vector<const bson_t*> docs;
-    docs.reserve(batch.size() - offset);
-    for (std::size_t i = offset; i < batch.size(); ++i) docs.push_back(batch[i].bson.get());
-    bson_t reply;
-    bson_error_t error;
-    const bool ok =
-        mongoc_collection_insert_many(coll, docs.data(), docs.size(), opts.get(), &reply, &error);
-    mongoc_collection_destroy(coll);
-    if (ok) {
-      bson_destroy(&reply);
-      context_.stats.inserted += docs.size();
-      ++context_.stats.insert_batches;
-      context_.stats.record_batch(docs.size());
-      context_.report(BusContext::Part::kWriter, BusState::kReady, "");
-      offset = batch.size();
-      break;
-    }
-    ++context_.stats.insert_failures;
-    auto write_error = first_write_error(&reply);
-    bson_destroy(&reply);
-    if (write_error) {
-      const std::size_t at = offset + write_error->index;
-      context_.stats.inserted += write_error->index;
-      if (write_error->code == kDuplicateKey) {
-        offset = at + 1;  // stored by an earlier attempt
-      } else if (write_error->code == kCollectionUuidMismatch) {
-        spdlog::warn("the collection was dropped or replaced: waiting for it to be set up again");
-        context_.collection_gone(*uuid);
-        offset = at;
-      } else if (write_error->code == kUnknownField && use_uuid_) {
-        spdlog::info(
-            "this MongoDB does not know collectionUUID (before 6.0): inserting without it");
-        use_uuid_ = false;
-        offset = at;
-      } else {
-        ++context_.stats.dropped;
-        spdlog::error("MongoDB refused a document for good (code {}): {}", write_error->code,
-                      write_error->message);
-        offset = at + 1;
-      }
-      continue;
-    }
-    // No write error: the request itself failed, maybe after storing some.
-    outcome_unknown = true;
-    if (is_transient(error)) {
-      context_.report(BusContext::Part::kWriter, BusState::kUnavailable,
-                      fmt::format("insert failed: {}", error.message));
-    } else {
-      spdlog::error("insertMany failed: {} (domain {}, code {}); retrying", error.message,
-                    error.domain, error.code);
-    }
-    if (!context_.sleep_for(backoff.next())) break;
   }
-  mongoc_client_pool_push(context_.pool, client);
 }
 
 }  // namespace siobridge::bus::mongodb

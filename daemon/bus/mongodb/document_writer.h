@@ -1,7 +1,14 @@
 // DocumentWriter: the MongoDB bus's writer thread, a group commit. While one
 // ordered insertMany is in flight, published documents queue; the next round
-// trip takes everything queued (up to max_batch), so publish order is kept and
-// throughput grows with load.
+// trip takes everything queued (up to max_batch documents and max_batch_bytes),
+// so publish order is kept and throughput grows with load.
+//
+// The queue rides out MongoDB outages: it is bounded by bytes (queue_bytes)
+// and by age (queue_age, never older than the collection keeps documents);
+// only past those bounds is a document refused or dropped, and counted. A
+// document MongoDB could never store (over 16 MiB, or larger than the capped
+// collection) is refused before it is queued. A write error that no retry can
+// fix drops that one document (logged, counted) and the queue moves on.
 //
 // Each document gets its _id when it is first encoded and keeps it across
 // retries: after a failure whose outcome is unknown, the documents already
@@ -9,14 +16,16 @@
 // Documents go in with the collection's UUID, so a dropped collection is never
 // re-created by an insert.
 //
-// enqueue() is thread-safe; run() is the thread body.
+// enqueue(), close() and wake() are thread-safe; run() is the thread body.
 #pragma once
 
+#include <chrono>
 #include <deque>
-#include <mutex>
 #include <vector>
 
 #include "daemon/bus/mongodb/bus_context.h"
+#include "daemon/bus/mongodb/mongo_handles.h"
+#include "daemon/common/mutex.h"
 #include "daemon/common/result.h"
 #include "daemon/wire/owned_bson.h"
 
@@ -24,36 +33,57 @@ namespace siobridge::bus::mongodb {
 
 class DocumentWriter {
  public:
-  explicit DocumentWriter(BusContext& context) : context_(context) {}
+  explicit DocumentWriter(BusContext& context);
 
-  // kUnavailable when the queue is full or MongoDB has been failing: nothing
-  // was queued then.
-  Status enqueue(wire::Document document);
-  void run();
+  // kResourceExhausted for a document MongoDB cannot store, kUnavailable when
+  // the queue is full or the bus is closing: nothing was queued then.
+  Status enqueue(wire::Document document) SIOBRIDGE_EXCLUDES(mutex_);
+  void run() SIOBRIDGE_EXCLUDES(mutex_);
   // Stops accepting; run() returns once the queue is written or `drain` passed.
-  void close(core::Millis drain);
+  void close(core::Millis drain) SIOBRIDGE_EXCLUDES(mutex_);
   void wake();
 
  private:
+  struct Queued {
+    wire::Document document;
+    std::size_t bytes;  // as stored (wire::encoded_size)
+    std::chrono::steady_clock::time_point queued_at;
+  };
   struct Encoded {
     wire::OwnedBson bson;
     bson_oid_t id;
-    std::size_t bytes;
   };
+  // After an insert: all written; go on at once (a document was skipped or
+  // dropped, the collection changed); go on after a backoff (MongoDB is
+  // unavailable); go on one document at a time (a bad document in the batch).
+  enum class Attempt { kDone, kContinue, kRetry, kOneByOne };
 
-  std::vector<Encoded> take_batch();
+  std::vector<Encoded> take_batch() SIOBRIDGE_EXCLUDES(mutex_);
+  // Drops queued documents older than queue_age (counted).
+  void expire_old() SIOBRIDGE_REQUIRES(mutex_);
   void write(std::vector<Encoded>& batch);
+  // One insertMany of batch[offset..end): advances `offset` past what is stored
+  // or dropped for good, and says what to do next.
+  Attempt insert(const PooledClient& client, const std::string& uuid,
+                 std::vector<Encoded>& batch, std::size_t& offset, std::size_t end);
   // Drops from `batch` (from `offset`) the documents the server already has.
-  bool skip_stored(mongoc_collection_t* coll, std::vector<Encoded>& batch, std::size_t offset);
+  bool skip_stored(const PooledClient& client, std::vector<Encoded>& batch, std::size_t offset);
+  wire::OwnedBson insert_options(const std::string& uuid) const;
 
   BusContext& context_;
-  std::mutex mutex_;
-  std::condition_variable wakeup_;
-  std::deque<wire::Document> queue_;
-  std::size_t queued_bytes_ = 0;
-  bool closed_ = false;
-  std::chrono::steady_clock::time_point drain_deadline_{};
+  const std::size_t max_document_bytes_;  // 16 MiB, or less in a small capped collection
+  const std::chrono::milliseconds queue_age_;
+
+  Mutex mutex_;
+  CondVar wakeup_{mutex_};
+  std::deque<Queued> queue_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::size_t queued_bytes_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  bool closed_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  std::chrono::steady_clock::time_point drain_deadline_ SIOBRIDGE_GUARDED_BY(mutex_){};
+
+  // Writer thread only.
   bool use_uuid_ = true;  // off for servers before 6.0, which reject collectionUUID
+  bool outcome_unknown_ = false;
 };
 
 }  // namespace siobridge::bus::mongodb

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
 
 namespace siobridge::bus::mongodb {
 namespace {
@@ -19,7 +18,8 @@ void init_driver() {
 }  // namespace
 
 Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::string own_uid,
-                                                   BusListener& listener, Post post) {
+                                                   BusListener& listener, Post post,
+                                                   FlowGate* flow_gate) {
   init_driver();
   bson_error_t error;
   mongoc_uri_t* uri = mongoc_uri_new_with_error(config.uri.c_str(), &error);
@@ -32,29 +32,14 @@ Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::s
         uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
         static_cast<std::int32_t>(config.server_selection_timeout.count()));
   }
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_HEARTBEATFREQUENCYMS)) {
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_HEARTBEATFREQUENCYMS,
+                                   static_cast<std::int32_t>(config.heartbeat_frequency.count()));
+  }
   if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) {
     mongoc_uri_set_appname(uri, "siobridged");
   }
-  if (!config.state_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(config.state_dir, ec);
-    if (ec) {
-      mongoc_uri_destroy(uri);
-      return make_error(ErrorCode::kInvalidArgument,
-                        fmt::format("state directory {}: {}", config.state_dir, ec.message()));
-    }
-  }
-  std::optional<StateDirLock> state_lock;
-  if (!config.state_dir.empty()) {
-    auto lock = StateDirLock::acquire(config.state_dir);
-    if (!lock.ok()) {
-      mongoc_uri_destroy(uri);
-      return lock.error();
-    }
-    state_lock.emplace(std::move(lock).value());
-  }
   std::unique_ptr<MongoBus> bus(new MongoBus());
-  bus->state_lock_ = std::move(state_lock);
   bus->pool_ = mongoc_client_pool_new_with_error(uri, &error);
   mongoc_uri_destroy(uri);
   if (!bus->pool_) {
@@ -63,7 +48,9 @@ Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::s
   }
   mongoc_client_pool_set_error_api(bus->pool_, MONGOC_ERROR_API_VERSION_2);
   bus->context_ = std::make_unique<BusContext>(std::move(config), std::move(own_uid), listener,
-                                               std::move(post), bus->pool_);
+                                               std::move(post), bus->pool_, flow_gate);
+  bus->monitor_ = std::make_unique<TopologyMonitor>(*bus->context_);
+  bus->monitor_->install(bus->pool_);
   bus->writer_ = std::make_unique<DocumentWriter>(*bus->context_);
   bus->watcher_ = std::make_unique<ChangeWatcher>(*bus->context_);
   return bus;
@@ -94,8 +81,6 @@ void MongoBus::stop(core::Millis drain) {
   writer_->wake();
   writer_thread_.join();
   watcher_thread_.join();
-  // The watcher saved its last token: the directory is free for a successor.
-  state_lock_.reset();
 }
 
 Status MongoBus::publish(wire::Document document) {

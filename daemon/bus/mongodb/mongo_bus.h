@@ -1,8 +1,9 @@
 // MongoBus: the bus over a MongoDB collection (PROTOCOL.md section 1). One
 // writer thread group-commits published documents with ordered insertMany; one
 // watcher thread runs the daemon's single change stream and delivers what other
-// nodes publish. While MongoDB is down it keeps retrying by itself and refuses
-// new documents with kUnavailable, so callers learn about it at once.
+// nodes publish. While MongoDB is down it keeps retrying by itself and queues
+// what is published (bounded: DocumentWriter); the driver's server monitoring
+// reports the outage within about a second (TopologyMonitor).
 //
 // publish(), state(), set_rank() and stats() are thread-safe. The listener is
 // called through `post`, which must run the function on the core thread. Call
@@ -19,21 +20,24 @@
 #include "daemon/bus/mongodb/change_watcher.h"
 #include "daemon/bus/mongodb/document_writer.h"
 #include "daemon/bus/mongodb/mongo_bus_config.h"
-#include "daemon/bus/mongodb/state_dir_lock.h"
+#include "daemon/bus/mongodb/topology_monitor.h"
 
 namespace siobridge::bus::mongodb {
 
 class MongoBus final : public Bus {
  public:
-  // kInvalidArgument for a malformed URI or an unusable state directory;
-  // kFailedPrecondition when another daemon holds the state directory.
+  // kInvalidArgument for a malformed URI. The state directory (for the resume
+  // token) must exist and be held by this process (runtime::StateDir).
+  // `flow_gate` (may be null) pauses the change stream while attached servers
+  // have too much waiting.
   static Result<std::unique_ptr<MongoBus>> create(MongoBusConfig config, std::string own_uid,
-                                                  BusListener& listener, Post post);
+                                                  BusListener& listener, Post post,
+                                                  FlowGate* flow_gate);
   ~MongoBus() override;
 
   void start();
   // Writes what is queued for up to `drain`, then stops both threads.
-  void stop(core::Millis drain);  // also releases the state directory
+  void stop(core::Millis drain);
 
   Status publish(wire::Document document) override;
   BusState state() const override { return context_->state(); }
@@ -44,9 +48,9 @@ class MongoBus final : public Bus {
  private:
   MongoBus() = default;
 
-  std::optional<StateDirLock> state_lock_;
   mongoc_client_pool_t* pool_ = nullptr;
   std::unique_ptr<BusContext> context_;
+  std::unique_ptr<TopologyMonitor> monitor_;
   std::unique_ptr<DocumentWriter> writer_;
   std::unique_ptr<ChangeWatcher> watcher_;
   std::thread writer_thread_, watcher_thread_;

@@ -20,12 +20,25 @@ struct MongoBusStats {
     batch_size_sum += size;
   }
 
+  // Periods MongoDB was unavailable (elections, outages), once they ended.
+  std::atomic<std::uint64_t> outages{0};
+  std::atomic<std::uint64_t> outage_ms_total{0};
+  std::atomic<std::uint64_t> last_outage_ms{0};
+  void record_outage(std::uint64_t ms) {
+    ++outages;
+    outage_ms_total += ms;
+    last_outage_ms = ms;
+  }
+
   // writer
   std::atomic<std::uint64_t> inserted{0};         // documents
   std::atomic<std::uint64_t> insert_batches{0};   // insertMany round trips that succeeded
   std::atomic<std::uint64_t> insert_failures{0};  // insertMany calls that failed
   std::atomic<std::uint64_t> dropped{0};          // documents the server refused for good
-  std::atomic<std::uint64_t> refused{0};          // publish() refused: queue full or bus down
+  std::atomic<std::uint64_t> refused{0};          // publish() refused: the queue was full
+  std::atomic<std::uint64_t> oversized{0};        // publish() refused: too large to store
+  std::atomic<std::uint64_t> expired{0};          // dropped from the queue: older than queue_age
+  std::atomic<std::uint64_t> unwritten_at_stop{0};  // still queued at the shutdown deadline
   std::atomic<std::uint64_t> queued{0};           // documents waiting now
   std::atomic<std::uint64_t> queued_bytes{0};
   // watcher
@@ -38,6 +51,7 @@ struct MongoBusStats {
   std::atomic<std::uint64_t> gap_refills{0};        // documents re-read from the collection
   std::atomic<std::uint64_t> gaps{0};               // periods whose documents may be lost
   std::atomic<std::uint64_t> collection_setups{0};  // initial and after drops
+  std::atomic<std::uint64_t> flow_pauses{0};  // reading paused for slow attached servers
 };
 
 }  // namespace siobridge::bus::mongodb

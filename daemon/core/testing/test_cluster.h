@@ -95,7 +95,9 @@ class TestNode final : public bus::BusListener {
   const std::string& uid() const { return node_->uid(); }
   AttachmentId attach(FakeServer& server, const std::vector<std::string>& namespaces = {"/"});
 
-  void on_document(wire::Document document) override { node_->on_document(document); }
+  void on_document(wire::Document document, const std::string& position) override {
+    node_->on_document(document, position);
+  }
   void on_bus_state(bus::BusState, const std::string&) override {}
 
  private:
@@ -109,7 +111,9 @@ class RawPeer final : public bus::BusListener {
  public:
   RawPeer(TestCluster& cluster, std::string uid);
   void publish(wire::Document document) { (void)bus_.publish(std::move(document)); }
-  void on_document(wire::Document document) override { received.push_back(std::move(document)); }
+  void on_document(wire::Document document, const std::string&) override {
+    received.push_back(std::move(document));
+  }
   void on_bus_state(bus::BusState, const std::string&) override {}
   const std::string uid;
   std::vector<wire::Document> received;
