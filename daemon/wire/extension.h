@@ -1,4 +1,4 @@
-// Data that only siobridge nodes exchange (PROTOCOL.md section 2, extensions).
+// Data that only siobridge nodes exchange (PROTOCOL.md section 9).
 // It travels as msgpack in the BinData field `siobridge` of a document, which
 // socketioxide ignores, or in documents addressed to kSiobridgeTarget, which
 // socketioxide never receives. Encoded as a msgpack map with short keys so that

@@ -54,3 +54,41 @@ TEST_CASE("malformed extensions are errors") {
     CHECK_FALSE(decode_extension(std::string_view(truncated).substr(0, n)).ok());
   }
 }
+
+TEST_CASE("PROTOCOL.md section 14 vectors X1-X6, byte for byte both ways") {
+  const std::string B(16, 'B'), C(16, 'C');
+  struct Case {
+    const char* name;
+    std::string hex;
+    Extension value;
+  };
+  const Case cases[] = {
+      {"X1 NodeInfo", "82 a1 6b 00 a7 73 65 72 76 65 72 73 03", NodeInfo{3}},
+      {"X2 RequestInfo",
+       "83 a1 6b 01 ae 61 63 6b 5f 74 69 6d 65 6f 75 74 5f 6d 73 cd 09 c4 a5 63 6c 6f 73 65 c2",
+       RequestInfo{2500, false}},
+      {"X3 RequestInfo close",
+       "83 a1 6b 01 ae 61 63 6b 5f 74 69 6d 65 6f 75 74 5f 6d 73 00 a5 63 6c 6f 73 65 c3",
+       RequestInfo{0, true}},
+      {"X4 FetchDetails",
+       "82 a1 6b 02 a7 73 6f 63 6b 65 74 73 91 84 a2 69 64 b0 C… a5 72 6f 6f 6d 73 91 a2 72 31 a9 "
+       "68 61 6e 64 73 68 61 6b 65 c4 02 7b 7d a4 64 61 74 61 c4 00",
+       FetchDetails{{SocketDetails{C, {"r1"}, "{}", ""}}}},
+      {"X5 ServerSideEmit",
+       "85 a1 6b 03 a2 69 64 b0 B… a7 70 61 79 6c 6f 61 64 c4 08 5b 22 70 69 6e 67 22 5d a9 77 61 "
+       "6e 74 73 5f 61 63 6b c3 aa 74 69 6d 65 6f 75 74 5f 6d 73 cd 0b b8",
+       ServerSideEmit{B, "[\"ping\"]", true, 3000}},
+      {"X6 ServerSideEmitReply",
+       "82 a1 6b 04 a9 72 65 73 70 6f 6e 73 65 73 91 c4 08 5b 22 70 6f 6e 67 22 5d",
+       ServerSideEmitReply{{"[\"pong\"]"}}},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      INFO("encoded " << siobridge::wire::testing::to_hex(encode_extension(c.value)));
+      CHECK(encode_extension(c.value) == from_hex(c.hex));
+      auto decoded = decode_extension(from_hex(c.hex));
+      REQUIRE(decoded.ok());
+      CHECK(*decoded == c.value);
+    }
+  }
+}

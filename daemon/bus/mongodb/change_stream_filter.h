@@ -1,5 +1,5 @@
 // The aggregation pipeline of a daemon's one change stream (PROTOCOL.md
-// section 1): inserts from other nodes that are untargeted, targeted at this
+// section 11): inserts from other nodes that are untargeted, targeted at this
 // node, or addressed to every siobridge node; plus the events that end a stream
 // (drop, rename, dropDatabase, invalidate), which the watcher must act on.
 #pragma once

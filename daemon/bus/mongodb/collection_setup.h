@@ -1,4 +1,4 @@
-// Preparing the shared collection before any write (PROTOCOL.md section 1):
+// Preparing the shared collection before any write (PROTOCOL.md section 12):
 // checks the server supports change streams, creates the collection for the
 // configured expiration strategy, and verifies an existing one matches it.
 //

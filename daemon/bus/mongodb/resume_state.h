@@ -1,4 +1,4 @@
-// What a watcher needs to continue where it stopped (PROTOCOL.md section 7):
+// What a watcher needs to continue where it stopped (PROTOCOL.md section 11):
 // the last resume token, the wall time of the last event, and the ids of the
 // documents it recently delivered so that nothing is delivered twice when a
 // stream resumes or the collection is re-read.

@@ -1,6 +1,6 @@
 // Writes the seed corpora of the fuzz targets: valid payloads of every request
-// and response type and documents of both data formats.
-//   make_seeds OUTPUT_DIR   creates OUTPUT_DIR/{request,response,document}/
+// and response type, every extension, and documents of both data formats.
+//   make_seeds OUTPUT_DIR   creates OUTPUT_DIR/{request,response,document,extension}/
 #include <filesystem>
 #include <fstream>
 #include <iostream>
