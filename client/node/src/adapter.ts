@@ -200,11 +200,23 @@ export class SiobridgeAdapter extends Adapter {
 
   // ------------------------------------------------ this server's operations
 
+  /**
+   * Never rejects: socket.io awaits it without a catch (broadcast with ack).
+   * When the daemon cannot say, the last count known stands, and the failure
+   * goes to onError (unless the adapter was closed meanwhile).
+   */
   override serverCount(): Promise<number> {
+    const known = this.lastServerCount;
     const count = this.session
       .call("server_count", { namespace: this.nsp.name }, this.callTimeout())
-      .then((reply) => Math.max(1, reply.count));
-    this.lastServerCount = count.catch(() => 1);
+      .then(
+        (reply) => Math.max(1, reply.count),
+        (error: SiobridgeError) => {
+          if (error.code !== Status.CANCELLED) this.options.onError(error);
+          return known;
+        },
+      );
+    this.lastServerCount = count;
     return count;
   }
 

@@ -140,3 +140,12 @@ export async function startDaemons(kind, mongoDatabase) {
   await eventually(async () => (await second.status()).bus_state === "ready", 30000, "second daemon's bus ready");
   return [first, second];
 }
+
+/** Runs `body` with the given processes (or raw attachments), stopping them however it ends. */
+export async function using(things, body) {
+  try {
+    return await body(...things);
+  } finally {
+    for (const thing of things) await (thing.stop ? thing.stop() : thing.close());
+  }
+}

@@ -192,8 +192,13 @@ const handlers = {
     }
   },
   start: (m) => {
-    const run = handlers[m.call]({ ...m, ...m.args });
-    started.set(m.key, Promise.resolve(run).then((result) => ({ result }), (error) => failure(error)));
+    const run = handlers[m.call](m.params ?? {});
+    // A failure comes as {error, code, ...} whether the operation threw or reported it.
+    const settled = Promise.resolve(run).then(
+      (result) => (result && typeof result === "object" && "error" in result ? result : { result }),
+      (error) => failure(error),
+    );
+    started.set(m.key, settled);
     return true;
   },
   outcome: (m) => started.get(m.key),
