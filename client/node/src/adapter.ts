@@ -244,7 +244,17 @@ export class SiobridgeAdapter extends Adapter {
             clientCountCallback(event.count);
           } else if (event.kind === "ack") {
             const answer = oneof(event.ack, "result");
-            if (answer.result === "value") ack(...decodeValue(answer.value));
+            if (answer.result !== "value") return;
+            let args: unknown[];
+            try {
+              args = decodeValue(answer.value);
+            } catch (error) {
+              this.options.onError(
+                new SiobridgeError(Status.INVALID_ARGUMENT, `skipped an ack that could not be read: ${(error as Error).message}`),
+              );
+              return;
+            }
+            ack(...args);
           }
         })
         .then(async () => {
@@ -331,18 +341,25 @@ export class SiobridgeAdapter extends Adapter {
         { namespace: this.nsp.name, payload: encodePayload(args, this.options.parser), wants_ack: true, timeout_ms: timeout },
         this.callTimeout(timeout),
       )
-      .then((reply) => {
-        const responses = reply.responses.map((payload: Buffer) => decodePayload(payload)[0]);
-        if (responses.length < reply.expected) {
-          ack(
-            timeoutError(`timeout reached: only ${responses.length} responses received out of ${reply.expected}`, reply.missing),
-            responses,
-          );
-        } else {
-          ack(null, responses);
-        }
-      })
-      .catch((error: SiobridgeError) => ack(error, []));
+      .then(
+        (reply) => {
+          let responses: unknown[];
+          try {
+            responses = reply.responses.map((payload: Buffer) => decodePayload(payload)[0]);
+          } catch (error) {
+            const message = `serverSideEmit: an answer could not be read: ${(error as Error).message}`;
+            ack(new SiobridgeError(Status.INVALID_ARGUMENT, message), []);
+            return;
+          }
+          if (responses.length < reply.expected) {
+            const message = `timeout reached: only ${responses.length} responses received out of ${reply.expected}`;
+            ack(timeoutError(message, reply.missing), responses);
+          } else {
+            ack(null, responses);
+          }
+        },
+        (error: SiobridgeError) => ack(error, []),
+      );
   }
 
   // ------------------------------------------- work other servers ask of us

@@ -385,7 +385,12 @@ export class Connection {
       case "welcome": {
         const welcome = message.welcome;
         const session = this.sessions.get(welcome.client_ref);
-        if (!session) return;
+        if (!session || session.attachmentId !== undefined) {
+          // Its Server closed while the Hello was on its way: leave no server
+          // behind in the cluster's counts.
+          this.write({ detach: { attachment_id: welcome.attachment_id } });
+          return;
+        }
         session.attachmentId = welcome.attachment_id;
         session.nodeUid = welcome.node_uid;
         this.maxMessageBytes = Number(welcome.max_message_bytes);

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Daemon, eventually } from "./support/daemon.mjs";
-import { ServerProcess, using } from "./support/cluster.mjs";
+import { Inbox, ServerProcess, using } from "./support/cluster.mjs";
 import { RawAttachment } from "./support/raw.mjs";
 
 const CANCELLED = 1, DEADLINE_EXCEEDED = 4, UNAVAILABLE = 14;
@@ -64,6 +64,26 @@ describe("calls settle when the Server closes or the daemon goes away", () => {
       for (const error of server.errors) assert.equal(typeof error.code, "number", error.message);
       // And it comes back.
       await eventually(async () => (await server.do("serverCount")) === 1, 20000, "reattached");
+    });
+  });
+});
+
+describe("a Server closed before the daemon welcomed it", () => {
+  let daemon;
+  before(async () => {
+    daemon = await new Daemon().start();
+  });
+  after(async () => daemon?.dispose());
+
+  test("leaves no attachment behind on the stream its process keeps", async () => {
+    const pair = await new ServerProcess({ address: daemon.address, servers: 2, closeAtStart: [1] }).start();
+    await using([pair], async () => {
+      const listener = await pair.client({ index: 0 });
+      const heard = new Inbox(listener, "marker");
+      await pair.do("emit", { server: 0, event: "marker", args: [] }); // goes after the Hellos on the stream
+      await heard.next();
+      await eventually(async () => (await daemon.status()).attachments.length === 1, 10000, "one attachment");
+      assert.equal(await pair.do("serverCount", { server: 0 }), 1);
     });
   });
 });

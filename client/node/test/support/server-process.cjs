@@ -46,6 +46,8 @@ try {
     io.listen(0);
     servers.push(io);
   }
+  // Closed at once, before the daemon could answer its Hello.
+  for (const index of options.closeAtStart ?? []) servers[index].close();
 } catch (error) {
   process.send({ event: "startup-error", message: error.message, code: error.code, codeName: error.codeName });
   process.exit(1);
@@ -124,7 +126,7 @@ function failure(error) {
 const started = new Map();
 
 const handlers = {
-  ports: () => servers.map((s) => s.httpServer.address().port),
+  ports: () => servers.map((s) => s.httpServer.address()?.port ?? null),
   of: (m) => {
     for (const server of servers) setUp(server.of(m.ns));
     return true;
