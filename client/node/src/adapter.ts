@@ -249,9 +249,8 @@ export class SiobridgeAdapter extends Adapter {
             try {
               args = decodeValue(answer.value);
             } catch (error) {
-              this.options.onError(
-                new SiobridgeError(Status.INVALID_ARGUMENT, `skipped an ack that could not be read: ${(error as Error).message}`),
-              );
+              const message = `skipped an ack that could not be read: ${(error as Error).message}`;
+              this.options.onError(new SiobridgeError(Status.INVALID_ARGUMENT, message));
               return;
             }
             ack(...args);
@@ -338,7 +337,12 @@ export class SiobridgeAdapter extends Adapter {
     this.session
       .call(
         "server_side_emit",
-        { namespace: this.nsp.name, payload: encodePayload(args, this.options.parser), wants_ack: true, timeout_ms: timeout },
+        {
+          namespace: this.nsp.name,
+          payload: encodePayload(args, this.options.parser),
+          wants_ack: true,
+          timeout_ms: timeout,
+        },
         this.callTimeout(timeout),
       )
       .then(
@@ -424,11 +428,10 @@ export class SiobridgeAdapter extends Adapter {
               },
             });
           })
-          .catch((error: Error) =>
-            this.options.onError(
-              new SiobridgeError(Status.INTERNAL, `could not answer fetchSockets in ${this.nsp.name}: ${error.message}`),
-            ),
-          );
+          .catch((error: Error) => {
+            const message = `could not answer fetchSockets in ${this.nsp.name}: ${error.message}`;
+            this.options.onError(new SiobridgeError(Status.INTERNAL, message));
+          });
         return;
       }
       case "all_rooms":

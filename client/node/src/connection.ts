@@ -164,12 +164,14 @@ export class Session {
   joinNamespace(ns: string): void {
     if (this.namespaces.has(ns)) return;
     this.namespaces.add(ns);
-    if (this.attachmentId) this.connection.write({ join_namespace: { namespace: ns, attachment_id: this.attachmentId } });
+    if (!this.attachmentId) return; // the Hello or the Welcome's catch-up joins it
+    this.connection.write({ join_namespace: { namespace: ns, attachment_id: this.attachmentId } });
   }
 
   leaveNamespace(ns: string): void {
     if (!this.namespaces.delete(ns)) return;
-    if (this.attachmentId) this.connection.write({ leave_namespace: { namespace: ns, attachment_id: this.attachmentId } });
+    if (!this.attachmentId) return;
+    this.connection.write({ leave_namespace: { namespace: ns, attachment_id: this.attachmentId } });
   }
 
   /**
@@ -377,7 +379,12 @@ export class Connection {
   }
 
   private hello(session: Session): void {
-    this.write({ hello: { name: session.name, namespaces: [...session.namespaces], client_ref: session.clientRef } });
+    const error = this.write({
+      hello: { name: session.name, namespaces: [...session.namespaces], client_ref: session.clientRef },
+    });
+    if (error) {
+      this.options.onError(new SiobridgeError(error.code, `server '${session.name}' cannot attach: ${error.message}`));
+    }
   }
 
   private onMessage(message: DaemonMessage): void {
