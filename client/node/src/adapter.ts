@@ -4,10 +4,25 @@
 // for every other server; the daemon's Commands (work of other servers) are
 // applied here through the same in-memory Adapter.
 import { Adapter, BroadcastOptions, Room } from "socket.io-adapter";
+import type { Namespace } from "socket.io";
 import { hostname } from "node:os";
 
-import { decodeDetail, decodePayload, decodeValue, encodeDetail, encodePayload, encodeValue, Parser } from "./codec";
+import { decodeDetail, decodePayload, decodeValue, encodeDetail, encodePayload, encodeValue } from "./codec";
 import { Connection, Session, SessionSink } from "./connection";
+import { SiobridgeError, Status, timeoutError } from "./errors";
+import {
+  BroadcastOptions__Output,
+  Command,
+  Missing,
+  oneof,
+  Packet,
+  Packet__Output,
+  Reply,
+  SocketInfo__Output,
+} from "./messages";
+import { Parser, resolveParser } from "./parser";
+
+export type { Parser };
 
 export interface SiobridgeAdapterOptions {
   /** The daemon: a Unix socket path or "host:port". Default: siobridged's default socket. */
@@ -16,19 +31,39 @@ export interface SiobridgeAdapterOptions {
   requestsTimeout?: number;
   /** Reattach backoff after the daemon went away. Default 100 ms doubling to 5000 ms. */
   reconnect?: { minDelay?: number; maxDelay?: number };
-  /** The socket.io parser in use; detected from the Server when not given. */
+  /**
+   * The encoding of the Server's socket.io parser. Found by encoding a probe
+   * packet with the Server's parser; needed only for a parser whose output is
+   * neither, and must agree with it otherwise.
+   */
   parser?: Parser;
   /** How this server is named in the daemon's status and logs. Default "<hostname> pid <pid>". */
   name?: string;
   /** Calls kept while the daemon is unreachable (then refused). Default 10000. */
   maxQueuedCalls?: number;
   /** Errors of fire-and-forget operations and of the connection. Default: console.warn. */
-  onError?: (error: Error) => void;
+  onError?: (error: SiobridgeError) => void;
 }
 
 export function defaultAddress(): string {
   const uid = typeof process.getuid === "function" ? process.getuid() : -1;
   return uid === 0 ? "unix:/run/siobridge/siobridged.sock" : `unix:/tmp/siobridge-${uid}/siobridged.sock`;
+}
+
+/** A socket.io packet as the Adapter receives and applies it. */
+interface SocketIoPacket {
+  type: number;
+  data?: unknown[];
+  nsp?: string;
+  id?: number;
+}
+
+/** What fetchSockets yields for a socket: socket.io builds a RemoteSocket from it. */
+interface SocketDetails {
+  id: string;
+  handshake: unknown;
+  rooms: Iterable<Room>;
+  data: unknown;
 }
 
 const RESERVED_HANDSHAKE_KEYS = new Set(["sessionStore"]);
@@ -42,13 +77,13 @@ class ServerSession implements SessionSink {
   readonly session: Session;
   readonly adapters = new Map<string, SiobridgeAdapter>();
 
-  constructor(connection: Connection, name: string, private readonly onError: (error: Error) => void) {
+  constructor(connection: Connection, name: string, private readonly onError: (error: SiobridgeError) => void) {
     this.session = connection.register(name, this);
   }
 
   onAttached(): void {}
 
-  onCommand(command: any): void {
+  onCommand(command: Command): void {
     const adapter = this.adapters.get(command.namespace);
     if (!adapter) {
       // A namespace this server no longer has: answer empty, do not make the cluster wait.
@@ -61,28 +96,26 @@ class ServerSession implements SessionSink {
       // Work another node sent that this server cannot read (e.g. data from a
       // node with another socket.io parser): skipped and reported, never thrown
       // into the app.
-      this.onError(new Error(`skipped a ${command.kind} command in ${command.namespace}: ${(error as Error).message}`));
+      this.onError(
+        new SiobridgeError(
+          Status.INVALID_ARGUMENT,
+          `skipped a ${command.kind} command in ${command.namespace}: ${(error as Error).message}`,
+        ),
+      );
       this.answerEmpty(command);
     }
   }
 
-  private answerEmpty(command: any): void {
+  private answerEmpty(command: Command): void {
     if (command.id === "0") return;
-    if (command.kind === "all_rooms") this.session.reply({ command_id: command.id, rooms: { rooms: [] } });
-    if (command.kind === "fetch_sockets") this.session.reply({ command_id: command.id, sockets: { sockets: [] } });
-    if (command.kind === "broadcast_with_ack") this.session.reply({ command_id: command.id, ack_count: 0 });
+    const id = command.id;
+    if (command.kind === "all_rooms") this.session.reply({ command_id: id, rooms: { rooms: [] } });
+    if (command.kind === "fetch_sockets") this.session.reply({ command_id: id, sockets: { sockets: [] } });
+    if (command.kind === "broadcast_with_ack") this.session.reply({ command_id: id, ack_count: 0 });
   }
 }
 
-interface ProtoOptions {
-  rooms: string[];
-  except: string[];
-  exclude_sid: boolean;
-  volatile: boolean;
-  local: boolean;
-}
-
-function toProto(opts: BroadcastOptions): ProtoOptions {
+function toProto(opts: BroadcastOptions) {
   return {
     rooms: [...(opts.rooms ?? [])],
     except: [...(opts.except ?? [])],
@@ -95,12 +128,12 @@ function toProto(opts: BroadcastOptions): ProtoOptions {
 
 // PROTOCOL.md section 3: how options select sockets, in socket.io's terms.
 // Returns null when they select none.
-function fromProto(opts: any): BroadcastOptions | null {
+function fromProto(opts: BroadcastOptions__Output | null): BroadcastOptions | null {
   const rooms = new Set<Room>(opts?.rooms ?? []);
   const except = new Set<Room>(opts?.except ?? []);
-  const sid: string | undefined = opts?.sid || undefined;
+  const sid = opts?.sid || undefined;
   if (sid) {
-    if (opts.exclude_sid) except.add(sid);
+    if (opts?.exclude_sid) except.add(sid);
     else if (rooms.size === 0) rooms.add(sid);
   } else if (rooms.size === 0 && !opts?.exclude_sid) {
     return null;
@@ -108,25 +141,27 @@ function fromProto(opts: any): BroadcastOptions | null {
   return { rooms, except, flags: { volatile: !!opts?.volatile } };
 }
 
-const PACKET_EVENT = 2;
-const PACKET_BINARY_EVENT = 5;
+const PACKET_EVENT = 2; // Packet.TYPE_EVENT
+const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 
 export class SiobridgeAdapter extends Adapter {
+  declare readonly nsp: Namespace;
   private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name">> & { parser: Parser };
   private readonly server: ServerSession;
   private lastServerCount: Promise<number> = Promise.resolve(1);
   private closed = false;
 
-  constructor(nsp: any, options: SiobridgeAdapterOptions = {}) {
+  constructor(nsp: Namespace, options: SiobridgeAdapterOptions = {}) {
     super(nsp);
-    const onError = options.onError ?? ((error: Error) => console.warn(`[siobridge] ${error.message}`));
+    const onError =
+      options.onError ?? ((error: SiobridgeError) => console.warn(`[siobridge] ${error.codeName}: ${error.message}`));
     this.options = {
       address: options.address ?? process.env.SIOBRIDGE_ADDRESS ?? defaultAddress(),
       requestsTimeout: options.requestsTimeout ?? 5000,
       reconnect: options.reconnect ?? {},
       maxQueuedCalls: options.maxQueuedCalls ?? 10000,
       onError,
-      parser: options.parser ?? detectParser(nsp.server),
+      parser: resolveParser(nsp.server._parser, options.parser),
     };
     let server = sessions.get(nsp.server);
     if (!server) {
@@ -151,6 +186,7 @@ export class SiobridgeAdapter extends Adapter {
     return this.server.session;
   }
 
+  /** Leaves the namespace; the last namespace of a Server detaches it, settling its pending calls. */
   override close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -164,15 +200,27 @@ export class SiobridgeAdapter extends Adapter {
 
   // ------------------------------------------------ this server's operations
 
+  /**
+   * Never rejects: socket.io awaits it without a catch (broadcast with ack).
+   * When the daemon cannot say, the last count known stands, and the failure
+   * goes to onError (unless the adapter was closed meanwhile).
+   */
   override serverCount(): Promise<number> {
+    const known = this.lastServerCount;
     const count = this.session
       .call("server_count", { namespace: this.nsp.name }, this.callTimeout())
-      .then((reply: any) => Math.max(1, reply.count));
-    this.lastServerCount = count.catch(() => 1);
+      .then(
+        (reply) => Math.max(1, reply.count),
+        (error: SiobridgeError) => {
+          if (error.code !== Status.CANCELLED) this.options.onError(error);
+          return known;
+        },
+      );
+    this.lastServerCount = count;
     return count;
   }
 
-  override broadcast(packet: any, opts: BroadcastOptions): void {
+  override broadcast(packet: SocketIoPacket, opts: BroadcastOptions): void {
     if (!opts.flags?.local) {
       this.session.send("broadcast", { packet: this.encodePacket(packet), opts: toProto(opts) });
     }
@@ -180,27 +228,32 @@ export class SiobridgeAdapter extends Adapter {
   }
 
   override broadcastWithAck(
-    packet: any,
+    packet: SocketIoPacket,
     opts: BroadcastOptions,
     clientCountCallback: (clientCount: number) => void,
-    ack: (...args: any[]) => void,
+    ack: (...args: unknown[]) => void,
   ): void {
     if (!opts.flags?.local) {
       let counts = 0;
-      const request = {
-        packet: this.encodePacket(packet),
-        opts: toProto(opts),
-        ack_timeout_ms: opts.flags?.timeout ?? this.options.requestsTimeout,
-      };
-      const timeout = (opts.flags?.timeout ?? this.options.requestsTimeout) * 2 + 5000;
+      const ackTimeout = opts.flags?.timeout ?? this.options.requestsTimeout;
+      const request = { packet: this.encodePacket(packet), opts: toProto(opts), ack_timeout_ms: ackTimeout };
       this.session
-        .call("broadcast_with_ack", request, timeout, (event: any) => {
+        .call("broadcast_with_ack", request, this.callTimeout(ackTimeout), (event) => {
           if (event.kind === "count") {
             counts += 1;
             clientCountCallback(event.count);
           } else if (event.kind === "ack") {
-            const result = event.ack;
-            if (result.result === "value") ack(...decodeValue(result.value));
+            const answer = oneof(event.ack, "result");
+            if (answer.result !== "value") return;
+            let args: unknown[];
+            try {
+              args = decodeValue(answer.value);
+            } catch (error) {
+              const message = `skipped an ack that could not be read: ${(error as Error).message}`;
+              this.options.onError(new SiobridgeError(Status.INVALID_ARGUMENT, message));
+              return;
+            }
+            ack(...args);
           }
         })
         .then(async () => {
@@ -209,7 +262,7 @@ export class SiobridgeAdapter extends Adapter {
           const servers = await this.lastServerCount;
           for (let i = counts + 1; i < servers; i++) clientCountCallback(0);
         })
-        .catch((error: Error) => this.options.onError(error));
+        .catch((error: SiobridgeError) => this.options.onError(error));
     }
     super.broadcastWithAck(packet, opts, clientCountCallback, ack);
   }
@@ -235,8 +288,8 @@ export class SiobridgeAdapter extends Adapter {
     super.disconnectSockets(opts, close);
   }
 
-  override async fetchSockets(opts: BroadcastOptions): Promise<any[]> {
-    const local = super.fetchSockets(opts);
+  override async fetchSockets(opts: BroadcastOptions): Promise<SocketDetails[]> {
+    const local: Promise<SocketDetails[]> = super.fetchSockets(opts);
     if (opts.flags?.local) return local;
     const remote = this.session.call(
       "fetch_sockets",
@@ -244,16 +297,14 @@ export class SiobridgeAdapter extends Adapter {
       this.callTimeout(opts.flags?.timeout),
     );
     const [mine, reply] = await Promise.all([local, remote]);
-    const theirs = reply.sockets.map((socket: any) => ({
+    const theirs = reply.sockets.map((socket: SocketInfo__Output) => ({
       id: socket.id,
       handshake: socket.has_details ? decodeDetail(socket.handshake) ?? {} : {},
       rooms: socket.rooms,
       data: socket.has_details ? decodeDetail(socket.data) : undefined,
     }));
     const all = [...mine, ...theirs];
-    if (reply.missing.nodes.length + reply.missing.local_servers.length > 0) {
-      throw partialError(reply.missing, all);
-    }
+    if (isMissing(reply.missing)) throw partialError(reply.missing, all);
     return all;
   }
 
@@ -266,15 +317,13 @@ export class SiobridgeAdapter extends Adapter {
     );
     const rooms = new Set<Room>(this.rooms.keys());
     for (const room of reply.rooms) rooms.add(room);
-    if (reply.missing.nodes.length + reply.missing.local_servers.length > 0) {
-      throw partialError(reply.missing, [...rooms]);
-    }
+    if (isMissing(reply.missing)) throw partialError(reply.missing, [...rooms]);
     return rooms;
   }
 
-  override serverSideEmit(packet: any[]): void {
-    const withAck = typeof packet[packet.length - 1] === "function";
-    if (!withAck) {
+  override serverSideEmit(packet: unknown[]): void {
+    const last = packet[packet.length - 1];
+    if (typeof last !== "function") {
       this.session.send("server_side_emit", {
         namespace: this.nsp.name,
         payload: encodePayload(packet, this.options.parser),
@@ -282,30 +331,53 @@ export class SiobridgeAdapter extends Adapter {
       });
       return;
     }
-    const ack = packet.pop();
+    const ack = last as (error: Error | null, responses: unknown[]) => void;
+    const args = packet.slice(0, -1);
     const timeout = this.options.requestsTimeout;
     this.session
       .call(
         "server_side_emit",
-        { namespace: this.nsp.name, payload: encodePayload(packet, this.options.parser), wants_ack: true, timeout_ms: timeout },
+        {
+          namespace: this.nsp.name,
+          payload: encodePayload(args, this.options.parser),
+          wants_ack: true,
+          timeout_ms: timeout,
+        },
         this.callTimeout(timeout),
       )
-      .then((reply: any) => {
-        const responses = reply.responses.map((payload: Buffer) => decodePayload(payload)[0]);
-        if (responses.length < reply.expected) {
-          ack(new Error(`timeout reached: only ${responses.length} responses received out of ${reply.expected}`), responses);
-        } else {
-          ack(null, responses);
-        }
-      })
-      .catch((error: Error) => ack(error, []));
+      .then(
+        (reply) => {
+          let responses: unknown[];
+          try {
+            responses = reply.responses.map((payload: Buffer) => decodePayload(payload)[0]);
+          } catch (error) {
+            const message = `serverSideEmit: an answer could not be read: ${(error as Error).message}`;
+            ack(new SiobridgeError(Status.INVALID_ARGUMENT, message), []);
+            return;
+          }
+          if (responses.length < reply.expected) {
+            const message = `timeout reached: only ${responses.length} responses received out of ${reply.expected}`;
+            ack(timeoutError(message, reply.missing), responses);
+          } else {
+            ack(null, responses);
+          }
+        },
+        (error: SiobridgeError) => ack(error, []),
+      );
   }
 
   // ------------------------------------------- work other servers ask of us
 
   /** A Command from the daemon for this namespace. */
-  onCommand(command: any): void {
-    const reply = (body: any) => this.session.reply({ command_id: command.id, ...body });
+  onCommand(command: Command): void {
+    const reply = (what: string, body: Omit<Reply, "command_id" | "attachment_id">) => {
+      const error = this.session.reply({ command_id: command.id, ...body });
+      if (error) {
+        this.options.onError(
+          new SiobridgeError(error.code, `could not answer ${what} in ${this.nsp.name}: ${error.message}`),
+        );
+      }
+    };
     const opts = fromProto(command.opts);
     switch (command.kind) {
       case "broadcast":
@@ -313,17 +385,17 @@ export class SiobridgeAdapter extends Adapter {
         return;
       case "broadcast_with_ack": {
         if (!opts) {
-          reply({ ack_count: 0 });
+          reply("a broadcast with ack", { ack_count: 0 });
           return;
         }
         const parser = this.options.parser;
         super.broadcastWithAck(
           this.decodePacket(command.broadcast_with_ack.packet),
           opts,
-          (count: number) => reply({ ack_count: count }),
+          (count: number) => reply("a broadcast with ack", { ack_count: count }),
           // socket.io calls acks with the answering socket as `this`.
-          function (this: any, ...args: any[]) {
-            reply({ ack: { sid: this?.id ?? "", value: encodeValue(args, parser) } });
+          function (this: { id?: string } | undefined, ...args: unknown[]) {
+            reply("a broadcast with ack", { ack: { sid: this?.id ?? "", value: encodeValue(args, parser) } });
           },
         );
         return;
@@ -339,60 +411,70 @@ export class SiobridgeAdapter extends Adapter {
         return;
       case "fetch_sockets": {
         if (!opts) {
-          reply({ sockets: { sockets: [] } });
+          reply("fetchSockets", { sockets: { sockets: [] } });
           return;
         }
-        super.fetchSockets(opts).then((sockets: any[]) => {
-          reply({
-            sockets: {
-              sockets: sockets.map((socket) => ({
-                id: socket.id,
-                rooms: [...socket.rooms],
-                handshake: encodeDetail(withoutReserved(socket.handshake)),
-                data: encodeDetail(socket.data),
-              })),
-            },
+        super
+          .fetchSockets(opts)
+          .then((sockets: SocketDetails[]) => {
+            reply("fetchSockets", {
+              sockets: {
+                sockets: sockets.map((socket) => ({
+                  id: socket.id,
+                  rooms: [...socket.rooms],
+                  handshake: encodeDetail(withoutReserved(socket.handshake)),
+                  data: encodeDetail(socket.data),
+                })),
+              },
+            });
+          })
+          .catch((error: Error) => {
+            const message = `could not answer fetchSockets in ${this.nsp.name}: ${error.message}`;
+            this.options.onError(new SiobridgeError(Status.INTERNAL, message));
           });
-        });
         return;
       }
       case "all_rooms":
-        reply({ rooms: { rooms: [...this.rooms.keys()] } });
+        reply("allRooms", { rooms: { rooms: [...this.rooms.keys()] } });
         return;
       case "server_side_emit": {
-        const args = decodePayload(command.server_side_emit.payload);
-        if (!command.server_side_emit.wants_ack) {
-          this.nsp._onServerSideEmit(args);
+        const emit = command.server_side_emit;
+        const args = decodePayload(emit.payload);
+        if (!emit.wants_ack) {
+          this.nsp._onServerSideEmit(args as [string, ...unknown[]]);
           return;
         }
         let answered = false;
         this.nsp._onServerSideEmit([
-          ...args,
+          ...(args as [string, ...unknown[]]),
           (response: unknown) => {
             if (answered) return;
             answered = true;
-            reply({ emit_reply: encodePayload([response], this.options.parser) });
+            reply("serverSideEmit", { emit_reply: encodePayload([response], this.options.parser) });
           },
         ]);
         return;
       }
+      default:
+        return; // a command of a newer API version
     }
   }
 
   // ------------------------------------------------------------- packets
 
-  private encodePacket(packet: any): any {
+  private encodePacket(packet: SocketIoPacket): Packet {
     const value = encodeValue(packet.data ?? [], this.options.parser);
     return {
       namespace: this.nsp.name,
-      type: value.attachments.length > 0 ? PACKET_BINARY_EVENT : packet.type ?? PACKET_EVENT,
+      // socket.io broadcasts events; binary arguments make them binary events.
+      type: value.attachments.length > 0 ? PACKET_BINARY_EVENT : PACKET_EVENT,
       data: value,
       ...(packet.id !== undefined ? { ack_id: String(packet.id) } : {}),
     };
   }
 
-  private decodePacket(packet: any): any {
-    return { type: PACKET_EVENT, data: decodeValue(packet.data), nsp: this.nsp.name };
+  private decodePacket(packet: Packet__Output | null): SocketIoPacket {
+    return { type: PACKET_EVENT, data: decodeValue(packet?.data), nsp: this.nsp.name };
   }
 
   private callTimeout(timeout?: number): number {
@@ -400,30 +482,19 @@ export class SiobridgeAdapter extends Adapter {
   }
 }
 
-function detectParser(server: any): Parser {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const defaultParser = require("socket.io-parser");
-    return !server?._parser || server._parser === defaultParser ? "json" : "msgpack";
-  } catch {
-    return "json";
-  }
-}
-
-function withoutReserved(handshake: any): any {
+function withoutReserved(handshake: unknown): unknown {
   if (!handshake || typeof handshake !== "object") return handshake;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(handshake)) if (!RESERVED_HANDSHAKE_KEYS.has(key)) out[key] = value;
   return out;
 }
 
-function partialError(missing: any, partial: unknown[]): Error {
-  const names = [...missing.nodes, ...missing.local_servers.map((s: string) => `server '${s}'`)];
-  const error = new Error(`timeout reached: no answer from ${names.join(", ")}`) as Error & {
-    missing: unknown;
-    partial: unknown[];
-  };
-  error.missing = missing;
+function isMissing(missing: Missing | null): missing is Missing {
+  return !!missing && missing.nodes.length + missing.local_servers.length > 0;
+}
+
+function partialError(missing: Missing, partial: unknown[]): SiobridgeError {
+  const error = timeoutError("timeout reached", missing, ": ");
   error.partial = partial;
   return error;
 }

@@ -9,11 +9,12 @@
 //   data array; no attachments.
 import * as notepack from "notepack.io";
 
-export type Parser = "json" | "msgpack";
+import type { Value__Output } from "./messages";
+import type { Parser } from "./parser";
 
-/** The Value message of the API (bridge.proto). */
+/** The Value message of the API (bridge.proto), as the adapter makes it. */
 export interface Value {
-  kind: number; // 0 = KIND_STR (JSON), 1 = KIND_BYTES (msgpack)
+  kind: 0 | 1; // 0 = KIND_STR (JSON), 1 = KIND_BYTES (msgpack)
   data: Buffer;
   attachments: Buffer[];
 }
@@ -75,7 +76,7 @@ export function encodeValue(items: unknown[], parser: Parser): Value {
 }
 
 /** Decodes a Value to its array of arguments, whichever parser made it. */
-export function decodeValue(value: Value | null | undefined): unknown[] {
+export function decodeValue(value: Value__Output | Value | null | undefined): unknown[] {
   if (!value) return [];
   const decoded =
     value.kind === KIND_BYTES

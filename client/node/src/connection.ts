@@ -7,16 +7,46 @@
 // Calls go on the stream, so the daemon applies them in the order they were
 // made. While the daemon is away (restart), calls wait in a bounded queue and
 // the stream reattaches with backoff, restoring every session's namespaces.
+// One call's failure stays that call's: a payload over the daemon's limit is
+// refused here before it is sent (StreamWriter), since the daemon would end
+// the whole stream for it.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { join } from "node:path";
 
+import { SiobridgeError, Status } from "./errors";
+import {
+  AckEvent,
+  oneof,
+  AnsweredKind,
+  answerOf,
+  CallAnswers,
+  CallKind,
+  CallRequest,
+  Command,
+  DaemonMessage,
+  DaemonMessage__Output,
+  payloadBytes,
+  Reply,
+  Result,
+  ServerMessage,
+} from "./messages";
+import { StreamWriter } from "./writer";
+
 const PROTO_PATH = join(__dirname, "..", "proto", "siobridge", "v1", "bridge.proto");
 
-// The Bridge service client, loaded once per process.
-let BridgeClient: grpc.ServiceClientConstructor | undefined;
-function bridgeClient(): grpc.ServiceClientConstructor {
-  if (!BridgeClient) {
+interface AttachCodec {
+  path: string;
+  serialize: (message: ServerMessage) => Buffer;
+  deserialize: (bytes: Buffer) => DaemonMessage;
+}
+
+// The Attach method's codec, loaded once per process. The adapter serializes
+// ServerMessages itself (to know their size before writing), so gRPC carries
+// them as bytes.
+let attachCodec: AttachCodec | undefined;
+function codec(): AttachCodec {
+  if (!attachCodec) {
     const definition = protoLoader.loadSync(PROTO_PATH, {
       keepCase: true,
       longs: String,
@@ -24,10 +54,15 @@ function bridgeClient(): grpc.ServiceClientConstructor {
       defaults: true,
       oneofs: true,
     });
-    const loaded = grpc.loadPackageDefinition(definition) as any;
-    BridgeClient = loaded.siobridge.v1.Bridge as grpc.ServiceClientConstructor;
+    const service = definition["siobridge.v1.Bridge"] as protoLoader.ServiceDefinition;
+    const attach = service.Attach as protoLoader.MethodDefinition<ServerMessage, DaemonMessage__Output>;
+    attachCodec = {
+      path: attach.path,
+      serialize: attach.requestSerialize,
+      deserialize: (bytes) => oneof(attach.responseDeserialize(bytes), "kind"),
+    };
   }
-  return BridgeClient;
+  return attachCodec;
 }
 
 export interface ConnectionOptions {
@@ -37,43 +72,87 @@ export interface ConnectionOptions {
   reconnectMaxDelay: number;
   /** Calls kept while the daemon is unreachable. */
   maxQueuedCalls: number;
-  onError: (error: Error) => void;
+  onError: (error: SiobridgeError) => void;
 }
 
 /** What a session does with the daemon's messages for it. */
 export interface SessionSink {
-  onCommand(command: any): void;
+  onCommand(command: Command): void;
   onAttached(nodeUid: string): void;
 }
 
-export class CallError extends Error {
-  constructor(message: string, readonly code: number) {
-    super(message);
-    this.name = "SiobridgeCallError";
+/** A call that answers, until it is settled (answered, failed, timed out or cancelled). */
+interface Pending {
+  readonly kind: AnsweredKind;
+  /** Handles a Result of this call; true once it settled the call. */
+  receive(result: Result): boolean;
+  fail(error: SiobridgeError): void;
+}
+
+class PendingCall<K extends AnsweredKind> implements Pending {
+  private settled = false;
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor(
+    readonly kind: K,
+    private readonly resolve: (answer: CallAnswers[K]) => void,
+    private readonly reject: (error: SiobridgeError) => void,
+    private readonly onEvent?: (event: AckEvent) => void,
+  ) {}
+
+  /** Runs `cleanup` when the call settles (forgets its ref, timer, session entry). */
+  onSettled(cleanup: () => void): void {
+    if (this.settled) cleanup();
+    else this.cleanups.push(cleanup);
+  }
+
+  receive(result: Result): boolean {
+    if (this.settled) return true;
+    const answer = answerOf(this.kind, result);
+    if (answer !== undefined) {
+      this.settle();
+      this.resolve(answer);
+      return true;
+    }
+    if (result.kind === "ack_event") {
+      this.onEvent?.(oneof(result.ack_event, "kind"));
+      return false;
+    }
+    this.fail(
+      new SiobridgeError(Status.INTERNAL, `siobridged answered a ${this.kind} call with ${result.kind ?? "no result"}`),
+    );
+    return true;
+  }
+
+  fail(error: SiobridgeError): void {
+    if (this.settled) return;
+    this.settle();
+    this.reject(error);
+  }
+
+  private settle(): void {
+    this.settled = true;
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
   }
 }
 
-interface PendingCall {
-  resolve: (result: any) => void;
-  reject: (error: Error) => void;
-  onEvent?: (event: any) => void;
-  timer?: NodeJS.Timeout;
-  // Set once sent: removes it from the calls awaiting a Result.
-  forget?: () => void;
-}
-
-interface QueuedCall {
-  kind: string;
-  request: any;
-  wantResult: boolean;
-  pending?: PendingCall;
+/** A call on its way: queued until its session is attached, then sent. */
+interface OutgoingCall {
+  kind: CallKind;
+  /** Bytes of event data, as the daemon counts them against max_message_bytes. */
+  payload: number;
+  message(ref: string, attachmentId: string): ServerMessage;
+  /** Absent for calls that answer only when they fail. */
+  pending?: Pending & { onSettled(cleanup: () => void): void };
 }
 
 export class Session {
   attachmentId: string | undefined;
   nodeUid: string | undefined;
   readonly namespaces = new Set<string>();
-  readonly queue: QueuedCall[] = [];
+  readonly queue: OutgoingCall[] = [];
+  /** Calls of this session waiting for an answer, queued or sent: settled at close. */
+  readonly pending = new Set<Pending>();
 
   constructor(
     readonly connection: Connection,
@@ -85,46 +164,75 @@ export class Session {
   joinNamespace(ns: string): void {
     if (this.namespaces.has(ns)) return;
     this.namespaces.add(ns);
-    if (this.attachmentId) this.connection.write({ join_namespace: { namespace: ns, attachment_id: this.attachmentId } });
+    if (!this.attachmentId) return; // the Hello or the Welcome's catch-up joins it
+    this.connection.write({ join_namespace: { namespace: ns, attachment_id: this.attachmentId } });
   }
 
   leaveNamespace(ns: string): void {
     if (!this.namespaces.delete(ns)) return;
-    if (this.attachmentId) this.connection.write({ leave_namespace: { namespace: ns, attachment_id: this.attachmentId } });
-  }
-
-  /** Answers a Command (dropped if the stream it came on is gone). */
-  reply(reply: any): void {
     if (!this.attachmentId) return;
-    this.connection.write({ reply: { ...reply, attachment_id: this.attachmentId } });
+    this.connection.write({ leave_namespace: { namespace: ns, attachment_id: this.attachmentId } });
   }
 
   /**
-   * A call that answers (queries, broadcast with ack): resolves with its Result,
-   * or rejects with a CallError or after `timeoutMs`.
+   * Answers a Command (dropped if the stream it came on is gone). Returns an
+   * error when the answer is larger than the daemon accepts: it is not sent.
    */
-  call(kind: string, request: any, timeoutMs: number, onEvent?: (event: any) => void): Promise<any> {
+  reply(reply: Reply): SiobridgeError | undefined {
+    if (!this.attachmentId) return undefined;
+    return this.connection.write({ reply: { ...reply, attachment_id: this.attachmentId } });
+  }
+
+  /**
+   * A call that answers (queries, broadcast with ack): resolves with its
+   * answer, or rejects with a SiobridgeError (the daemon's, or
+   * DEADLINE_EXCEEDED after `timeoutMs`, or CANCELLED at close).
+   */
+  call<K extends AnsweredKind>(
+    kind: K,
+    request: CallRequest<K>,
+    timeoutMs: number,
+    onEvent?: (event: AckEvent) => void,
+  ): Promise<CallAnswers[K]> {
     return new Promise((resolve, reject) => {
-      const pending: PendingCall = { resolve, reject, onEvent };
+      const pending = new PendingCall(kind, resolve, reject, onEvent);
+      this.pending.add(pending);
+      pending.onSettled(() => this.pending.delete(pending));
       // The deadline covers the time a call waits for the daemon too.
-      pending.timer = setTimeout(() => {
-        pending.forget?.();
-        const reject = pending.reject;
-        pending.resolve = pending.reject = () => {};
-        reject(new Error(`siobridged did not answer ${kind} within ${timeoutMs} ms`));
+      const timer = setTimeout(() => {
+        pending.fail(
+          new SiobridgeError(Status.DEADLINE_EXCEEDED, `siobridged did not answer ${kind} within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
-      this.connection.send(this, { kind, request, wantResult: true, pending });
+      pending.onSettled(() => clearTimeout(timer));
+      this.connection.send(this, outgoing(kind, request, true, pending));
     });
   }
 
-  /** A call that answers only when it fails (broadcast, socket changes): reported through onError. */
-  send(kind: string, request: any): void {
-    this.connection.send(this, { kind, request, wantResult: false });
+  /** A call whose answer nobody waits for: only its failure is reported, through onError. */
+  send<K extends CallKind>(kind: K, request: CallRequest<K>): void {
+    this.connection.send(this, outgoing(kind, request, false));
   }
 
   close(): void {
     this.connection.unregister(this);
   }
+}
+
+function outgoing<K extends CallKind>(
+  kind: K,
+  request: CallRequest<K>,
+  wantResult: boolean,
+  pending?: OutgoingCall["pending"],
+): OutgoingCall {
+  return {
+    kind,
+    payload: payloadBytes(kind, request),
+    message: (ref, attachmentId) => ({
+      call: { ref, attachment_id: attachmentId, want_result: wantResult, [kind]: request },
+    }),
+    pending,
+  };
 }
 
 export class Connection {
@@ -140,11 +248,13 @@ export class Connection {
   }
 
   private client: grpc.Client | undefined;
-  private stream: grpc.ClientDuplexStream<any, any> | undefined;
+  private stream: grpc.ClientDuplexStream<Buffer, DaemonMessage> | undefined;
+  private readonly writer = new StreamWriter((message) => codec().serialize(message));
   private readonly sessions = new Map<string, Session>();
   private readonly byAttachment = new Map<string, Session>();
-  private readonly pending = new Map<string, PendingCall>();
-  private commands: { session: Session; command: any }[] = [];
+  private readonly pending = new Map<string, Pending>();
+  private commands: { session: Session; command: Command }[] = [];
+  private maxMessageBytes: number | undefined;
   private nextRef = 1;
   private nextSession = 1;
   private reconnectDelay: number;
@@ -165,70 +275,101 @@ export class Connection {
     return session;
   }
 
+  /** Detaches a Server: its calls still waiting for an answer fail at once with CANCELLED. */
   unregister(session: Session): void {
     if (!this.sessions.delete(session.clientRef)) return;
     if (session.attachmentId) {
       this.write({ detach: { attachment_id: session.attachmentId } });
       this.byAttachment.delete(session.attachmentId);
+      session.attachmentId = undefined;
     }
-    for (const queued of session.queue) queued.pending?.reject(new Error("the adapter was closed"));
     session.queue.length = 0;
+    for (const pending of [...session.pending]) {
+      pending.fail(new SiobridgeError(Status.CANCELLED, `${pending.kind} cancelled: the adapter was closed`));
+    }
     if (this.sessions.size === 0) this.shutdown();
   }
 
   /** Sends a call now if the session is attached, else queues it. */
-  send(session: Session, call: QueuedCall): void {
+  send(session: Session, call: OutgoingCall): void {
     if (session.attachmentId && this.stream) {
       this.transmit(session, call);
       return;
     }
     if (session.queue.length >= this.options.maxQueuedCalls) {
-      const error = new Error(
-        `siobridged is unreachable at ${this.options.address}: ${session.queue.length} calls are waiting`,
+      this.refuse(
+        call,
+        new SiobridgeError(
+          Status.UNAVAILABLE,
+          `siobridged is unreachable at ${this.options.address}: ${session.queue.length} calls are waiting`,
+        ),
       );
-      if (call.pending) this.settle(call.pending, () => call.pending!.reject(error));
-      else this.options.onError(error);
       return;
     }
     session.queue.push(call);
+    call.pending?.onSettled(() => {
+      const index = session.queue.indexOf(call);
+      if (index >= 0) session.queue.splice(index, 1);
+    });
   }
 
-  write(message: any): void {
-    this.stream?.write(message);
+  /** Queues a message on the stream; an error when it is too large to send. */
+  write(message: ServerMessage): SiobridgeError | undefined {
+    return this.writer.enqueue(message);
   }
 
-  private transmit(session: Session, call: QueuedCall): void {
+  private refuse(call: OutgoingCall, error: SiobridgeError): void {
+    if (call.pending) call.pending.fail(error);
+    else this.options.onError(error);
+  }
+
+  private transmit(session: Session, call: OutgoingCall): void {
+    if (this.maxMessageBytes !== undefined && call.payload > this.maxMessageBytes) {
+      this.refuse(
+        call,
+        new SiobridgeError(
+          Status.RESOURCE_EXHAUSTED,
+          `${call.kind}: payload of ${call.payload} bytes exceeds max_message_bytes (${this.maxMessageBytes}) ` +
+            `of siobridged: not sent`,
+        ),
+      );
+      return;
+    }
     const ref = String(this.nextRef++);
     if (call.pending) {
-      this.pending.set(ref, call.pending);
-      call.pending.forget = () => this.pending.delete(ref);
+      const pending = call.pending;
+      this.pending.set(ref, pending);
+      pending.onSettled(() => this.pending.delete(ref));
     }
-    this.write({
-      call: { ref, attachment_id: session.attachmentId, want_result: call.wantResult, [call.kind]: call.request },
-    });
+    const error = this.write(call.message(ref, session.attachmentId!));
+    if (error) this.refuse(call, new SiobridgeError(error.code, `${call.kind}: ${error.message}`));
   }
 
   private open(): void {
     if (this.closed || this.sessions.size === 0) return;
     if (!this.client) {
-      const Client = bridgeClient();
       const target = this.options.address.startsWith("/") ? `unix:${this.options.address}` : this.options.address;
-      this.client = new Client(target, grpc.credentials.createInsecure(), {
-        "grpc.max_receive_message_length": 64 << 20,
-        "grpc.max_send_message_length": 64 << 20,
+      this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+        // The adapter checks sizes itself (StreamWriter), message by message:
+        // gRPC's limits would end the shared stream instead of one call.
+        "grpc.max_receive_message_length": -1,
+        "grpc.max_send_message_length": -1,
         "grpc.initial_reconnect_backoff_ms": this.options.reconnectMinDelay,
         "grpc.max_reconnect_backoff_ms": this.options.reconnectMaxDelay,
       });
     }
     // Wait for the daemon rather than fail while it is (re)starting.
     const metadata = new grpc.Metadata({ waitForReady: true });
-    const stream: grpc.ClientDuplexStream<any, any> = (this.client as any).Attach(metadata);
+    const { path, deserialize } = codec();
+    const stream = this.client.makeBidiStreamRequest(path, (bytes: Buffer) => bytes, deserialize, metadata, {});
     this.stream = stream;
-    stream.on("data", (message: any) => this.onMessage(message));
+    this.writer.attach(stream);
+    stream.on("data", (message: DaemonMessage) => this.onMessage(message));
     stream.on("error", (error: grpc.ServiceError) => {
-      if (error.code !== grpc.status.CANCELLED || !this.closed) {
-        this.options.onError(new Error(`siobridged stream: ${error.details || error.message}`));
-      }
+      if (error.code === Status.CANCELLED && this.closed) return;
+      this.options.onError(
+        new SiobridgeError(error.code, `siobridged ended the Attach stream: ${error.details || error.message}`),
+      );
     });
     // "status" comes once when the call ends, however it ends; "close" needs
     // our side ended too, which a lost daemon does not do.
@@ -238,65 +379,74 @@ export class Connection {
   }
 
   private hello(session: Session): void {
-    this.write({ hello: { name: session.name, namespaces: [...session.namespaces], client_ref: session.clientRef } });
+    const error = this.write({
+      hello: { name: session.name, namespaces: [...session.namespaces], client_ref: session.clientRef },
+    });
+    if (error) {
+      this.options.onError(new SiobridgeError(error.code, `server '${session.name}' cannot attach: ${error.message}`));
+    }
   }
 
-  private onMessage(message: any): void {
+  private onMessage(message: DaemonMessage): void {
     switch (message.kind) {
       case "welcome": {
-        const session = this.sessions.get(message.welcome.client_ref);
-        if (!session) return;
-        session.attachmentId = message.welcome.attachment_id;
-        session.nodeUid = message.welcome.node_uid;
-        this.byAttachment.set(session.attachmentId!, session);
+        const welcome = message.welcome;
+        const session = this.sessions.get(welcome.client_ref);
+        if (!session || session.attachmentId !== undefined) {
+          // Its Server closed while the Hello was on its way: leave no server
+          // behind in the cluster's counts.
+          this.write({ detach: { attachment_id: welcome.attachment_id } });
+          return;
+        }
+        session.attachmentId = welcome.attachment_id;
+        session.nodeUid = welcome.node_uid;
+        this.maxMessageBytes = Number(welcome.max_message_bytes);
+        this.writer.setMaxMessageBytes(this.maxMessageBytes);
+        this.byAttachment.set(welcome.attachment_id, session);
         this.reconnectDelay = this.options.reconnectMinDelay;
         // Namespaces joined while the Hello was on its way (joining twice is a
         // no-op), before the calls that were waiting for the attachment.
         for (const ns of session.namespaces) {
-          this.write({ join_namespace: { namespace: ns, attachment_id: session.attachmentId } });
+          this.write({ join_namespace: { namespace: ns, attachment_id: welcome.attachment_id } });
         }
-        session.sink.onAttached(session.nodeUid!);
-        const queued = session.queue.splice(0);
-        for (const call of queued) this.transmit(session, call);
+        session.sink.onAttached(welcome.node_uid);
+        for (const call of session.queue.splice(0)) this.transmit(session, call);
         return;
       }
       case "command": {
         // Applied together once this turn of the event loop has read what
         // arrived: the sockets' writes of many commands then leave in one
         // system call per client instead of one per command. Order is kept.
-        const session = this.byAttachment.get(message.command.attachment_id);
+        const command = oneof(message.command, "kind");
+        const session = this.byAttachment.get(command.attachment_id);
         if (!session) return;
-        this.commands.push({ session, command: message.command });
+        this.commands.push({ session, command });
         if (this.commands.length === 1) setImmediate(() => this.applyCommands());
         return;
       }
       case "result": {
-        const result = message.result;
+        const result = oneof(message.result, "kind");
         const pending = this.pending.get(result.ref);
-        if (result.status_code !== 0) {
-          const error = new CallError(result.status_message, result.status_code);
-          if (pending) {
-            this.pending.delete(result.ref);
-            this.settle(pending, () => pending.reject(error));
-          } else {
-            this.options.onError(error);
-          }
+        if (result.status_code !== Status.OK) {
+          const error = new SiobridgeError(result.status_code, result.status_message);
+          if (pending) pending.fail(error);
+          else this.options.onError(error);
           return;
         }
-        if (!pending) return;
-        if (result.kind === "ack_event") {
-          pending.onEvent?.(result.ack_event);
-          if (result.ack_event.kind !== "done") return;
-        }
-        this.pending.delete(result.ref);
-        this.settle(pending, () => pending.resolve(result[result.kind]));
+        pending?.receive(result);
         return;
       }
-      case "namespace_error":
+      case "namespace_error": {
+        const refused = message.namespace_error;
+        // NamespaceError carries no status code: a refused namespace change
+        // leaves the server unable to use that namespace.
         this.options.onError(
-          new Error(`namespace ${message.namespace_error.namespace}: ${message.namespace_error.message}`),
+          new SiobridgeError(Status.FAILED_PRECONDITION, `namespace ${refused.namespace}: ${refused.message}`),
         );
         return;
+      }
+      default:
+        return; // a message of a newer API version
     }
   }
 
@@ -309,20 +459,17 @@ export class Connection {
     }
   }
 
-  private settle(pending: PendingCall, outcome: () => void): void {
-    if (pending.timer) clearTimeout(pending.timer);
-    outcome();
-  }
-
-  private onClosed(stream: grpc.ClientDuplexStream<any, any>): void {
+  private onClosed(stream: grpc.ClientDuplexStream<Buffer, DaemonMessage>): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
+    this.writer.attach(undefined);
     this.byAttachment.clear();
     for (const session of this.sessions.values()) session.attachmentId = undefined;
     // Calls already sent may or may not have been applied: queries fail now,
     // rather than at their timeout.
-    const lost = new Error("the connection to siobridged was lost");
-    for (const pending of this.pending.values()) this.settle(pending, () => pending.reject(lost));
+    for (const pending of [...this.pending.values()]) {
+      pending.fail(new SiobridgeError(Status.UNAVAILABLE, `${pending.kind}: the connection to siobridged was lost`));
+    }
     this.pending.clear();
     if (this.closed || this.sessions.size === 0) return;
     this.reconnectTimer = setTimeout(() => {
@@ -335,6 +482,8 @@ export class Connection {
   private shutdown(): void {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.writer.flush(true);
+    this.writer.attach(undefined);
     this.stream?.end();
     this.stream?.cancel();
     this.stream = undefined;

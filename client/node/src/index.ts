@@ -5,18 +5,22 @@
 //   import { Server } from "socket.io";
 //   import { createAdapter } from "@siobridge/socket.io-adapter";
 //   const io = new Server(3000, { adapter: createAdapter() });
-import { SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress } from "./adapter";
+import type { Namespace } from "socket.io";
 
-export { SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress };
-export { CallError } from "./connection";
+import { Parser, SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress } from "./adapter";
+import { SiobridgeError, Status } from "./errors";
+
+export { SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress, Parser, SiobridgeError, Status };
+/** The former name of SiobridgeError. */
+export { SiobridgeError as CallError };
 
 /** What createAdapter returns: an Adapter constructor taking the namespace. */
-export type SiobridgeAdapterConstructor = new (nsp: any) => SiobridgeAdapter;
+export type SiobridgeAdapterConstructor = new (nsp: Namespace) => SiobridgeAdapter;
 
 /** The adapter constructor for `io.adapter(...)` or `new Server({ adapter })`. */
 export function createAdapter(options: SiobridgeAdapterOptions = {}): SiobridgeAdapterConstructor {
   return class extends SiobridgeAdapter {
-    constructor(nsp: any) {
+    constructor(nsp: Namespace) {
       super(nsp, options);
     }
   };

@@ -265,6 +265,7 @@ describe("edge cases on one daemon", () => {
       assert.deepEqual(await heard.next(), [[1]]);
       assert.equal(server.errors.length, 1);
       assert.match(server.errors[0].message, /skipped a broadcast command in \/: .*JSON/);
+      assert.equal(server.errors[0].code, 3); // INVALID_ARGUMENT
     } finally {
       await server.stop();
     }

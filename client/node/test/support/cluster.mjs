@@ -21,14 +21,15 @@ export class ServerProcess {
       env: { ...process.env, SIOBRIDGE_TEST_SERVER: JSON.stringify(this.options) },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    const ready = new Promise((done) => {
+    const ready = new Promise((done, fail) => {
       this.child.on("message", (m) => {
         if (m.event === "ready") done();
+        if (m.event === "startup-error") fail(Object.assign(new Error(m.message), { code: m.code, codeName: m.codeName }));
         if (m.event === "adapter-error") this.errors.push(m);
         if (m.id && this.pending.has(m.id)) {
           const { resolve, reject } = this.pending.get(m.id);
           this.pending.delete(m.id);
-          if (m.error) reject(new Error(m.error));
+          if (m.error) reject(Object.assign(new Error(m.error), { code: m.code }));
           else resolve(m.result);
         }
       });
@@ -47,9 +48,9 @@ export class ServerProcess {
   }
 
   /** A socket.io-client connected to this process's server `index`. */
-  async client({ index = 0, ns = "/", rooms = [], user = undefined, parser = undefined } = {}) {
+  async client({ index = 0, ns = "/", rooms = [], user = undefined, parser = undefined, padding = undefined } = {}) {
     const socket = connect(`http://127.0.0.1:${this.ports[index]}${ns}`, {
-      auth: { rooms, user },
+      auth: { rooms, user, ...(padding ? { padding } : {}) },
       transports: ["websocket"],
       forceNew: true,
       reconnection: false,
@@ -67,6 +68,11 @@ export class ServerProcess {
     const exited = new Promise((done) => this.child.once("exit", done));
     this.child.kill("SIGTERM");
     await exited;
+  }
+
+  /** The adapter errors reported so far with `code`, waiting for the first. */
+  async errorWith(code, timeoutMs = 15000) {
+    return eventually(() => this.errors.find((e) => e.code === code), timeoutMs, `an adapter error with code ${code}`);
   }
 }
 
@@ -133,4 +139,13 @@ export async function startDaemons(kind, mongoDatabase) {
   const second = await new Daemon(args).start();
   await eventually(async () => (await second.status()).bus_state === "ready", 30000, "second daemon's bus ready");
   return [first, second];
+}
+
+/** Runs `body` with the given processes (or raw attachments), stopping them however it ends. */
+export async function using(things, body) {
+  try {
+    return await body(...things);
+  } finally {
+    for (const thing of things) await (thing.stop ? thing.stop() : thing.close());
+  }
 }

@@ -35,7 +35,11 @@ export class Daemon {
       { stdio: ["ignore", log, log], env: { ...process.env, ASAN_OPTIONS: "detect_leaks=0" } },
     );
     this.exited = new Promise((done) => this.process.once("exit", (code, signal) => done({ code, signal })));
-    await this.status(30000);
+    const exitedEarly = this.exited.then(({ code, signal }) => {
+      throw new Error(`siobridged exited at start (${signal ?? code}): ${this.log().trim()}`);
+    });
+    await Promise.race([this.status(30000), exitedEarly]);
+    exitedEarly.catch(() => {});
     return this;
   }
 

@@ -1,35 +1,63 @@
 // A socket.io server in its own process, with the siobridge adapter, driven by
 // the test over IPC: every message {id, op, ...} is answered {id, result} or
 // {id, error}.
+const { existsSync } = require("node:fs");
 const { Server } = require("socket.io");
 const { createAdapter } = require("../../dist");
 
 const options = JSON.parse(process.env.SIOBRIDGE_TEST_SERVER);
+if (options.separateParserCopy) {
+  // As when the app's socket.io has its own copy of socket.io-parser: the
+  // adapter's require() then yields another module than the Server's parser.
+  delete require.cache[require.resolve("socket.io-parser")];
+}
 const errors = [];
 const adapterOptions = {
   address: options.address,
+  name: options.label,
   requestsTimeout: options.requestsTimeout ?? 3000,
   reconnect: { minDelay: 50, maxDelay: 500 },
+  ...(options.adapterParser ? { parser: options.adapterParser } : {}),
   onError: (error) => {
     errors.push(`${error.message}`);
-    process.send?.({ event: "adapter-error", message: error.message, code: error.code });
+    process.send?.({ event: "adapter-error", message: error.message, code: error.code, codeName: error.codeName });
   },
 };
-const parser = options.parser === "msgpack" ? require("socket.io-msgpack-parser") : undefined;
+
+// A parser whose output is neither JSON text nor msgpack (base64 of the JSON
+// text): the adapter cannot tell which encoding the app's data is in.
+const opaqueParser = {
+  protocol: 5,
+  Encoder: class {
+    encode(packet) {
+      return [Buffer.from(`${packet.type}${JSON.stringify(packet.data ?? null)}`).toString("base64")];
+    }
+  },
+  Decoder: require("socket.io-parser").Decoder,
+};
+const parser =
+  options.parser === "msgpack" ? require("socket.io-msgpack-parser") : options.parser === "opaque" ? opaqueParser : undefined;
 
 // One or more socket.io Servers in this process (they share one Attach stream).
 const servers = [];
-for (let i = 0; i < (options.servers ?? 1); i++) {
-  const io = new Server({ adapter: createAdapter(adapterOptions), ...(parser ? { parser } : {}) });
-  io.listen(0);
-  servers.push(io);
+try {
+  for (let i = 0; i < (options.servers ?? 1); i++) {
+    const io = new Server({ adapter: createAdapter(adapterOptions), ...(parser ? { parser } : {}) });
+    io.listen(0);
+    servers.push(io);
+  }
+  // Closed at once, before the daemon could answer its Hello.
+  for (const index of options.closeAtStart ?? []) servers[index].close();
+} catch (error) {
+  process.send({ event: "startup-error", message: error.message, code: error.code, codeName: error.codeName });
+  process.exit(1);
 }
 
 const received = []; // server-side emits received
 function setUp(nsp) {
   nsp.on("connection", (socket) => {
     const auth = socket.handshake.auth ?? {};
-    socket.data = { user: auth.user, label: options.label };
+    socket.data = { user: auth.user, label: options.label, ...(auth.padding ? { padding: "x".repeat(auth.padding) } : {}) };
     for (const room of auth.rooms ?? []) socket.join(room);
     socket.on("shout", (...args) => socket.broadcast.emit("heard", ...args));
   });
@@ -37,6 +65,15 @@ function setUp(nsp) {
   nsp.on("server-ping", (...args) => {
     const callback = args.pop();
     if (options.silentServerSideEmit) return; // never answers
+    if (options.closeOnServerSideEmit) {
+      // Leaves the cluster instead of answering.
+      for (const io of servers) io.close();
+      return;
+    }
+    if (options.serverSideEmitDelay) {
+      setTimeout(() => callback(`pong from ${options.label}`), options.serverSideEmitDelay);
+      return;
+    }
     callback(`pong from ${options.label}`);
   });
 }
@@ -57,8 +94,13 @@ function operator(nsp, m) {
 }
 
 function revive(args) {
-  // {"$binary": "base64"} stands for a Buffer in messages from the test.
-  return (args ?? []).map((a) => (a && typeof a === "object" && a.$binary ? Buffer.from(a.$binary, "base64") : a));
+  // {"$binary": "base64"} stands for a Buffer in messages from the test,
+  // {"$repeat": n} for a string of n characters.
+  return (args ?? []).map((a) => {
+    if (a && typeof a === "object" && a.$binary) return Buffer.from(a.$binary, "base64");
+    if (a && typeof a === "object" && a.$repeat) return "x".repeat(a.$repeat);
+    return a;
+  });
 }
 
 function describe(value) {
@@ -68,21 +110,37 @@ function describe(value) {
   return value;
 }
 
+/** An error as the test sees it: message, code and what the adapter attached. */
+function failure(error) {
+  return {
+    error: error.message,
+    code: error.code,
+    codeName: error.codeName,
+    missing: error.missing,
+    responses: describe(error.responses ?? null),
+  };
+}
+
+// Operations started by "start" and awaited by "outcome": what a call does
+// while something else happens (a close, a restart).
+const started = new Map();
+
 const handlers = {
-  ports: () => servers.map((s) => s.httpServer.address().port),
+  ports: () => servers.map((s) => s.httpServer.address()?.port ?? null),
   of: (m) => {
     for (const server of servers) setUp(server.of(m.ns));
     return true;
   },
   emit: (m) => {
-    operator(io(m.server).of(m.ns ?? "/"), m).emit(m.event, ...revive(m.args));
+    const args = revive(m.args);
+    for (let i = 0; i < (m.times ?? 1); i++) operator(io(m.server).of(m.ns ?? "/"), m).emit(m.event, ...args);
     return true;
   },
   emitWithAck: async (m) => {
     try {
       return { responses: describe(await operator(io(m.server).of(m.ns ?? "/"), m).emitWithAck(m.event, ...revive(m.args))) };
     } catch (error) {
-      return { error: error.message, responses: describe(error.responses ?? null) };
+      return failure(error);
     }
   },
   emitWithAckCallback: (m) =>
@@ -132,8 +190,25 @@ const handlers = {
     try {
       return { responses: await io(m.server).of(m.ns ?? "/").serverSideEmitWithAck(m.event, ...revive(m.args)) };
     } catch (error) {
-      return { error: error.message, responses: error.responses ?? null };
+      return failure(error);
     }
+  },
+  start: (m) => {
+    const run = handlers[m.call](m.params ?? {});
+    // A failure comes as {error, code, ...} whether the operation threw or reported it.
+    const settled = Promise.resolve(run).then(
+      (result) => (result && typeof result === "object" && "error" in result ? result : { result }),
+      (error) => failure(error),
+    );
+    started.set(m.key, settled);
+    return true;
+  },
+  outcome: (m) => started.get(m.key),
+  block: (m) => {
+    // Stops reading everything (event loop included) until the test creates `m.until`.
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    while (!existsSync(m.until)) Atomics.wait(pause, 0, 0, 20);
+    return true;
   },
   allRooms: async (m) => [...(await io(m.server).of(m.ns ?? "/").adapter.allRooms())].sort(),
   received: () => received,
@@ -150,7 +225,7 @@ process.on("message", async (m) => {
     const result = await handlers[m.op](m);
     process.send({ id: m.id, result });
   } catch (error) {
-    process.send({ id: m.id, error: error.message });
+    process.send({ id: m.id, error: error.message, code: error.code });
   }
 });
 process.send({ event: "ready" });

@@ -1,0 +1,60 @@
+// A server attached to a daemon by hand, over a raw Attach stream: it sees the
+// Commands exactly as the daemon sends them (as a socketioxide node or another
+// language's adapter would) and answers only what a test tells it to.
+import * as grpc from "@grpc/grpc-js";
+
+export class RawAttachment {
+  constructor(daemon, { name = "raw", namespaces = ["/"] } = {}) {
+    this.commands = [];
+    this.waiters = [];
+    this.client = daemon.client();
+    this.stream = this.client.Attach(new grpc.Metadata({ waitForReady: true }));
+    this.stream.on("error", () => {});
+    this.welcome = new Promise((resolve, reject) => {
+      this.stream.on("data", (message) => {
+        if (message.kind === "welcome") {
+          this.attachmentId = message.welcome.attachment_id;
+          resolve(message.welcome);
+        } else if (message.kind === "command") {
+          this.commands.push(message.command);
+          this.waiters.splice(0).forEach((wake) => wake());
+        }
+      });
+      this.stream.on("status", (status) => reject(new Error(`attach ended: ${status.details}`)));
+    });
+    this.stream.write({ hello: { name, namespaces, client_ref: "raw" } });
+  }
+
+  async attached() {
+    await this.welcome;
+    return this;
+  }
+
+  /** The next Command of `kind` (those already received count). */
+  async command(kind, timeoutMs = 15000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.commands.findIndex((c) => c.kind === kind);
+      if (index >= 0) return this.commands.splice(index, 1)[0];
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${kind} command within ${timeoutMs} ms`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  reply(reply) {
+    this.stream.write({ reply: { ...reply, attachment_id: this.attachmentId } });
+  }
+
+  close() {
+    this.stream.end();
+    this.stream.cancel();
+    this.client.close();
+  }
+}
