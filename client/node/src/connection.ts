@@ -153,6 +153,14 @@ export class Session {
   readonly queue: OutgoingCall[] = [];
   /** Calls of this session waiting for an answer, queued or sent: settled at close. */
   readonly pending = new Set<Pending>();
+  /**
+   * The position of the last command applied that came through MongoDB. After
+   * a daemon restart the daemon delivers again what it may not have delivered
+   * before it died; what this server already applied is skipped.
+   */
+  lastPosition = "";
+  /** Commands skipped as repeats, for tests and diagnostics. */
+  repeatsSkipped = 0;
 
   constructor(
     readonly connection: Connection,
@@ -420,6 +428,14 @@ export class Connection {
         const command = oneof(message.command, "kind");
         const session = this.byAttachment.get(command.attachment_id);
         if (!session) return;
+        if (command.position) {
+          // Positions are fixed-width hex: text order is delivery order.
+          if (command.position <= session.lastPosition) {
+            session.repeatsSkipped += 1;
+            return;
+          }
+          session.lastPosition = command.position;
+        }
         this.commands.push({ session, command });
         if (this.commands.length === 1) setImmediate(() => this.applyCommands());
         return;
