@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from support.daemon import start_daemons  # noqa: E402
+from support.daemon import eventually, start_daemons  # noqa: E402
 from support.peers import NodeClients, ServerPeer, python_client  # noqa: E402
 
 TEST_TIMEOUT = 90
@@ -48,10 +48,19 @@ class Cluster:
         self.clients = []
 
     async def start(self):
-        self.daemons = await start_daemons(self.kind, f"siobridge_py_test_{secrets.token_hex(5)}")
-        self.node = await ServerPeer("node", self.daemons[0].address, "node").start()
-        self.py = await ServerPeer("python", self.daemons[1].address, "py").start()
+        # Long cluster timeouts: a server that does not answer shows as a
+        # test that runs into its deadline, not as a quietly partial result.
+        self.daemons = await start_daemons(
+            self.kind, f"siobridge_py_test_{secrets.token_hex(5)}", request_timeout="30s"
+        )
+        self.node = await ServerPeer("node", self.daemons[0].address, "node", requestsTimeout=30000).start()
+        self.py = await ServerPeer("python", self.daemons[1].address, "py", requestsTimeout=30000).start()
         self.node_clients = await NodeClients("node-clients").start()
+
+        async def both_counted():
+            return await self.node.do("serverCount") == 2 and await self.py.do("serverCount") == 2
+
+        await eventually(both_counted, 30, "both servers counted")
 
     async def python_client(self, server, **options):
         client = await python_client(server, **options)

@@ -213,10 +213,11 @@ class AsyncSiobridgeManager(socketio.AsyncManager):
             )
         self._record_auth(server)
         try:
-            asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # attaches in start(), initialize() or the first operation
-        self._ensure_started()
+        # Once the server is built and its handlers registered: their namespaces are joined.
+        loop.call_soon(self._ensure_started)
 
     def initialize(self):
         super().initialize()
@@ -302,9 +303,10 @@ class AsyncSiobridgeManager(socketio.AsyncManager):
         names = ["/"] + self._extra_namespaces
         server = self.server
         if server is not None:
-            if isinstance(server.namespaces, (list, tuple)):
-                names += list(server.namespaces)
-            names += list(server.handlers) + list(server.namespace_handlers)
+            declared = getattr(server, "namespaces", None)
+            if isinstance(declared, (list, tuple)):
+                names += list(declared)
+            names += list(getattr(server, "handlers", {})) + list(getattr(server, "namespace_handlers", {}))
         return [name for i, name in enumerate(names) if name and name not in names[:i]]
 
     def _use(self, namespace):

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 
 import socketio
@@ -42,7 +43,9 @@ def binary(data):
 
 
 class PeerError(Exception):
-    pass
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
 
 
 class Peer:
@@ -84,7 +87,7 @@ class Peer:
                 future = self.pending.pop(message["id"])
                 if not future.done():
                     if message.get("error") is not None:
-                        future.set_exception(PeerError(f"{self.label}: {message['error']}"))
+                        future.set_exception(PeerError(f"{self.label}: {message['error']}", message.get("code")))
                     else:
                         future.set_result(message.get("result"))
             elif "event" in message:
@@ -97,14 +100,15 @@ class Peer:
             if not future.done():
                 future.set_exception(PeerError(f"{self.label} exited"))
 
-    async def do(self, op, timeout=30, **args):
+    async def do(self, op, wait=30, **args):
+        """Runs `op` in the process; `wait`: seconds to wait for its answer."""
         message_id = self.next_id
         self.next_id += 1
         future = asyncio.get_running_loop().create_future()
         self.pending[message_id] = future
         self.writer.write((json.dumps({"id": message_id, "op": op, **args}) + "\n").encode())
         await self.writer.drain()
-        return await asyncio.wait_for(future, timeout)
+        return await asyncio.wait_for(future, wait)
 
     async def wait_event(self, match, count=1, timeout=15):
         """The first `count` events for which match(event) holds."""
@@ -151,7 +155,7 @@ class ServerPeer(Peer):
         if self.kind == "node":
             argv = ["node", os.path.join(NODE_DIR, "test", "support", "server-process.cjs")]
         else:
-            argv = [os.environ.get("SIOBRIDGE_TEST_PYTHON", "python3"), os.path.join(HERE, "server_process.py")]
+            argv = [sys.executable, os.path.join(HERE, "server_process.py")]
         await self.spawn(argv, {"SIOBRIDGE_TEST_SERVER": json.dumps(self.options)})
         self.ports = await self.do("ports")
         self.url = f"http://127.0.0.1:{self.ports[0]}"

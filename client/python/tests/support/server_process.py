@@ -212,7 +212,7 @@ async def handle(m):
     try:
         send({"id": m["id"], "result": await run_op(m)})
     except Exception as error:
-        send({"id": m["id"], "error": f"{type(error).__name__}: {error}"})
+        send({"id": m["id"], "error": f"{type(error).__name__}: {error}", "code": getattr(error, "code", None)})
 
 
 async def main():
