@@ -131,7 +131,8 @@ class Session:
         self.connection.send(self, kind, request, False, None)
 
     def close(self):
-        self.connection.unregister(self)
+        """Detaches; returns the connection's shutdown task when it was the last session."""
+        return self.connection.unregister(self)
 
 
 class Connection:
@@ -165,6 +166,7 @@ class Connection:
         self._next_session = 1
         self._delay = reconnect_min
         self._outgoing = None
+        self._streaming = False  # the daemon answered on the current stream
         self._channel = aio.insecure_channel(
             target_of(address),
             options=[
@@ -192,7 +194,7 @@ class Connection:
 
     def unregister(self, session):
         if self.sessions.pop(session.client_ref, None) is None:
-            return
+            return None
         if session.attachment_id:
             self.write(pb.ServerMessage(detach=pb.Detach(attachment_id=session.attachment_id)))
             self.by_attachment.pop(session.attachment_id, None)
@@ -205,18 +207,24 @@ class Connection:
                 pending.settle(error=closed)
         if not self.sessions:
             self.closed = True
-            self.loop.create_task(self._shutdown())
+            return self.loop.create_task(self._shutdown())
+        return None
 
     async def _shutdown(self):
-        # Let the Detach go out before the stream ends.
-        if self._outgoing is not None:
-            self._outgoing.put_nowait(_END)
         task = self._task
-        if task is not None:
+        if task is not None and self._streaming:
+            # Let the Detach go out and the daemon end the stream.
+            self._outgoing.put_nowait(_END)
             try:
                 await asyncio.wait_for(asyncio.shield(task), 2)
             except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                task.cancel()
+                pass
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
         await self._channel.close()
         if Connection._shared.get((self.address, self.loop)) is self:
             del Connection._shared[(self.address, self.loop)]
@@ -286,6 +294,7 @@ class Connection:
             call = self._stub.Attach(self._requests(queue), wait_for_ready=True)
             try:
                 async for message in call:
+                    self._streaming = True
                     self._dispatch(message)
             except asyncio.CancelledError:
                 call.cancel()
@@ -297,6 +306,7 @@ class Connection:
                     self.on_error(errors.SiobridgeError(f"siobridged stream: {details}", code))
             finally:
                 self._outgoing = None
+                self._streaming = False
                 queue.put_nowait(_END)
                 self._lost()
             if self.closed or not self.sessions:

@@ -263,7 +263,9 @@ class AsyncSiobridgeManager(socketio.AsyncManager):
         if self._worker is not None:
             self._worker.cancel()
         if self._session is not None:
-            self._session.close()
+            shutdown = self._session.close()
+            if shutdown is not None:
+                await shutdown
 
     def _record_auth(self, server):
         # python-socketio hands the client's auth only to the connect handler;

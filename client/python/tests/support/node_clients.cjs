@@ -60,8 +60,7 @@ const handlers = {
   // A second socket on the same connection (Manager), in another namespace.
   companion: async (m) => {
     const socket = clients.get(m.client).io.socket(m.namespace);
-    const handle = track(socket, {});
-    socket.connect();
+    const handle = track(socket, {}); // it connects by itself (autoConnect)
     await connected(socket);
     return { client: handle, sid: socket.id };
   },

@@ -158,7 +158,8 @@ class ServerPeer(Peer):
             argv = [sys.executable, os.path.join(HERE, "server_process.py")]
         await self.spawn(argv, {"SIOBRIDGE_TEST_SERVER": json.dumps(self.options)})
         self.ports = await self.do("ports")
-        self.url = f"http://127.0.0.1:{self.ports[0]}"
+        self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
+        self.url = self.urls[0]
         return self
 
 
@@ -169,11 +170,11 @@ class NodeClients(Peer):
         env = {"NODE_PATH": os.path.join(NODE_DIR, "node_modules")}
         return await self.spawn(["node", os.path.join(HERE, "node_clients.cjs")], env)
 
-    async def connect(self, server, namespace="/", rooms=(), user=None, answers=None):
-        """A client of `server`; answers: {event: ack value or None (no ack)}."""
+    async def connect(self, server, namespace="/", rooms=(), user=None, answers=None, index=0):
+        """A client of `server` (its socket.io server `index`); answers: {event: ack value}."""
         result = await self.do(
             "connect",
-            url=server.url + namespace,
+            url=server.urls[index] + namespace,
             auth={"rooms": list(rooms), "user": user},
             answers=answers or {},
         )
@@ -250,7 +251,7 @@ class Inbox:
         return self.items
 
 
-async def python_client(server, namespace="/", rooms=(), user=None):
+async def python_client(server, namespace="/", rooms=(), user=None, index=0):
     """A python-socketio AsyncClient connected to `server` (websocket)."""
     client = socketio.AsyncClient(reconnection=False)
     client.gone = asyncio.get_running_loop().create_future()
@@ -261,7 +262,7 @@ async def python_client(server, namespace="/", rooms=(), user=None):
 
     client.on("disconnect", on_disconnect, namespace=namespace)
     await client.connect(
-        server.url,
+        server.urls[index],
         namespaces=[namespace],
         transports=["websocket"],
         auth={"rooms": list(rooms), "user": user},

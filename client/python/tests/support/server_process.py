@@ -28,7 +28,7 @@ label = options["label"]
 received = []
 errors = []
 writer = None
-port = None
+ports = []
 
 
 def describe(value):
@@ -64,17 +64,22 @@ async def maybe(value):
     return await value if inspect.isawaitable(value) else value
 
 
-manager = AsyncSiobridgeManager(
-    options["address"],
-    name=label,
-    requests_timeout=options.get("requestsTimeout", 3000) / 1000,
-    reconnect=(0.05, 0.5),
-    on_error=on_error,
-)
-sio = socketio.AsyncServer(client_manager=manager, async_mode="aiohttp")
+def make_server(index):
+    manager = AsyncSiobridgeManager(
+        options["address"],
+        name=label if index == 0 else f"{label} #{index + 1}",
+        requests_timeout=options.get("requestsTimeout", 3000) / 1000,
+        reconnect=(0.05, 0.5),
+        on_error=on_error,
+    )
+    return socketio.AsyncServer(client_manager=manager, async_mode="aiohttp"), manager
 
 
-def set_up(namespace):
+# One or more servers in this process (their managers share one Attach stream).
+servers = [make_server(i) for i in range(options.get("servers", 1))]
+
+
+def set_up(namespace, sio, manager):
     async def connect(sid, environ, auth=None):
         auth = auth or {}
         async with sio.session(sid, namespace=namespace) as session:
@@ -99,10 +104,11 @@ def set_up(namespace):
     manager.add_namespace(namespace)
 
 
-set_up("/")
+for pair in servers:
+    set_up("/", *pair)
 
 
-async def fetch(m):
+async def fetch(m, sio, manager):
     sockets = await manager.fetch_sockets(m.get("rooms"), m.get("ns"), skip=m.get("skip"), local=m.get("local", False))
     return [
         {"id": s.id, "auth": (s.handshake or {}).get("auth"), "rooms": sorted(s.rooms), "data": s.data, "local": s.local}
@@ -110,7 +116,7 @@ async def fetch(m):
     ]
 
 
-async def emit_with_callback(m):
+async def emit_with_callback(m, sio, manager):
     answers = []
     done = asyncio.get_running_loop().create_future()
 
@@ -127,20 +133,20 @@ async def emit_with_callback(m):
     return {"answers": describe(answers)}
 
 
-async def server_side_emit_with_ack(m):
+async def server_side_emit_with_ack(m, sio, manager):
     try:
         return {"responses": describe(await manager.server_side_emit_with_ack(m["event"], tuple(revive(m.get("args", []))), m.get("ns")))}
     except PartialResultError as error:
         return {"error": str(error), "responses": describe(error.responses)}
 
 
-async def emit_then_disconnect(m):
+async def emit_then_disconnect(m, sio, manager):
     await sio.emit(m["event"], tuple(revive(m.get("args", []))), to=m["sid"], namespace=m.get("ns"))
     await sio.disconnect(m["sid"], namespace=m.get("ns"))
     return True
 
 
-async def remote_emit(m):
+async def remote_emit(m, sio, manager):
     sockets = await manager.fetch_sockets(m["socketId"], m.get("ns"))
     for remote in sockets:
         await remote.emit(m["event"], tuple(revive(m.get("args", []))))
@@ -150,10 +156,12 @@ async def remote_emit(m):
 async def run_op(m):
     op = m["op"]
     ns = m.get("ns")
+    sio, manager = servers[m.get("server", 0)]
     if op == "ports":
-        return [port]
+        return ports
     if op == "of":
-        set_up(m["ns"])
+        for pair in servers:
+            set_up(m["ns"], *pair)
         return True
     if op == "emit":
         await sio.emit(
@@ -162,7 +170,7 @@ async def run_op(m):
         )
         return True
     if op == "emitWithCallback":
-        return await emit_with_callback(m)
+        return await emit_with_callback(m, sio, manager)
     if op == "call":
         try:
             result = await sio.call(m["event"], tuple(revive(m.get("args", []))), to=m["to"], namespace=ns, timeout=m.get("timeout", 10))
@@ -182,11 +190,11 @@ async def run_op(m):
         await sio.disconnect(m["sid"], namespace=ns)
         return True
     if op == "emitThenDisconnect":
-        return await emit_then_disconnect(m)
+        return await emit_then_disconnect(m, sio, manager)
     if op == "fetchSockets":
-        return await fetch(m)
+        return await fetch(m, sio, manager)
     if op == "remoteEmit":
-        return await remote_emit(m)
+        return await remote_emit(m, sio, manager)
     if op == "allRooms":
         return sorted(await manager.all_rooms(ns))
     if op == "serverCount":
@@ -195,7 +203,7 @@ async def run_op(m):
         await manager.server_side_emit(m["event"], tuple(revive(m.get("args", []))), ns)
         return True
     if op == "serverSideEmitWithAck":
-        return await server_side_emit_with_ack(m)
+        return await server_side_emit_with_ack(m, sio, manager)
     if op == "received":
         return received
     if op == "errors":
@@ -216,18 +224,20 @@ async def handle(m):
 
 
 async def main():
-    global writer, port
+    global writer
     loop = asyncio.get_running_loop()
     channel = socket.socket(fileno=int(os.environ["SIOBRIDGE_TEST_IPC_FD"]))
     reader, writer = await asyncio.open_unix_connection(sock=channel, limit=64 << 20)
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    await manager.start()
+    runners = []
+    for server, server_manager in servers:
+        app = web.Application()
+        server.attach(app)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        ports.append(runner.addresses[0][1])
+        runners.append(runner)
+        await server_manager.start()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     send({"event": "ready"})
@@ -246,8 +256,9 @@ async def main():
     reading = loop.create_task(read())
     await stop.wait()
     reading.cancel()
-    await manager.close()
-    await runner.cleanup()
+    for (_, server_manager), runner in zip(servers, runners):
+        await server_manager.close()
+        await runner.cleanup()
 
 
 if __name__ == "__main__":
