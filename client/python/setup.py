@@ -3,7 +3,7 @@ siobridge_socketio/_proto while building (build_py), with protoc and
 grpc_python_plugin (Debian: protobuf-compiler, protobuf-compiler-grpc).
 
 The proto is taken from the package directory (an sdist carries a copy) or
-from the repository the package lives in. Everything else is in pyproject.toml.
+from the repository the package lives in. The metadata is in pyproject.toml.
 """
 
 import os
@@ -62,6 +62,12 @@ class BuildPy(build_py):
             self.packages.append("siobridge_socketio._proto")
         super().run()
 
+    def byte_compile(self, files):
+        # Only when asked (as setuptools does), without its warning under
+        # PYTHONDONTWRITEBYTECODE when nothing was asked.
+        if self.compile or self.optimize:
+            super().byte_compile(files)
+
 
 class Sdist(sdist):
     def make_release_tree(self, base_dir, files):
@@ -71,4 +77,9 @@ class Sdist(sdist):
         shutil.copy(os.path.join(proto_root(), PROTO), target)
 
 
-setup(cmdclass={"build_py": BuildPy, "sdist": Sdist})
+setup(
+    package_dir={"": "src"},
+    # siobridge_socketio._proto is added by BuildPy once generated.
+    packages=["siobridge_socketio"],
+    cmdclass={"build_py": BuildPy, "sdist": Sdist},
+)

@@ -509,7 +509,9 @@ class AsyncSiobridgeManager(socketio.AsyncManager):
             try:
                 args = codec.decode_value(value.kind, value.data, value.attachments)
             except ValueError as error:
-                self._report(errors.SiobridgeError(f"an ack from socket {ack_event.ack.sid}: {error}", 3))
+                self._report(
+                    errors.SiobridgeError(f"an ack from socket {ack_event.ack.sid}: {error}", errors.INVALID_ARGUMENT)
+                )
                 return
             result = callback(*args)
             if inspect.isawaitable(result):
@@ -825,13 +827,13 @@ class AsyncSiobridgeManager(socketio.AsyncManager):
                 except Exception as error:
                     answer = None
                     self._report(
-                        errors.SiobridgeError(f"server-side handler of {args[0]!r} failed: {error}", errors.OK)
+                        errors.SiobridgeError(f"server-side handler of {args[0]!r} failed: {error}", errors.UNKNOWN)
                     )
             if body.wants_ack and command.id:
                 try:
                     payload = codec.encode_payload([answer])
                 except codec.EncodeError as error:
-                    self._report(errors.SiobridgeError(f"server-side answer to {args[0]!r}: {error}", 3))
+                    self._report(errors.SiobridgeError(f"server-side answer to {args[0]!r}: {error}", errors.INVALID_ARGUMENT))
                     payload = codec.encode_payload([None])
                 self._reply(generation, command.id, emit_reply=payload)
 
