@@ -166,6 +166,39 @@ async def test_unreadable_work_is_skipped_and_reported_never_thrown_into_the_app
         await client.disconnect()
 
 
+async def test_acks_the_cluster_asks_for_end_in_values_timeouts_or_closed_sockets(daemon, peers):
+    py = await peers.server("python", daemon.address, "acks")
+    clients = await peers.node_clients()
+    answering = await clients.connect(py, rooms=["acks"], answers={"q": "yes"})
+    silent = await clients.connect(py, rooms=["acks"])
+    leaving = await clients.connect(py, rooms=["acks"])
+    events = []
+
+    async def ask():
+        async with daemon.channel() as channel:
+            call = pb_grpc.BridgeStub(channel).BroadcastWithAck(
+                pb.BroadcastRequest(
+                    packet=pb.Packet(namespace="/", type=2, data=pb.Value(kind=0, data=b'["q",1]')),
+                    opts=pb.BroadcastOptions(rooms=["acks"], exclude_sid=True),
+                    ack_timeout_ms=1500,
+                )
+            )
+            while (event := await call.read()) is not aio.EOF:
+                events.append(event)
+                if event.WhichOneof("kind") == "count":
+                    await leaving.close()  # before it answered
+
+    await asyncio.wait_for(ask(), 15)
+    assert [e.WhichOneof("kind") for e in events] == ["count", "ack", "ack", "ack", "done"]
+    assert events[0].count == 3
+    acks = {e.ack.sid: e.ack for e in events[1:4]}
+    assert acks[answering.sid].value.data == b'["yes"]'
+    assert acks[silent.sid].error == pb.ACK_ERROR_TIMEOUT
+    assert acks[leaving.sid].error == pb.ACK_ERROR_SOCKET_CLOSED
+    assert not events[4].done.timed_out
+    assert list(events[4].done.missing.local_servers) == []
+
+
 async def test_a_python_server_without_a_handler_answers_server_side_emits_at_once(daemon, peers):
     node = await peers.server("node", daemon.address, "asks", requestsTimeout=30000)
     py = await peers.server("python", daemon.address, "no-handler")

@@ -783,11 +783,17 @@ class AsyncSiobridgeManager(socketio.AsyncManager):
         self._reply(generation, command.id, ack_count=len(sids))
         timeout = (body.ack_timeout_ms / 1000) if body.ack_timeout_ms else self.requests_timeout
         loop = asyncio.get_running_loop()
+        # Every waiter exists before the first send: a socket that goes while
+        # the others are sent to is answered "closed", not left to time out.
+        waiters = []
         for sid in sids:
             waiter = _AckWaiter(self, command.id, generation, namespace, sid)
             self._acks.setdefault((namespace, sid), set()).add(waiter)
             waiter.timer = loop.call_later(timeout, waiter.expire)
-            await super().emit(args[0], tuple(args[1:]), namespace, room=sid, callback=waiter.callback)
+            waiters.append(waiter)
+        for waiter in waiters:
+            if not waiter.done:
+                await super().emit(args[0], tuple(args[1:]), namespace, room=waiter.sid, callback=waiter.callback)
 
     def _answer_ack(self, waiter, value=None, error=None, message=""):
         if self._session is None:
