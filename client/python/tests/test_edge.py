@@ -142,6 +142,16 @@ async def test_refused_calls_are_reported_with_their_codes(daemon, peers):
         await py.do("serverCount", ns="admin")
     assert refused.value.code == 3
     assert "must start with '/'" in str(refused.value)
+    reported = await py.wait_event(lambda e: e.get("event") == "adapter-error", 3)
+    assert reported[2]["message"] == "namespace admin: namespace \"admin\" must start with '/'"
+
+    # The refused namespace does not stop the server from attaching again.
+    await daemon.restart()
+
+    async def attached_again():
+        return (await py.do("state"))["attached"] and await py.do("serverCount") == 1
+
+    await eventually(attached_again, 30, "attached again after the restart")
 
 
 async def test_unreadable_work_is_skipped_and_reported_never_thrown_into_the_app(daemon, peers):

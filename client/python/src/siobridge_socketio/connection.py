@@ -270,11 +270,9 @@ class Connection:
     # -------------------------------------------------------------- stream
 
     def _hello(self, session):
-        self.write(
-            pb.ServerMessage(
-                hello=pb.Hello(name=session.name, namespaces=list(session.namespaces), client_ref=session.client_ref)
-            )
-        )
+        # The namespaces follow the Welcome one by one: a namespace the daemon
+        # refuses then fails alone (NamespaceError) instead of the whole Hello.
+        self.write(pb.ServerMessage(hello=pb.Hello(name=session.name, client_ref=session.client_ref)))
 
     async def _requests(self, queue):
         while True:
@@ -338,9 +336,11 @@ class Connection:
             self._on_result(message.result)
         elif kind == "namespace_error":
             error = message.namespace_error
-            self.on_error(
-                errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", errors.FAILED_PRECONDITION)
-            )
+            # Not asked again at the next attach.
+            session = self.by_attachment.get(error.attachment_id)
+            if session is not None and error.namespace in session.namespaces:
+                session.namespaces.remove(error.namespace)
+            self.on_error(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", errors.INVALID_ARGUMENT))
         # Kinds added by later API versions are ignored.
 
     def _on_welcome(self, welcome):
@@ -352,8 +352,8 @@ class Connection:
         session.generation = self.generation
         self.by_attachment[welcome.attachment_id] = session
         self._delay = self.reconnect_min
-        # Namespaces joined while the Hello was on its way (joining twice is a
-        # no-op), before the calls that were waiting for the attachment.
+        # The session's namespaces, before the calls that were waiting for the
+        # attachment (joining twice is a no-op).
         for namespace in session.namespaces:
             self.write(
                 pb.ServerMessage(
