@@ -236,7 +236,8 @@ class Connection:
             self._outgoing.put_nowait(message)
 
     def send(self, session, kind, request, want_result, pending):
-        if session.attachment_id and self._outgoing is not None:
+        # Behind the calls still waiting, if any: calls go out in order.
+        if session.attachment_id and self._outgoing is not None and not session.queue:
             self._transmit(session, kind, request, want_result, pending)
             return
         if len(session.queue) >= self.max_queued_calls:
@@ -362,8 +363,13 @@ class Connection:
             )
         session.attached.set()
         session.sink.on_attached(welcome.node_uid)
-        while session.queue:
-            self._transmit(session, *session.queue.popleft())
+        # The calls that waited go out once every server of the stream is back
+        # in its namespaces: after a restart, the process's servers hear each
+        # other's queued work as they would have before it.
+        if all(other.attachment_id for other in self.sessions.values()):
+            for other in self.sessions.values():
+                while other.queue:
+                    self._transmit(other, *other.queue.popleft())
 
     def _on_result(self, result):
         pending = self.pending.get(result.ref)
