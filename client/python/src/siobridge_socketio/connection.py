@@ -208,6 +208,7 @@ class Connection:
         if not self.sessions:
             self.closed = True
             return self.loop.create_task(self._shutdown())
+        self._flush()  # the others may have waited for this one
         return None
 
     async def _shutdown(self):
@@ -363,13 +364,17 @@ class Connection:
             )
         session.attached.set()
         session.sink.on_attached(welcome.node_uid)
+        self._flush()
+
+    def _flush(self):
         # The calls that waited go out once every server of the stream is back
         # in its namespaces: after a restart, the process's servers hear each
         # other's queued work as they would have before it.
-        if all(other.attachment_id for other in self.sessions.values()):
-            for other in self.sessions.values():
-                while other.queue:
-                    self._transmit(other, *other.queue.popleft())
+        if self._outgoing is None or not all(s.attachment_id for s in self.sessions.values()):
+            return
+        for session in self.sessions.values():
+            while session.queue:
+                self._transmit(session, *session.queue.popleft())
 
     def _on_result(self, result):
         pending = self.pending.get(result.ref)
