@@ -117,11 +117,18 @@ async def start_daemons(kind, database, request_timeout="3s"):
         *common,
     ]
     # One after the other: the test MongoDB cannot take concurrent collection creation.
-    first = await Daemon(args).start()
-    await eventually(lambda: _ready(first), 30, "first daemon's bus ready")
-    second = await Daemon(args).start()
-    await eventually(lambda: _ready(second), 30, "second daemon's bus ready")
-    return [first, second]
+    started = []
+    try:
+        for which in ("first", "second"):
+            daemon = Daemon(args)
+            started.append(daemon)
+            await daemon.start()
+            await eventually(lambda: _ready(daemon), 30, f"{which} daemon's bus ready")
+    except BaseException:
+        for daemon in started:  # none is left running when the topology cannot start
+            await daemon.dispose()
+        raise
+    return started
 
 
 async def _ready(daemon):
