@@ -54,7 +54,11 @@ class Daemon:
             env=env,
         )
         log.close()
-        await self.status(timeout=30)
+        try:
+            await self.status(timeout=30)
+        except BaseException:
+            await self.stop()  # never left running behind a failed start
+            raise
         return self
 
     async def status(self, timeout=10):
