@@ -53,9 +53,13 @@ class Cluster:
         self.daemons = await start_daemons(
             self.kind, f"siobridge_py_test_{secrets.token_hex(5)}", request_timeout="30s"
         )
-        self.node = await ServerPeer("node", self.daemons[0].address, "node", requestsTimeout=30000).start()
-        self.py = await ServerPeer("python", self.daemons[1].address, "py", requestsTimeout=30000).start()
-        self.node_clients = await NodeClients("node-clients").start()
+        # Assigned before starting: stop() ends whatever did start.
+        self.node = ServerPeer("node", self.daemons[0].address, "node", requestsTimeout=30000)
+        await self.node.start()
+        self.py = ServerPeer("python", self.daemons[1].address, "py", requestsTimeout=30000)
+        await self.py.start()
+        self.node_clients = NodeClients("node-clients")
+        await self.node_clients.start()
 
         async def both_counted():
             return await self.node.do("serverCount") == 2 and await self.py.do("serverCount") == 2

@@ -33,14 +33,14 @@ class Peers:
         self.peers = []
 
     async def server(self, kind, address, label, **options):
-        peer = await ServerPeer(kind, address, label, **options).start()
+        peer = ServerPeer(kind, address, label, **options)
         self.peers.append(peer)
-        return peer
+        return await peer.start()
 
     async def node_clients(self):
-        peer = await NodeClients("node-clients").start()
+        peer = NodeClients("node-clients")
         self.peers.append(peer)
-        return peer
+        return await peer.start()
 
     async def stop(self):
         for peer in reversed(self.peers):
@@ -156,6 +156,7 @@ async def test_refused_calls_are_reported_with_their_codes(daemon, peers):
 
 async def test_unreadable_work_is_skipped_and_reported_never_thrown_into_the_app(daemon, peers):
     py = await peers.server("python", daemon.address, "unreadable")
+    await counted([py], 1)  # attached, in "/": the external emitter's work reaches it
     client = await python_client(py)
     try:
         heard = Inbox(client, "fine")
@@ -178,6 +179,7 @@ async def test_unreadable_work_is_skipped_and_reported_never_thrown_into_the_app
 
 async def test_acks_the_cluster_asks_for_end_in_values_timeouts_or_closed_sockets(daemon, peers):
     py = await peers.server("python", daemon.address, "acks")
+    await counted([py], 1)  # attached, in "/": the external emitter's work reaches it
     clients = await peers.node_clients()
     answering = await clients.connect(py, rooms=["acks"], answers={"q": "yes"})
     silent = await clients.connect(py, rooms=["acks"])

@@ -72,7 +72,11 @@ class Peer:
         theirs.close()
         reader, self.writer = await asyncio.open_unix_connection(sock=ours, limit=64 << 20)
         self._reader = asyncio.get_running_loop().create_task(self._read(reader))
-        await asyncio.wait_for(ready, 30)
+        try:
+            await asyncio.wait_for(ready, 30)
+        except BaseException:
+            await self.stop()  # never left running behind a failed start
+            raise
         return self
 
     async def _read(self, reader):
