@@ -1,11 +1,13 @@
-// The siobridge demo: siobridged daemons, two socket.io chat servers attached
-// to them (separate processes), and socket.io-client users talking across
-// them. Run through scripts/demo, which builds everything first.
+// The siobridge demo: siobridged daemons, three socket.io chat servers attached
+// to them (separate processes: two Node.js, one Python with python-socketio),
+// and socket.io-client users talking across them. Run through scripts/demo,
+// which builds everything first.
 //
 //   node run.mjs --daemon <siobridged> --ctl <siobridgectl> [--mongodb-uri URI]
 //
-// Without a MongoDB URI one daemon bridges both servers in memory; with one,
-// each server has its own daemon and the two daemons meet in MongoDB.
+// Without a MongoDB URI one daemon bridges the servers in memory; with one,
+// there are two daemons (alpha on the first, beta and gamma on the second)
+// that meet in MongoDB.
 import { spawn, fork, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -72,11 +74,19 @@ async function waitFor(check, what, timeoutMs = 30000) {
   }
 }
 
-function startServer(name, daemon) {
-  const child = fork(join(import.meta.dirname, "chat-server.cjs"), {
+function startServer(name, daemon, language = "node") {
+  const options = {
     env: { ...process.env, NAME: name, SIOBRIDGE_ADDRESS: daemon.address, PORT: "0" },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
+  };
+  // The Python server (chat_server.py) speaks the same IPC (Node's channel on NODE_CHANNEL_FD).
+  const child =
+    language === "python"
+      ? spawn(process.env.SIOBRIDGE_PYTHON ?? "/usr/bin/python3", [join(import.meta.dirname, "chat_server.py")], {
+          ...options,
+          env: { ...options.env, PYTHONPATH: join(import.meta.dirname, "..", "..", "..", "python", "src") },
+        })
+      : fork(join(import.meta.dirname, "chat-server.cjs"), options);
   children.push(child);
   const pending = new Map();
   let nextId = 1;
@@ -146,30 +156,37 @@ async function main() {
     say(`  ${daemon.name}: uid ${uid}, backend ${backend}, API on ${daemon.socket}`);
   }
 
-  step("two socket.io chat servers attach");
+  step("three socket.io chat servers attach: alpha and beta (Node.js), gamma (Python)");
   const alpha = await startServer("alpha", daemons[0]);
   const beta = await startServer("beta", daemons[daemons.length - 1]);
-  for (const server of [alpha, beta]) {
-    await waitFor(async () => (await server.ask("serverCount")) === 2, `${server.name} sees both servers`);
+  const gamma = await startServer("gamma", daemons[daemons.length - 1], "python");
+  for (const server of [alpha, beta, gamma]) {
+    await waitFor(async () => (await server.ask("serverCount")) === 3, `${server.name} sees the three servers`);
     say(`  ${server.name} listens on port ${server.port} and counts ${await server.ask("serverCount")} servers`);
   }
 
-  step("users connect: alice to alpha, bob and carol to beta");
+  step("users connect: alice to alpha, bob and carol to beta, dave to gamma");
   const alice = await user("alice", alpha, "lobby");
   const bob = await user("bob", beta, "lobby");
   const carol = await user("carol", beta, "vip");
+  const dave = await user("dave", gamma, "lobby");
 
-  step("alice says hello to the lobby (alpha -> beta through the cluster)");
-  let heard = heardBy([alice, bob]);
+  step("alice says hello to the lobby (alpha -> beta and gamma through the cluster)");
+  let heard = heardBy([alice, bob, dave]);
   alice.emit("say", "hello lobby");
   await heard;
 
   step("carol shouts to everyone");
-  heard = heardBy([alice, bob, carol]);
+  heard = heardBy([alice, bob, carol, dave]);
   carol.emit("shout", "hi all");
   await heard;
 
-  step("alpha polls every user of both servers (broadcast with acks)");
+  step("dave (on the Python server) says hello to the lobby");
+  heard = heardBy([alice, bob, dave]);
+  dave.emit("say", "hello from python");
+  await heard;
+
+  step("alpha polls every user of every server (broadcast with acks)");
   for (const answer of await alpha.ask("poll", { question: "pizza or sushi?" })) say(`  ${answer}`);
 
   step("alpha fetches every socket of the cluster");
@@ -178,16 +195,23 @@ async function main() {
   step("beta puts the lobby in the 'news' room; alpha announces to 'news'");
   await beta.ask("join", { room: "lobby", newRoom: "news" });
   await waitFor(async () => (await alpha.ask("rooms")).includes("news"), "room 'news' everywhere");
-  heard = heardBy([alice, bob]);
+  heard = heardBy([alice, bob, dave]);
   await alpha.ask("announce", { room: "news", text: "the news room is open" });
   await heard;
 
   step("alpha pings the other servers (serverSideEmit with ack)");
   say(`  ${JSON.stringify(await alpha.ask("pingServers"))}`);
 
+  step("gamma (Python) fetches the cluster's sockets, announces to 'news' and pings the other servers");
+  for (const s of await gamma.ask("who")) say(`  ${s.id} ${s.user} on ${s.server}, rooms ${s.rooms.join(", ")}`);
+  heard = heardBy([alice, bob, dave]);
+  await gamma.ask("announce", { room: "news", text: "python is in the cluster too" });
+  await heard;
+  say(`  ${JSON.stringify(await gamma.ask("pingServers"))}`);
+
   step("siobridgectl: rooms of the cluster, then an emit from the command line");
   say(indent(ctl(daemons[0], "rooms")));
-  heard = heardBy([alice, bob, carol]);
+  heard = heardBy([alice, bob, carol, dave]);
   ctl(daemons[0], "emit", "--event", "said",
       "--data", JSON.stringify({ from: "siobridgectl", via: "the command line", text: "maintenance at noon" }));
   await heard;
@@ -201,6 +225,7 @@ async function main() {
   say(indent(ctl(daemons[0], "status")));
   alice.disconnect();
   bob.disconnect();
+  dave.disconnect();
   say("\ndemo finished");
 }
 

@@ -1,0 +1,328 @@
+"""The Python manager on one daemon (memory bus) beside Node.js servers: the
+packets on the wire, refused calls and their codes, unreadable work from the
+cluster, a daemon restarted under the servers, a clean close, and servers that
+do not answer."""
+
+import asyncio
+
+import pytest
+import socketio
+from grpc import aio
+from socketio import packet
+
+from siobridge_socketio import AsyncSiobridgeManager, SiobridgeError
+from siobridge_socketio._proto import bridge_pb2 as pb
+from siobridge_socketio._proto import bridge_pb2_grpc as pb_grpc
+from support.daemon import Daemon, eventually
+from support.peers import Inbox, NodeClients, PeerError, ServerPeer, binary, python_client
+
+
+@pytest.fixture(scope="module")
+def daemon(loop):
+    daemon = loop.run_until_complete(
+        Daemon(["--limits-max-message-bytes", "64KiB", "--node-request-timeout", "3s", "--node-local-timeout", "1s"]).start()
+    )
+    yield daemon
+    loop.run_until_complete(daemon.dispose())
+
+
+class Peers:
+    """Processes started by one test, stopped when it ends."""
+
+    def __init__(self):
+        self.peers = []
+
+    async def server(self, kind, address, label, **options):
+        peer = ServerPeer(kind, address, label, **options)
+        self.peers.append(peer)
+        return await peer.start()
+
+    async def node_clients(self):
+        peer = NodeClients("node-clients")
+        self.peers.append(peer)
+        return await peer.start()
+
+    async def stop(self):
+        for peer in reversed(self.peers):
+            await peer.stop()
+
+
+@pytest.fixture
+def peers(loop):
+    peers = Peers()
+    yield peers
+    loop.run_until_complete(peers.stop())
+
+
+async def counted(servers, n, ns=None):
+    async def check():
+        for server in servers:
+            if await server.do("serverCount", **({"ns": ns} if ns else {})) != n:
+                return False
+        return True
+
+    await eventually(check, 20, f"{n} servers counted")
+
+
+class Spy:
+    """A raw attachment that records the Commands the daemon sends it."""
+
+    def __init__(self, address):
+        self.address = address
+        self.commands = asyncio.Queue()
+
+    async def start(self):
+        self.channel = aio.insecure_channel(self.address)
+        self.outgoing = asyncio.Queue()
+        self.outgoing.put_nowait(pb.ServerMessage(hello=pb.Hello(name="spy", namespaces=["/"])))
+
+        async def requests():
+            while True:
+                message = await self.outgoing.get()
+                if message is None:
+                    return
+                yield message
+
+        self.call = pb_grpc.BridgeStub(self.channel).Attach(requests())
+        welcome = await self.call.read()
+        assert welcome.WhichOneof("kind") == "welcome"
+
+        async def read():
+            while (message := await self.call.read()) is not aio.EOF:
+                if message.WhichOneof("kind") == "command":
+                    self.commands.put_nowait(message.command)
+
+        self.reader = asyncio.get_running_loop().create_task(read())
+        return self
+
+    async def close(self):
+        self.outgoing.put_nowait(None)
+        self.reader.cancel()
+        await self.channel.close()
+
+
+WIRE_ARGS = ["é ü 😀 \u2028 \"quoted\"\n", 1.5, 100.0, 1e21, 0.000015, -7, {"b": 1, "2": 2, "a": [True, None]},
+             binary(b"\x00\xff\x10"), binary(b"second")]
+
+
+async def test_python_and_node_servers_put_identical_packets_on_the_wire(daemon, peers):
+    node = await peers.server("node", daemon.address, "wire-node")
+    py = await peers.server("python", daemon.address, "wire-py")
+    await counted([node, py], 2)
+    spy = await Spy(daemon.address).start()
+    try:
+        await counted([node, py], 3)
+        await node.do("emit", event="wire", args=WIRE_ARGS)
+        from_node = await asyncio.wait_for(spy.commands.get(), 15)
+        await py.do("emit", event="wire", args=WIRE_ARGS)
+        from_py = await asyncio.wait_for(spy.commands.get(), 15)
+    finally:
+        await spy.close()
+    assert from_node.WhichOneof("kind") == from_py.WhichOneof("kind") == "broadcast"
+    assert from_py.broadcast.data.data == from_node.broadcast.data.data
+    assert list(from_py.broadcast.data.attachments) == list(from_node.broadcast.data.attachments) == [
+        b"\x00\xff\x10",
+        b"second",
+    ]
+    assert from_py.broadcast.type == from_node.broadcast.type == 5  # BINARY_EVENT
+    assert from_py.broadcast.data.kind == from_node.broadcast.data.kind == 0  # KIND_STR
+    assert from_py.opts == from_node.opts
+
+
+async def test_refused_calls_are_reported_with_their_codes(daemon, peers):
+    py = await peers.server("python", daemon.address, "errors")
+    await py.do("emit", event="big", args=["x" * (100 << 10)])
+    await py.do("enterRoom", sid="a-socket-elsewhere", room="")
+    reported = await py.wait_event(lambda e: e.get("event") == "adapter-error", 2)
+    assert "exceeds max_message_bytes (65536)" in reported[0]["message"]
+    assert reported[0]["code"] == 8  # RESOURCE_EXHAUSTED
+    assert "empty room" in reported[1]["message"]
+    assert reported[1]["code"] == 3  # INVALID_ARGUMENT
+    with pytest.raises(PeerError) as refused:
+        await py.do("serverCount", ns="admin")
+    assert refused.value.code == 3
+    assert "must start with '/'" in str(refused.value)
+    reported = await py.wait_event(lambda e: e.get("event") == "adapter-error", 3)
+    assert reported[2]["message"] == "namespace admin: namespace \"admin\" must start with '/'"
+
+    # The refused namespace does not stop the server from attaching again.
+    await daemon.restart()
+
+    async def attached_again():
+        return (await py.do("state"))["attached"] and await py.do("serverCount") == 1
+
+    await eventually(attached_again, 30, "attached again after the restart")
+
+
+async def test_unreadable_work_is_skipped_and_reported_never_thrown_into_the_app(daemon, peers):
+    py = await peers.server("python", daemon.address, "unreadable")
+    await counted([py], 1)  # attached, in "/": the external emitter's work reaches it
+    client = await python_client(py)
+    try:
+        heard = Inbox(client, "fine")
+        async with daemon.channel() as channel:
+            stub = pb_grpc.BridgeStub(channel)
+            for data in (b"not json", b'["fine",1]'):
+                await stub.Broadcast(
+                    pb.BroadcastRequest(
+                        packet=pb.Packet(namespace="/", type=2, data=pb.Value(kind=0, data=data)),
+                        opts=pb.BroadcastOptions(exclude_sid=True),
+                    )
+                )
+        assert await heard.next() == [[1]]
+        errors = await py.do("errors")
+        assert len(errors) == 1
+        assert errors[0].startswith("skipped a broadcast command in /: event data is not JSON")
+    finally:
+        await client.disconnect()
+
+
+async def test_acks_the_cluster_asks_for_end_in_values_timeouts_or_closed_sockets(daemon, peers):
+    py = await peers.server("python", daemon.address, "acks")
+    await counted([py], 1)  # attached, in "/": the external emitter's work reaches it
+    clients = await peers.node_clients()
+    answering = await clients.connect(py, rooms=["acks"], answers={"q": "yes"})
+    silent = await clients.connect(py, rooms=["acks"])
+    leaving = await clients.connect(py, rooms=["acks"])
+    events = []
+
+    async def ask():
+        async with daemon.channel() as channel:
+            call = pb_grpc.BridgeStub(channel).BroadcastWithAck(
+                pb.BroadcastRequest(
+                    packet=pb.Packet(namespace="/", type=2, data=pb.Value(kind=0, data=b'["q",1]')),
+                    opts=pb.BroadcastOptions(rooms=["acks"], exclude_sid=True),
+                    ack_timeout_ms=1500,
+                )
+            )
+            while (event := await call.read()) is not aio.EOF:
+                events.append(event)
+                if event.WhichOneof("kind") == "count":
+                    await leaving.close()  # before it answered
+
+    await asyncio.wait_for(ask(), 15)
+    assert [e.WhichOneof("kind") for e in events] == ["count", "ack", "ack", "ack", "done"]
+    assert events[0].count == 3
+    acks = {e.ack.sid: e.ack for e in events[1:4]}
+    assert acks[answering.sid].value.data == b'["yes"]'
+    assert acks[silent.sid].error == pb.ACK_ERROR_TIMEOUT
+    assert acks[leaving.sid].error == pb.ACK_ERROR_SOCKET_CLOSED
+    assert not events[4].done.timed_out
+    assert list(events[4].done.missing.local_servers) == []
+
+
+async def test_a_python_server_without_a_handler_answers_server_side_emits_at_once(daemon, peers):
+    node = await peers.server("node", daemon.address, "asks", requestsTimeout=30000)
+    py = await peers.server("python", daemon.address, "no-handler")
+    await counted([node, py], 2)
+    # 30 s to answer, 15 s to wait: a server that does not answer fails the test.
+    assert await node.do("serverSideEmitWithAck", event="nobody-handles-this", wait=15) == {"responses": [None]}
+
+
+async def test_server_side_emit_with_ack_that_nobody_answers_times_out(daemon, peers):
+    asking = await peers.server("python", daemon.address, "asking", requestsTimeout=1000)
+    silent = await peers.server("node", daemon.address, "silent", silentServerSideEmit=True)
+    await counted([asking, silent], 2)
+    reply = await asking.do("serverSideEmitWithAck", event="server-ping")
+    assert reply == {"error": "timeout reached: only 0 responses received out of 1", "responses": []}
+
+
+async def test_close_detaches_cleanly(daemon, peers):
+    stays = await peers.server("node", daemon.address, "stays")
+    leaves = await peers.server("python", daemon.address, "leaves")
+    await counted([stays, leaves], 2)
+    assert await leaves.do("close") is True
+    await counted([stays], 1)
+    # The Node server is named "<hostname> pid <pid>".
+    names = [a.name for a in (await daemon.status()).attachments]
+    assert len(names) == 1 and "leaves" not in names
+
+
+async def test_a_daemon_restarted_under_the_servers(peers):
+    # Two python-socketio servers in one process (one Attach stream) and a
+    # Node.js server. The second Python server's client receives everything
+    # the first emits: before the restart, while the daemon is away (queued,
+    # sent once reattached: the stream re-attaches both servers before it sends
+    # any queued call), and after.
+    daemon = await Daemon(["--node-request-timeout", "3s", "--node-local-timeout", "1s"]).start()
+    try:
+        node = await peers.server("node", daemon.address, "node")
+        py = await peers.server("python", daemon.address, "py", servers=2)
+        clients = await peers.node_clients()
+        await counted([node, py], 3)
+        receiver = await clients.connect(py, index=1)
+        node_receiver = await clients.connect(node)
+        py_client = await python_client(py)
+        back = Inbox(py_client, "back")
+
+        for i in range(5):
+            await py.do("emit", event="msg", args=[i])
+        await receiver.next("msg", 5)
+        await node_receiver.next("msg", 5)
+
+        await daemon.stop()
+
+        async def detached():
+            return not (await py.do("state"))["attached"]
+
+        await eventually(detached, 20, "the manager saw the daemon go")
+        for i in range(5, 8):  # queued while the daemon is away
+            await py.do("emit", event="msg", args=[i])
+
+        await daemon.start()
+
+        async def attached():
+            return (await py.do("state"))["attached"]
+
+        await eventually(attached, 30, "the manager reattached")
+        await counted([node, py], 3)
+        for i in range(8, 12):
+            await py.do("emit", event="msg", args=[i])
+        await py.do("emit", event="end")
+        await receiver.next("end")
+        await node_receiver.next("end")
+        # Every message exactly once, in order, none lost while the daemon was away.
+        assert receiver.received("msg") == [[i] for i in range(12)]
+        # The Node server reattached on its own: what was sent while it was not
+        # there yet may have missed it (at most once), the rest arrived once.
+        got = node_receiver.received("msg")
+        assert got[:5] == [[i] for i in range(5)] and got[-4:] == [[i] for i in range(8, 12)]
+        assert len(got) == len({i for [i] in got})
+
+        await node.do("emit", event="back", args=["after the restart"])
+        assert await back.next() == [["after the restart"]]
+        names = [a.name for a in (await daemon.status()).attachments]
+        assert len(names) == 3 and names.count("py") == 1 and names.count("py #2") == 1
+        await py_client.disconnect()
+    finally:
+        await daemon.dispose()
+
+
+async def test_calls_wait_for_an_unreachable_daemon_up_to_a_bound():
+    errors = []
+    manager = AsyncSiobridgeManager(
+        "unix:/nonexistent/siobridged.sock", max_queued_calls=2, requests_timeout=0.2, on_error=errors.append
+    )
+    socketio.AsyncServer(client_manager=manager, async_mode="aiohttp")
+    try:
+        for i in range(3):
+            await manager.server_side_emit("note", i)
+        assert len(errors) == 1
+        assert isinstance(errors[0], SiobridgeError)
+        assert errors[0].code == 14  # UNAVAILABLE
+        assert "unreachable at unix:/nonexistent/siobridged.sock: 2 calls are waiting" in str(errors[0])
+        with pytest.raises(SiobridgeError) as waited:
+            await manager.server_count()
+        assert waited.value.code in (4, 14)
+    finally:
+        await manager.close()
+
+
+class MsgPackLikePacket(packet.Packet):
+    # What python-socketio's serializer="msgpack" packet class declares.
+    uses_binary_events = False
+
+
+def test_a_msgpack_serializer_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="default JSON serializer"):
+        socketio.AsyncServer(client_manager=AsyncSiobridgeManager("unix:/nowhere"), serializer=MsgPackLikePacket)
