@@ -157,8 +157,15 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     w->set_daemon_version(SIOBRIDGE_VERSION);
     w->set_client_ref(client_ref);
     self->outbox_.push(std::move(welcome));
-    spdlog::info("server '{}' attached as {}", attachment->name(),
-                 self->context_.attachment_id(id));
+    // One line however many namespaces: a Hello may list thousands.
+    std::string listed;
+    for (std::size_t i = 0; i < namespaces.size() && i < 5; ++i) {
+      listed += (i ? ", " : "") + namespaces[i].substr(0, 64);
+    }
+    if (namespaces.size() > 5) listed += fmt::format(" and {} more", namespaces.size() - 5);
+    spdlog::info("server '{}' attached as {} ({} namespace{}{}{})", attachment->name(),
+                 self->context_.attachment_id(id), namespaces.size(),
+                 namespaces.size() == 1 ? "" : "s", listed.empty() ? "" : ": ", listed);
   });
 }
 
@@ -410,11 +417,12 @@ void AttachStream::close(const grpc::Status& status, const char* reason) {
   if (!finish(status)) return;
   spdlog::warn("closing an Attach stream: {}", status.error_message());
   if (context_.observer) context_.observer->attachment_closed(reason);
-  // Leave the cluster now rather than when the RPC is done, and cut the stream
-  // if the process does not even read the status.
+  // Leave the cluster now rather than when the RPC is done. The status waits
+  // behind the message being written: a process that reads again gets it (and
+  // its code); one that never does is cut off after a minute.
   detach_all();
   std::weak_ptr<AttachStream> weak = shared_from_this();
-  context_.engine.after(core::Millis{2000}, [weak] {
+  context_.engine.after(core::Millis{60'000}, [weak] {
     if (auto self = weak.lock()) {
       MutexLock lock(self->mutex_);
       if (self->reactor_) self->call_->TryCancel();

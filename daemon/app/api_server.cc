@@ -27,6 +27,51 @@ Result<std::string> read_file(const std::string& path, const char* what) {
   return buffer.str();
 }
 
+// The directory of the socket. One the daemon creates is private (0700), or
+// 0750 for root's /run/siobridge (the socket's group reaches it). One that
+// exists must not let others replace the socket: the per-user default under
+// /tmp must be a directory of this user that nobody else can write (another
+// user who created it first could swap the socket and pose as the daemon, as
+// OpenSSH and tmux also refuse), and no directory may be writable by all
+// without the sticky bit.
+Status prepare_socket_directory(const std::filesystem::path& parent) {
+  if (parent.empty()) return {};
+  const bool per_user_default =
+      parent == std::filesystem::path(default_unix_socket()).parent_path() && ::getuid() != 0;
+  struct stat info {};
+  if (::lstat(parent.c_str(), &info) != 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("listen.unix: cannot create {}: {} (set listen.unix or "
+                                    "SIOBRIDGE_LISTEN_UNIX to a writable place)",
+                                    parent.string(), ec.message()));
+    }
+    ::chmod(parent.c_str(), ::getuid() == 0 ? 0750 : 0700);
+    return {};
+  }
+  if (per_user_default) {
+    if (!S_ISDIR(info.st_mode) || info.st_uid != ::getuid() || (info.st_mode & 022) != 0) {
+      return make_error(
+          ErrorCode::kFailedPrecondition,
+          fmt::format("listen.unix: refusing {}: it must be a directory owned by uid {} that "
+                      "nobody else can write (it is {}owned by uid {}, mode {:o}); another user "
+                      "may have made it to take the daemon's place: remove it, or set listen.unix",
+                      parent.string(), ::getuid(), S_ISDIR(info.st_mode) ? "" : "not a directory, ",
+                      info.st_uid, info.st_mode & 07777));
+    }
+    return {};
+  }
+  if (S_ISDIR(info.st_mode) && (info.st_mode & S_IWOTH) && !(info.st_mode & S_ISVTX)) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      fmt::format("listen.unix: refusing {}: anyone can write to it (mode {:o}) "
+                                  "and so replace the socket; use a directory of your own",
+                                  parent.string(), info.st_mode & 07777));
+  }
+  return {};
+}
+
 // A socket file left by a daemon that died is removed; one that answers means
 // another daemon listens there.
 Status prepare_unix_socket(const std::string& path) {
@@ -36,16 +81,8 @@ Status prepare_unix_socket(const std::string& path) {
         fmt::format("listen.unix: {} is longer than a Unix socket path may be", path));
   }
   std::error_code ec;
-  const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty() && !std::filesystem::exists(parent)) {
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        fmt::format("listen.unix: cannot create {}: {} (set listen.unix or "
-                                    "SIOBRIDGE_LISTEN_UNIX to a writable place)",
-                                    parent.string(), ec.message()));
-    }
-    ::chmod(parent.c_str(), 0755);
+  if (auto s = prepare_socket_directory(std::filesystem::path(path).parent_path()); !s.ok()) {
+    return s;
   }
   if (!std::filesystem::exists(path)) return {};
   const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -64,12 +101,6 @@ Status prepare_unix_socket(const std::string& path) {
 }
 
 }  // namespace
-
-bool is_loopback(const std::string& host_port) {
-  std::string host = host_port.substr(0, host_port.rfind(':'));
-  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
                                                     api::BridgeService& service) {
@@ -104,6 +135,11 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
       options.pem_key_cert_pairs.push_back({*key, *cert});
       credentials = grpc::SslServerCredentials(options);
     } else if (is_loopback(config.listen.tcp) || config.listen.allow_insecure_tcp) {
+      if (!is_loopback(config.listen.tcp)) {
+        spdlog::warn("listening on {} without TLS (listen.allow_insecure_tcp): anyone who can "
+                     "reach it can act as a socket.io server of this cluster",
+                     config.listen.tcp);
+      }
       credentials = grpc::InsecureServerCredentials();
     } else {
       return make_error(

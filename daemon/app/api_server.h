@@ -31,7 +31,4 @@ class ApiServer {
   std::string unix_path_;
 };
 
-// "host:port" is on a loopback address (127.0.0.0/8, ::1, localhost).
-bool is_loopback(const std::string& host_port);
-
 }  // namespace siobridge::app

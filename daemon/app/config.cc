@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 
 #include "daemon/wire/ids.h"
@@ -336,6 +337,41 @@ Status flatten(const YAML::Node& node, const std::string& prefix, const std::str
   return {};
 }
 
+// host:port with a port of 1..65535 and a host that is an IPv4 address, a
+// bracketed IPv6 address or a host name.
+Status check_host_port(const std::string& key, const std::string& value) {
+  const auto colon = value.rfind(':');
+  const auto fail = [&](const char* why) {
+    return bad(fmt::format("{} \"{}\" is not host:port ({})", key, value, why));
+  };
+  if (colon == std::string::npos || colon == 0) return fail("e.g. 127.0.0.1:7400");
+  const std::string host = value.substr(0, colon), port = value.substr(colon + 1);
+  unsigned number = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || number == 0 ||
+      number > 65535) {
+    return fail("the port must be 1..65535");
+  }
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3 ||
+        host.find_first_not_of("0123456789abcdefABCDEF:.", 1) != host.size() - 1) {
+      return fail("a bracketed IPv6 address is [::1]");
+    }
+    return {};
+  }
+  if (host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+      std::string::npos) {
+    return fail("the host must be an address or a name");
+  }
+  return {};
+}
+
+Status check_readable(const std::string& key, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return bad(fmt::format("{}: cannot read {}", key, path));
+  return {};
+}
+
 Status validate(DaemonConfig& c) {
   const auto& n = c.node;
   if (n.heartbeat_interval.count() <= 0) return bad("node.heartbeat_interval must be positive");
@@ -352,6 +388,22 @@ Status validate(DaemonConfig& c) {
   }
   if (!c.listen.tls_cert.empty() != !c.listen.tls_key.empty()) {
     return bad("listen.tls_cert and listen.tls_key go together");
+  }
+  if (!c.listen.tcp.empty()) {
+    if (auto s = check_host_port("listen.tcp", c.listen.tcp); !s.ok()) return s;
+    if (c.listen.tls_cert.empty() && !is_loopback(c.listen.tcp) && !c.listen.allow_insecure_tcp) {
+      return bad(fmt::format(
+          "listen.tcp {} is not a loopback address: configure listen.tls_cert and "
+          "listen.tls_key, or set listen.allow_insecure_tcp if the network is trusted",
+          c.listen.tcp));
+    }
+  }
+  if (!c.listen.tls_cert.empty()) {
+    if (auto s = check_readable("listen.tls_cert", c.listen.tls_cert); !s.ok()) return s;
+    if (auto s = check_readable("listen.tls_key", c.listen.tls_key); !s.ok()) return s;
+  }
+  if (!c.metrics_listen.empty()) {
+    if (auto s = check_host_port("metrics.listen", c.metrics_listen); !s.ok()) return s;
   }
   if (c.mongodb && c.mongodb->uri.empty()) {
     // mongodb.* settings without a URI change nothing: the in-memory bus is used.
@@ -375,6 +427,12 @@ Status validate(DaemonConfig& c) {
 }
 
 }  // namespace
+
+bool is_loopback(const std::string& host_port) {
+  std::string host = host_port.substr(0, host_port.rfind(':'));
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
 
 std::size_t max_message_bytes_for(wire::DataFormat format) {
   // A payload of text or binary attachments is as long in msgpack as it is;

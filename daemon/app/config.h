@@ -83,6 +83,9 @@ std::string default_unix_socket();
 // below it: the daemon checks every message's exact size.)
 std::size_t max_message_bytes_for(wire::DataFormat format);
 
+// "host:port" is on a loopback address (127.0.0.0/8, ::1, localhost).
+bool is_loopback(const std::string& host_port);
+
 // "10s" / "250ms" / "2m" / "1h".
 Result<core::Millis> parse_duration(const std::string& text);
 // "1048576" / "512KiB" / "16MiB" / "1GiB".

@@ -5,6 +5,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
 namespace siobridge::app {
 namespace {
 
@@ -49,7 +54,28 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
   }
 };
 
+// The log file's directory must exist (spdlog would create it, hiding a typo)
+// and the file must be writable, else the daemon logs nowhere.
+Status check_log_file(const std::string& path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("log.file: the directory {} does not exist", parent.string()));
+  }
+  std::FILE* file = std::fopen(path.c_str(), "a");
+  if (!file) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("log.file: cannot write {}: {}", path, std::strerror(errno)));
+  }
+  std::fclose(file);
+  return {};
+}
+
 Status install(const LogConfig& config) {
+  if (!config.file.empty()) {
+    if (auto s = check_log_file(config.file); !s.ok()) return s;
+  }
   spdlog::sink_ptr sink;
   try {
     if (config.file.empty()) {

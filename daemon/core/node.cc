@@ -33,7 +33,11 @@ const char* to_string(CommandKind kind) {
 }
 
 Node::Node(NodeConfig config, bus::Bus& bus, const Clock& clock, TimerQueue& timers)
-    : config_(std::move(config)), bus_(bus), clock_(clock), timers_(timers) {
+    : config_(std::move(config)),
+      bus_(bus),
+      clock_(clock),
+      timers_(timers),
+      aliases_(config_.socket_aliases) {
   uid_ = config_.uid.empty() ? wire::generate_id() : config_.uid;
   bus_state_ = bus_.state();
 }
@@ -134,7 +138,7 @@ Status Node::check_caller(AttachmentId from, const std::string& ns) const {
 
 void Node::activate(const std::string& ns) {
   if (leaving_) return;
-  spdlog::info("namespace {} active", ns);
+  spdlog::debug("namespace {} active", ns);
   publish_heartbeat(ns, wire::RequestType::kInitHeartbeat, std::nullopt);
   auto& state = namespaces_[ns];
   state.heartbeat_timer = timers_.schedule(clock_.now() + config_.heartbeat_interval,
@@ -144,7 +148,7 @@ void Node::activate(const std::string& ns) {
 void Node::deactivate(const std::string& ns) {
   auto it = namespaces_.find(ns);
   if (it == namespaces_.end()) return;
-  spdlog::info("namespace {} inactive: heartbeats stop", ns);
+  spdlog::debug("namespace {} inactive: heartbeats stop", ns);
   timers_.cancel(it->second.heartbeat_timer);
   const auto peers = it->second.peers.all();
   namespaces_.erase(it);
@@ -425,25 +429,25 @@ void Node::on_request_document(const wire::Document& document, const std::string
 }
 
 void Node::on_response_document(const wire::Document& document) {
-  auto by_id = by_request_id_.find(*document.header.request);
-  if (by_id == by_request_id_.end()) {
-    ++stats_.late_responses;
-    return;
-  }
-  const CommandId id = by_id->second;
+  // Decoded before it is matched: a malformed answer is counted as such, not
+  // as a late one.
   if (document.data.empty() && document.extension) {
     auto ext = wire::decode_extension(*document.extension);
-    if (!ext.ok()) {
+    auto* reply = ext.ok() ? std::get_if<wire::ServerSideEmitReply>(&*ext) : nullptr;
+    if (!reply) {
       ++stats_.decode_errors;
       spdlog::debug("skipping an extension response from {}: {}", document.header.origin,
-                    ext.error().message);
+                    ext.ok() ? "not a reply" : ext.error().message);
       return;
     }
     ++stats_.extensions_in;
-    if (auto* reply = std::get_if<wire::ServerSideEmitReply>(&*ext)) {
-      with_operation(id,
-                     [&](Operation& op) { op.on_emit_response(document.header.origin, *reply); });
+    auto by_id = by_request_id_.find(*document.header.request);
+    if (by_id == by_request_id_.end()) {
+      ++stats_.late_responses;
+      return;
     }
+    with_operation(by_id->second,
+                   [&](Operation& op) { op.on_emit_response(document.header.origin, *reply); });
     return;
   }
   auto response = wire::decode_response(document.data);
@@ -457,7 +461,12 @@ void Node::on_response_document(const wire::Document& document) {
   if (auto ns = namespaces_.find(document.header.ns); ns != namespaces_.end()) {
     ns->second.peers.touch(document.header.origin, clock_.now());
   }
-  with_operation(id, [&](Operation& op) { op.on_response(*response, document); });
+  auto by_id = by_request_id_.find(*document.header.request);
+  if (by_id == by_request_id_.end()) {
+    ++stats_.late_responses;
+    return;
+  }
+  with_operation(by_id->second, [&](Operation& op) { op.on_response(*response, document); });
 }
 
 void Node::on_bus_state(bus::BusState state, const std::string& detail) {

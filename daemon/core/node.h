@@ -27,6 +27,7 @@
 #include "daemon/core/node_status.h"
 #include "daemon/core/peer_table.h"
 #include "daemon/core/results.h"
+#include "daemon/core/socket_aliases.h"
 #include "daemon/core/timer_queue.h"
 #include "daemon/wire/extension.h"
 #include "daemon/wire/messages.h"
@@ -42,6 +43,10 @@ class Node {
 
   const std::string& uid() const { return uid_; }
   const NodeConfig& config() const { return config_; }
+
+  // A broadcast with acks ends this long after the caller's ack timeout: what
+  // an ack sent in time needs to travel from another node.
+  static constexpr Millis kAckSlack{250};
 
   // ---- attached servers ----
   AttachmentId attach(LocalServer& server, std::string name);
@@ -224,6 +229,7 @@ class Node {
   std::unordered_map<CommandId, std::unique_ptr<Operation>> operations_;
   std::unordered_map<std::string, CommandId> by_request_id_;
   std::map<std::string, Held> held_;
+  SocketAliases aliases_;
   TimerId handover_timer_ = 0;
   bool leaving_ = false;
   AttachmentId next_attachment_id_ = 1;

@@ -23,6 +23,9 @@ struct NodeConfig {
   // before is held for their servers to attach again, and how much of it.
   Millis restart_grace{10'000};
   std::size_t restart_hold_bytes = 32u << 20;
+  // Sockets reported to socketioxide nodes under an alias that are remembered
+  // (SocketAliases).
+  std::size_t socket_aliases = 100'000;
 };
 
 // A peer as a node knew it when it stopped.

@@ -54,6 +54,8 @@ void Node::respond(const wire::Document& document, wire::Request request,
   // The requester already applied the operation to its own sockets, and a
   // Local flag never crosses nodes.
   command.opts.flags &= static_cast<std::uint8_t>(~wire::broadcast_flags::kLocal);
+  // A socketioxide node names this node's sockets by the aliases it was given.
+  if (!info) aliases_.resolve(command.opts);
   command.position = position;
   const std::vector<AttachmentId> targets(state.attachments.begin(), state.attachments.end());
   auto send_all = [&] {
@@ -82,7 +84,7 @@ void Node::respond(const wire::Document& document, wire::Request request,
       const Millis ack_timeout =
           info && info->ack_timeout_ms > 0 ? Millis{info->ack_timeout_ms} : config_.ack_timeout;
       auto responder = std::make_unique<AckResponder>(*this, next_command_id(), ns, requester,
-                                                      request.id, ack_timeout);
+                                                      request.id, ack_timeout, info.has_value());
       command.kind = CommandKind::kBroadcastWithAck;
       command.id = responder->id();
       command.packet = std::move(request.packet);
@@ -145,7 +147,9 @@ void Node::answer_fetch(const std::string& ns, const std::string& requester,
   wire::SocketList list;
   wire::FetchDetails details;
   for (auto& socket : result.sockets) {
-    list.sockets.push_back(wire::SocketRef{socket.id, uid_, ns});
+    // socketioxide reads only 16-character ids; a siobridge requester matches
+    // the aliases to the real ids in the details.
+    list.sockets.push_back(wire::SocketRef{aliases_.report(socket.id), uid_, ns});
     if (siobridge_requester) {
       details.sockets.push_back(wire::SocketDetails{std::move(socket.id), std::move(socket.rooms),
                                                     std::move(socket.handshake),

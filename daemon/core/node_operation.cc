@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "daemon/wire/ids.h"
+
 namespace siobridge::core {
 
 // ---- Operation ----
@@ -120,11 +122,12 @@ void Node::SocketsGathering::on_response(const wire::Response& response,
     }
   }
   if (const auto* fetch = extension ? std::get_if<wire::FetchDetails>(&*extension) : nullptr) {
-    for (const auto& socket : fetch->sockets) details.emplace(socket.id, &socket);
+    for (const auto& socket : fetch->sockets) details.emplace(wire::socket_alias(socket.id), &socket);
   }
   for (const auto& ref : list->sockets) {
     RemoteSocket socket{ref.id, ref.server_id, ref.ns, {}, {}, {}, false};
     if (auto it = details.find(ref.id); it != details.end()) {
+      socket.id = it->second->id;  // the real id behind the alias
       socket.rooms = it->second->rooms;
       socket.handshake = it->second->handshake;
       socket.data = it->second->data;
@@ -267,8 +270,11 @@ void Node::AckQuery::expect_remote(const std::vector<std::string>& uids, std::st
 }
 
 void Node::AckQuery::arm() {
-  after(node_.config_.request_timeout, [this] { close_counting(); });
-  after(node_.config_.request_timeout + ack_timeout_, [this] { end(true); });
+  // The caller's timeout is socket.io's: from the emit, for every ack. Counts
+  // that come later than that announce acks that would be late anyway.
+  const Millis deadline = ack_timeout_ + kAckSlack;
+  after(std::min(node_.config_.request_timeout, deadline), [this] { close_counting(); });
+  after(deadline, [this] { end(true); });
   check_done();
 }
 
@@ -424,8 +430,12 @@ void Node::AckResponder::send_count() {
 }
 
 void Node::AckResponder::publish_ack(const std::string& sid, const AckResult& result) {
-  node_.publish_response(ns(), requester_, request_id_,
-                         wire::Response{node_.uid_, wire::BroadcastAck{sid, result}}, std::nullopt);
+  node_.publish_response(
+      ns(), requester_, request_id_,
+      wire::Response{node_.uid_,
+                     wire::BroadcastAck{siobridge_requester_ ? sid : node_.aliases_.report(sid),
+                                        result}},
+      std::nullopt);
 }
 
 void Node::AckResponder::check_done() {

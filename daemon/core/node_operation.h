@@ -220,10 +220,12 @@ class Node::AckQuery final : public Node::Operation {
 // attached servers) before any ack, then every ack as it arrives.
 class Node::AckResponder final : public Node::Operation {
  public:
+  // `siobridge_requester`: acks carry real socket ids, else their aliases.
   AckResponder(Node& node, CommandId id, std::string ns, std::string requester,
-               std::string request_id, Millis ack_timeout)
+               std::string request_id, Millis ack_timeout, bool siobridge_requester)
       : Operation(node, id, std::move(ns)),
         requester_(std::move(requester)),
+        siobridge_requester_(siobridge_requester),
         ack_timeout_(ack_timeout) {
     request_id_ = std::move(request_id);
   }
@@ -241,6 +243,7 @@ class Node::AckResponder final : public Node::Operation {
   void check_done();
 
   std::string requester_;
+  bool siobridge_requester_;
   Millis ack_timeout_;
   std::map<AttachmentId, std::string> pending_counts_;
   std::map<AttachmentId, std::pair<std::uint32_t, std::uint32_t>> counted_;  // expected, received

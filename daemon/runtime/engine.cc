@@ -1,5 +1,6 @@
 #include "daemon/runtime/engine.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include "daemon/wire/ids.h"
@@ -209,6 +210,15 @@ void Engine::arm_timer() {
         self->arm_timer();
       },
       static_cast<std::uint64_t>(delay), 0);
+}
+
+void Engine::on_document(wire::Document document, const std::string& position) {
+  const bool large = document.data.size() >= (1u << 20);
+  node_->on_document(document, position);
+  if (large) {
+    document = {};
+    ::malloc_trim(0);  // give the memory of a large message back now
+  }
 }
 
 void Engine::after_events() {

@@ -94,9 +94,7 @@ class Engine final : private bus::BusListener {
   void after_events();
   void save_state(bool force = false);
 
-  void on_document(wire::Document document, const std::string& position) override {
-    node_->on_document(document, position);
-  }
+  void on_document(wire::Document document, const std::string& position) override;
   void on_bus_state(bus::BusState state, const std::string& detail) override {
     node_->on_bus_state(state, detail);
     if (bus_observer_) bus_observer_(state, detail);

@@ -55,7 +55,7 @@ TEST_CASE("malformed extensions are errors") {
   }
 }
 
-TEST_CASE("PROTOCOL.md section 14 vectors X1-X6, byte for byte both ways") {
+TEST_CASE("PROTOCOL.md section 14 vectors X1-X7, byte for byte both ways") {
   const std::string B(16, 'B'), C(16, 'C');
   struct Case {
     const char* name;
@@ -79,8 +79,10 @@ TEST_CASE("PROTOCOL.md section 14 vectors X1-X6, byte for byte both ways") {
        "6e 74 73 5f 61 63 6b c3 aa 74 69 6d 65 6f 75 74 5f 6d 73 cd 0b b8",
        ServerSideEmit{B, "[\"ping\"]", true, 3000}},
       {"X6 ServerSideEmitReply",
-       "82 a1 6b 04 a9 72 65 73 70 6f 6e 73 65 73 91 c4 08 5b 22 70 6f 6e 67 22 5d",
-       ServerSideEmitReply{{"[\"pong\"]"}}},
+       "84 a1 6b 04 a9 72 65 73 70 6f 6e 73 65 73 91 c4 08 5b 22 70 6f 6e 67 22 5d a4 67 6f 6e 65 "
+       "00 a7 73 65 72 76 65 72 73 02",
+       ServerSideEmitReply{{"[\"pong\"]"}, 0, 2}},
+      {"X7 Goodbye", "81 a1 6b 05", Goodbye{}},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {

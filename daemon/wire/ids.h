@@ -24,4 +24,11 @@ bool is_valid_socket_id(std::string_view id);
 
 inline constexpr std::size_t kMaxSocketIdLength = 64;
 
+// The id a socketioxide node sees for a socket: socketioxide accepts only
+// 16-character ids, socket.io (Node) makes 20-character ones. A valid 16-
+// character id is its own alias; any other is mapped by a fixed hash that every
+// siobridge node computes alike, so a requester matches the aliases in an
+// answer to the real ids it carries (docs/PROTOCOL.md section 14).
+std::string socket_alias(std::string_view sid);
+
 }  // namespace siobridge::wire

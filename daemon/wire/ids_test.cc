@@ -45,3 +45,14 @@ TEST_CASE("socket id validation accepts socket.io's 20-character ids") {
   CHECK_FALSE(is_valid_socket_id(std::string(65, 'a')));
   CHECK_FALSE(is_valid_socket_id("abc def"));
 }
+
+TEST_CASE("socket aliases are valid ids that every node computes alike") {
+  CHECK(socket_alias("CCCCCCCCCCCCCCCC") == "CCCCCCCCCCCCCCCC");  // already valid
+  const std::string alias = socket_alias("Xn3-qR_0aB9cDeFgHiJk");
+  CHECK(is_valid_id(alias));
+  CHECK(alias == socket_alias("Xn3-qR_0aB9cDeFgHiJk"));
+  // A fixed function: this value is part of the protocol (docs/PROTOCOL.md).
+  CHECK(alias == "MPNtUKatuh9NHXdI");
+  CHECK(socket_alias("Xn3-qR_0aB9cDeFgHiJl") != alias);
+  CHECK(is_valid_id(socket_alias("x")));
+}

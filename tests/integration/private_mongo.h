@@ -14,6 +14,13 @@ namespace siobridge::testing {
 
 class PrivateMongo {
  public:
+  // Ports are offsets from the test MongoDB's (SIOBRIDGE_MONGO_PORT, 27117 by
+  // default), so that test runs with different base ports never share one.
+  static int port_at(int offset) {
+    const char* base = std::getenv("SIOBRIDGE_MONGO_PORT");
+    return (base && *base ? std::atoi(base) : 27117) + offset;
+  }
+
   PrivateMongo(int port, bool standalone = false) : port_(port), standalone_(standalone) {}
   ~PrivateMongo() { run("wipe"); }
 
