@@ -362,8 +362,7 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
   const std::size_t bytes = message.ByteSizeLong();
   const auto& limits = context_.limits;
   const std::size_t queued = outbox_.size(), queued_bytes = outbox_.bytes();
-  if (queued_bytes > limits.backpressure_bytes &&
-      command.opts.has(wire::broadcast_flags::kVolatile)) {
+  if (backlog() > limits.backpressure_bytes && command.opts.has(wire::broadcast_flags::kVolatile)) {
     if (context_.observer) context_.observer->volatile_dropped();
     return;  // volatile packets may be lost, by contract
   }
@@ -385,9 +384,13 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
   report_backlog();
 }
 
-void AttachStream::report_backlog() {
+std::size_t AttachStream::backlog() const {
   // Many small messages weigh like their memory: ~128 bytes each beside the payload.
-  context_.engine.flow_gate().report(this, outbox_.bytes() + outbox_.size() * 128);
+  return outbox_.bytes() + outbox_.size() * 128;
+}
+
+void AttachStream::report_backlog() {
+  context_.engine.flow_gate().report(this, backlog());
 }
 
 void AttachStream::read_next() {

@@ -85,6 +85,8 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   // The server a message names: its id, or the stream's first server for "".
   Result<core::AttachmentId> resolve(const std::string& attachment_id) const;
   void push_result(::siobridge::v1::Result result);
+  // What waits in the outbox, as the flow gate weighs it.
+  std::size_t backlog() const;
   // After a message is pushed or written: tells the flow gate what waits.
   void report_backlog();
   // The reactor read a message: read the next one now, or once the gate opens.

@@ -37,11 +37,17 @@ class Tracked {
 
 const grpc::Status kDraining{grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"};
 
+// Whether an operation waits while attached servers have too much waiting
+// (FlowGate). Work that adds to their queues does, unless it is volatile
+// (dropped for a slow server rather than waited for); questions do not.
+enum class Gate { kWait, kPass };
+
 // Validates, then runs `work(node, finish)` on the core thread; `finish`
 // reports the outcome once.
 template <typename Reply, typename Work>
 void run(ApiContext& context, const char* name, const grpc::Status& invalid,
-         std::function<void(const grpc::Status&, Reply)> done, Work work) {
+         std::function<void(const grpc::Status&, Reply)> done, Work work,
+         Gate gate = Gate::kPass) {
   auto tracked = std::make_shared<Tracked>(context, name);
   if (!invalid.ok()) {
     tracked->end(invalid.error_code());
@@ -57,8 +63,15 @@ void run(ApiContext& context, const char* name, const grpc::Status& invalid,
     tracked->end(status.error_code());
     done(status, std::move(reply));
   };
-  context.engine.post([work = std::move(work), finish = std::move(finish)](
-                          core::Node& node) mutable { work(node, finish); });
+  auto start = [&context, work = std::move(work), finish = std::move(finish)]() mutable {
+    context.engine.post([work = std::move(work), finish = std::move(finish)](
+                            core::Node& node) mutable { work(node, finish); });
+  };
+  if (gate == Gate::kWait) {
+    context.engine.flow_gate().when_open(std::move(start));
+  } else {
+    start();
+  }
 }
 
 grpc::Status opts_status(const Result<wire::BroadcastOptions>& opts) {
@@ -80,11 +93,14 @@ void Operations::broadcast(core::AttachmentId from, const pb::BroadcastRequest& 
   const auto invalid = !opts.ok()     ? opts_status(opts)
                        : !packet.ok() ? to_grpc(packet.error())
                                       : grpc::Status::OK;
-  run<Empty>(context_, "broadcast", invalid, status_only(std::move(done)),
-             [from, opts = opts.ok() ? *opts : wire::BroadcastOptions{},
-              packet = packet.ok() ? *packet : wire::Packet{}](core::Node& node, auto& finish) {
-               finish(to_grpc(node.broadcast(from, packet, opts)), Empty{});
-             });
+  const Gate gate = request.opts().volatile_() ? Gate::kPass : Gate::kWait;
+  run<Empty>(
+      context_, "broadcast", invalid, status_only(std::move(done)),
+      [from, opts = opts.ok() ? *opts : wire::BroadcastOptions{},
+       packet = packet.ok() ? *packet : wire::Packet{}](core::Node& node, auto& finish) {
+        finish(to_grpc(node.broadcast(from, packet, opts)), Empty{});
+      },
+      gate);
 }
 
 void Operations::broadcast_with_ack(core::AttachmentId from, const pb::BroadcastRequest& request,
@@ -119,7 +135,8 @@ void Operations::broadcast_with_ack(core::AttachmentId from, const pb::Broadcast
                                }};
         auto status = node.broadcast_with_ack(from, packet, opts, timeout, std::move(stream));
         if (!status.ok()) finish(to_grpc(status), Empty{});
-      });
+      },
+      Gate::kWait);
 }
 
 void Operations::change_rooms(core::AttachmentId from, const pb::RoomsRequest& request, bool join,
@@ -138,7 +155,8 @@ void Operations::change_rooms(core::AttachmentId from, const pb::RoomsRequest& r
         finish(to_grpc(join ? node.add_sockets(from, ns, opts, rooms)
                             : node.del_sockets(from, ns, opts, rooms)),
                Empty{});
-      });
+      },
+      Gate::kWait);
 }
 
 void Operations::disconnect_sockets(core::AttachmentId from, const pb::DisconnectRequest& request,
@@ -146,11 +164,13 @@ void Operations::disconnect_sockets(core::AttachmentId from, const pb::Disconnec
   auto opts = from_proto(request.opts());
   grpc::Status invalid = check_namespace(request.namespace_());
   if (invalid.ok()) invalid = opts_status(opts);
-  run<Empty>(context_, "disconnect_sockets", invalid, status_only(std::move(done)),
-             [from, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{},
-              close = request.close()](core::Node& node, auto& finish) {
-               finish(to_grpc(node.disconnect_sockets(from, ns, opts, close)), Empty{});
-             });
+  run<Empty>(
+      context_, "disconnect_sockets", invalid, status_only(std::move(done)),
+      [from, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{},
+       close = request.close()](core::Node& node, auto& finish) {
+        finish(to_grpc(node.disconnect_sockets(from, ns, opts, close)), Empty{});
+      },
+      Gate::kWait);
 }
 
 void Operations::fetch_sockets(core::AttachmentId from, const pb::QueryRequest& request,
@@ -225,7 +245,8 @@ void Operations::server_side_emit(core::AttachmentId from, const pb::ServerSideE
                                               finish(grpc::Status::OK, std::move(reply));
                                             });
         if (!status.ok()) finish(to_grpc(status), {});
-      });
+      },
+      Gate::kWait);
 }
 
 void Operations::status(Done<pb::StatusReply> done) {

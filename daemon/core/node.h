@@ -174,6 +174,8 @@ class Node {
 
   // node_outgoing.cc: the requester side
   bool is_local_only(const wire::BroadcastOptions& opts) const;
+  // kUnavailable while the bus cannot reach the other nodes.
+  Status check_cluster_reachable() const;
   std::optional<std::string> target_of(const wire::BroadcastOptions& opts) const;
   Status publish_request(const std::string& ns, wire::Request request,
                          std::optional<std::string> target, const wire::RequestInfo& info);

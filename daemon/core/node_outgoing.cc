@@ -45,6 +45,16 @@ Status remote_failed(const Status& publish, std::size_t local) {
 
 }  // namespace
 
+Status Node::check_cluster_reachable() const {
+  if (bus_state_ != bus::BusState::kUnavailable && bus_state_ != bus::BusState::kFailed) return {};
+  // Broadcasts queue while the bus is away; an answer from other hosts
+  // cannot come, so a question fails at once rather than at its timeout.
+  return make_error(ErrorCode::kUnavailable,
+                    fmt::format("MongoDB is {}: the other hosts cannot answer{}{}",
+                                bus::to_string(bus_state_), bus_detail_.empty() ? "" : " (",
+                                bus_detail_.empty() ? "" : bus_detail_ + ")"));
+}
+
 bool Node::is_local_only(const wire::BroadcastOptions& opts) const {
   using namespace wire::broadcast_flags;
   if (opts.has(kLocal)) return true;
@@ -173,6 +183,9 @@ Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::Bro
     done(RoomsResult{});  // the caller's own rooms only
     return {};
   }
+  if (!is_local_only(opts)) {
+    if (auto s = check_cluster_reachable(); !s) return s;
+  }
   auto gathering =
       std::make_unique<RoomsGathering>(*this, next_command_id(), ns, std::move(done));
   const auto target = target_of(opts);
@@ -197,6 +210,9 @@ Status Node::fetch_sockets(AttachmentId from, const std::string& ns,
   if (opts.has(wire::broadcast_flags::kLocal)) {
     done(SocketsResult{});
     return {};
+  }
+  if (!is_local_only(opts)) {
+    if (auto s = check_cluster_reachable(); !s) return s;
   }
   auto gathering =
       std::make_unique<SocketsGathering>(*this, next_command_id(), ns, std::move(done));
@@ -243,6 +259,9 @@ Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::By
   };
 
   const auto targets = local_targets(ns, from);
+  if (wants_ack) {
+    if (auto s = check_cluster_reachable(); !s) return s;
+  }
   if (!wants_ack) {
     auto published = publish(wire::generate_id());
     for (AttachmentId id : targets) send(id, command);
@@ -289,6 +308,9 @@ Status Node::broadcast_with_ack(AttachmentId from, const wire::Packet& packet,
   if (opts.has(wire::broadcast_flags::kLocal)) {
     if (stream.on_done) stream.on_done(Missing{}, false);
     return {};
+  }
+  if (!is_local_only(opts)) {
+    if (auto s = check_cluster_reachable(); !s) return s;
   }
   auto query =
       std::make_unique<AckQuery>(*this, next_command_id(), ns, std::move(stream), ack_timeout);

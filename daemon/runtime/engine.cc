@@ -124,6 +124,10 @@ void Engine::stop(core::Millis drain) {
   }
   uv_async_send(&wakeup_);
   thread_.join();
+  // The core thread is gone: the last snapshot is written here, and the state
+  // directory is free for a successor (the watcher saved its token).
+  save_state(/*force=*/true);
+  state_dir_.reset();
 }
 
 void Engine::post(std::function<void(core::Node&)> fn) {

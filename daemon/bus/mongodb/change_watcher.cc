@@ -179,6 +179,8 @@ ChangeWatcher::Outcome ChangeWatcher::watch(const PooledClient& client) {
   }
   context_.report(BusContext::Part::kWatcher, BusState::kReady, "");
   start_ = Start::kResumeAfter;
+  // Where the stream starts: safe to keep even if the daemon stops at once.
+  remember(mongoc_change_stream_get_resume_token(stream.get()), /*at_open=*/true);
   if (refill_pending_) {
     // The new stream is open, so nothing falls between the re-read and it;
     // what both return is delivered once.
@@ -262,13 +264,13 @@ void ChangeWatcher::handle_insert(const bson_t* event) {
   context_.deliver(Delivery{std::move(*doc), position_of(event)});
 }
 
-void ChangeWatcher::remember(const bson_t* token) {
+void ChangeWatcher::remember(const bson_t* token, bool at_open) {
   if (!token) return;
   const auto now = std::chrono::steady_clock::now();
   token_ = wire::OwnedBson(bson_copy(token));
   last_seen_ms_ = wall_clock_ms();
-  if (marks_.empty() || now - marks_.back().at >= kMarkEvery) {
-    marks_.push_back(Mark{now, wire::OwnedBson(bson_copy(token)), last_seen_ms_});
+  if (at_open || marks_.empty() || now - marks_.back().at >= kMarkEvery) {
+    marks_.push_back(Mark{now, wire::OwnedBson(bson_copy(token)), last_seen_ms_, at_open});
   }
   if (now - last_saved_ >= std::chrono::seconds(1)) save();
 }
@@ -281,6 +283,11 @@ void ChangeWatcher::save() {
   const auto cutoff = last_saved_ - kReplayMargin;
   std::optional<Mark> chosen;
   while (!marks_.empty() && marks_.front().at <= cutoff) {
+    chosen = std::move(marks_.front());
+    marks_.pop_front();
+  }
+  if (!chosen && !marks_.empty() && marks_.front().at_open) {
+    // Young, but where the stream started: nothing after it was missed.
     chosen = std::move(marks_.front());
     marks_.pop_front();
   }

@@ -51,7 +51,7 @@ class ChangeWatcher {
   Outcome read(mongoc_change_stream_t* stream);
   void refill(const PooledClient& client);
   void handle_insert(const bson_t* event);
-  void remember(const bson_t* token);
+  void remember(const bson_t* token, bool at_open = false);
   // Persists the newest token at least kReplayMargin old.
   void save();
 
@@ -64,6 +64,7 @@ class ChangeWatcher {
     std::chrono::steady_clock::time_point at;
     wire::OwnedBson token;
     std::int64_t wall_time_ms;
+    bool at_open = false;  // the stream's starting point: nothing after it delivered yet
   };
   wire::OwnedBson token_{nullptr};
   std::deque<Mark> marks_;  // recent tokens, oldest first, for the lagged save

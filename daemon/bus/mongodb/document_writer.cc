@@ -96,6 +96,8 @@ Status DocumentWriter::enqueue(wire::Document document) {
     const char* why = nullptr;
     if (closed_) {
       why = "the daemon is shutting down";
+    } else if (context_.state() == BusState::kFailed) {
+      why = "the MongoDB bus failed (see the daemon's log and Status)";
     } else if (queued_bytes_ + bytes > config.queue_bytes) {
       why = context_.state() == BusState::kReady
                 ? "the MongoDB write queue is full (MongoDB is slower than the publishers)"
