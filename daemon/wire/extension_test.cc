@@ -80,7 +80,7 @@ TEST_CASE("PROTOCOL.md section 14 vectors X1-X6, byte for byte both ways") {
        ServerSideEmit{B, "[\"ping\"]", true, 3000}},
       {"X6 ServerSideEmitReply",
        "82 a1 6b 04 a9 72 65 73 70 6f 6e 73 65 73 91 c4 08 5b 22 70 6f 6e 67 22 5d",
-       ServerSideEmitReply{{"[\"pong\"]"}}},
+       ServerSideEmitReply{{"[\"pong\"]"}, 0, std::nullopt}},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {
