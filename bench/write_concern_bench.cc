@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/wire/owned_bson.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -40,35 +42,35 @@ double median(std::vector<double> v) {
 }
 
 Phase run(mongoc_collection_t* coll, bool majority, int batch, double seconds) {
-  bson_t* opts = majority ? BCON_NEW("ordered", BCON_BOOL(true), "writeConcern", "{", "w",
-                                     BCON_UTF8("majority"), "j", BCON_BOOL(true), "}")
-                          : BCON_NEW("ordered", BCON_BOOL(true), "writeConcern", "{", "w",
-                                     BCON_INT32(1), "j", BCON_BOOL(true), "}");
+  const siobridge::wire::OwnedBson opts(
+      majority ? BCON_NEW("ordered", BCON_BOOL(true), "writeConcern", "{", "w",
+                          BCON_UTF8("majority"), "j", BCON_BOOL(true), "}")
+               : BCON_NEW("ordered", BCON_BOOL(true), "writeConcern", "{", "w", BCON_INT32(1), "j",
+                          BCON_BOOL(true), "}"));
   const std::string payload(100, 'x');
   std::vector<double> ms;
   long docs = 0;
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
   while (Clock::now() < end) {
-    std::vector<bson_t*> owned;
+    std::vector<siobridge::wire::OwnedBson> owned;
+    std::vector<const bson_t*> pointers;
     for (int i = 0; i < batch; ++i) {
-      owned.push_back(BCON_NEW("ns", BCON_UTF8("/"), "origin", BCON_UTF8("bench-writer0000"),
-                               "data", BCON_UTF8(payload.c_str())));
+      owned.emplace_back(BCON_NEW("ns", BCON_UTF8("/"), "origin", BCON_UTF8("bench-writer0000"),
+                                  "data", BCON_UTF8(payload.c_str())));
+      pointers.push_back(owned.back().get());
     }
-    std::vector<const bson_t*> pointers(owned.begin(), owned.end());
     bson_error_t error;
     const auto sent = Clock::now();
-    const bool ok = mongoc_collection_insert_many(coll, pointers.data(), pointers.size(), opts,
-                                                  nullptr, &error);
+    const bool ok = mongoc_collection_insert_many(coll, pointers.data(), pointers.size(),
+                                                  opts.get(), nullptr, &error);
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
-    for (auto* doc : owned) bson_destroy(doc);
     if (!ok) {
       std::fprintf(stderr, "insertMany failed: %s\n", error.message);
       std::exit(1);
     }
     docs += batch;
   }
-  bson_destroy(opts);
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   return {static_cast<double>(ms.size()) / elapsed, static_cast<double>(docs) / elapsed,
           percentile(ms, 0.5), percentile(ms, 0.99)};
