@@ -5,7 +5,10 @@
 //   (b) the primary killed with SIGKILL (started again while traffic goes on),
 //   (a) replSetStepDown on the primary,
 //   (c) a secondary killed with SIGKILL (started again while traffic goes on):
-//       the one that stepped down in (a), where the change streams still are.
+//       the one that stepped down in (a), primary when the daemons last
+//       (re)opened their change streams,
+//   (d) the primary frozen with SIGSTOP (a host that stops answering), thawed
+//       once delivery resumed without it.
 // Each case checks that nothing is lost, duplicated or reordered, that the
 // daemons' bus state and gRPC health follow the election (NOT_SERVING during
 // it, SERVING after) and that the outage metric records it; it prints the
@@ -405,9 +408,9 @@ test("(c) a secondary killed: nothing lost, duplicated or reordered, no outage",
   const summary = await runCase("secondary-killed", {
     election: false,
     fault: async () => {
-      // The member that stepped down in (a) still serves the daemons' change
-      // streams (a stepped-down primary keeps its open cursors): killing it
-      // makes them resume on another member.
+      // The member that stepped down in (a) was the primary when (b) made the
+      // daemons re-open their change streams: killing it makes them go on
+      // from another member.
       const primary = await mongo("primary");
       const base = Number(process.env.SIOBRIDGE_MONGO_PORT);
       const secondary =
@@ -421,4 +424,38 @@ test("(c) a secondary killed: nothing lost, duplicated or reordered, no outage",
     assert.ok(!statuses.includes("NOT_SERVING"), `daemon ${i}: no outage without an election (${statuses})`);
     assert.equal(summary.metrics[i].outages, 0, `daemon ${i}: no outage counted`);
   });
+});
+
+// The primary stops answering without closing its connections (SIGSTOP, as a
+// frozen host or a partition), and is thawed only once delivery resumed
+// without it (or after 150 s): the daemons must not wait for its answers.
+test("(d) the primary frozen (SIGSTOP): delivery resumes on the new primary while it stays frozen", { skip }, async () => {
+  let frozenAt;
+  let resumedWhileFrozen = false;
+  const summary = await runCase("primary-frozen", {
+    election: true,
+    fault: async () => {
+      const primary = await mongo("primary");
+      await mongo("freeze", "--member", primary);
+      frozenAt = Date.now();
+      return {
+        detail: `primary ${primary} frozen, thawed after delivery resumed`,
+        recover: async () => {
+          // A message sent by the other side after the freeze, received here.
+          resumedWhileFrozen = await eventually(() => {
+            for (const [key, list] of tally.received) {
+              if (key.startsWith("a.listener<-primary-frozen/b") && list.some((m) => m.at > frozenAt + 3000)) return true;
+            }
+            return false;
+          }, 150000, "delivery while the old primary is frozen").catch(() => false);
+          console.log(`# delivery resumed while frozen: ${resumedWhileFrozen} after ${((Date.now() - frozenAt) / 1000).toFixed(2)} s`);
+          await mongo("thaw", "--member", primary);
+          await mongo("start");
+        },
+      };
+    },
+  });
+  assert.ok(resumedWhileFrozen, "delivery resumed while the old primary was frozen");
+  assertDelivery(summary);
+  assertElectionSeen(summary);
 });
