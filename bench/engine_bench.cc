@@ -4,6 +4,10 @@
 //
 //   engine_bench MONGODB_URI [seconds per phase, default 5]
 //
+// SIOBRIDGE_BENCH_WRITE_CONCERN (majority, the default, or 1) is the write
+// concern of the engines (mongodb.write_concern) and of the floor's inserts,
+// both journaled.
+//
 // Prints saturation throughput, p50/p99 latency at a steady 1,000 msgs/s, the
 // ratios to the floor, and memory with 10,000 requests in flight. Targets:
 // saturation >= 70 % of the floor and >= 10,000 msgs/s; p50 at 1,000 msgs/s at
@@ -89,6 +93,9 @@ mongoc_client_t* client_for(const std::string& uri) {
 struct FloorResult {
   double throughput = 0, p50 = 0, p99 = 0;
 };
+
+// The write concern of the engines, for the floor's inserts too.
+bool g_majority = true;
 
 FloorResult run_floor(const std::string& uri, const std::string& db, const std::string& coll_name,
                       double seconds, bool steady) {
@@ -178,8 +185,12 @@ FloorResult run_floor(const std::string& uri, const std::string& db, const std::
       pointers.push_back(docs.back().get());
     }
     bson_error_t error;
-    if (mongoc_collection_insert_many(coll, pointers.data(), pointers.size(), nullptr, nullptr,
-                                      &error)) {
+    wire::OwnedBson insert_opts(
+        g_majority
+            ? BCON_NEW("writeConcern", "{", "w", BCON_UTF8("majority"), "j", BCON_BOOL(true), "}")
+            : BCON_NEW("writeConcern", "{", "w", BCON_INT32(1), "j", BCON_BOOL(true), "}"));
+    if (mongoc_collection_insert_many(coll, pointers.data(), pointers.size(), insert_opts.get(),
+                                      nullptr, &error)) {
       sent += static_cast<long>(due.size());
     }
   }
@@ -225,6 +236,8 @@ int main(int argc, char** argv) {
   }
   const std::string uri = argv[1];
   const double seconds = argc > 2 ? std::atof(argv[2]) : 5.0;
+  // mongodb.write_concern of the engines: majority (the default) or 1.
+  const char* concern = std::getenv("SIOBRIDGE_BENCH_WRITE_CONCERN");
   mongoc_init();
   spdlog::set_level(spdlog::level::warn);
   const std::string db = "siobridge_bench_" + wire::generate_id().substr(0, 8);
@@ -241,8 +254,10 @@ int main(int argc, char** argv) {
   }
 
   const int rounds = 3;
-  std::printf("siobridge engine benchmark: 100 B broadcasts, %s, %.0f s per phase, %d rounds\n",
-              uri.c_str(), seconds, rounds);
+  std::printf(
+      "siobridge engine benchmark: 100 B broadcasts, %s, %.0f s per phase, %d rounds, engines "
+      "writing with w: %s\n",
+      uri.c_str(), seconds, rounds, concern ? concern : "majority");
 
   runtime::EngineOptions options;
   options.node.heartbeat_interval = core::Millis{2000};
@@ -252,6 +267,13 @@ int main(int argc, char** argv) {
   bus_config.collection = coll;
   if (const char* batch = std::getenv("SIOBRIDGE_BENCH_MAX_BATCH"))
     bus_config.max_batch = std::stoul(batch);
+  if (concern && std::string(concern) == "1") {
+    bus_config.write_concern = bus::mongodb::MongoBusConfig::WriteConcern::kPrimary;
+    g_majority = false;
+  } else if (concern && std::string(concern) != "majority") {
+    std::fprintf(stderr, "SIOBRIDGE_BENCH_WRITE_CONCERN must be majority or 1, not %s\n", concern);
+    return 2;
+  }
   options.mongodb = bus_config;
   auto sender = std::move(runtime::Engine::create(options).value());
   options.node.uid.clear();

@@ -5,6 +5,14 @@
  *   mongo-admin PORT ready SECONDS     initiate replica set rs0 if needed, wait
  *                                      until this node is a writable primary
  *   mongo-admin PORT shutdown          clean shutdown ({shutdown: 1, force})
+ *   mongo-admin PORT state             print this member's replica-set state
+ *                                      (PRIMARY, SECONDARY, STARTUP2, ...;
+ *                                      NOT-INITIATED; UNREACHABLE, exit 1)
+ *   mongo-admin PORT initiate SET PORT...
+ *                                      replSetInitiate of a set with these
+ *                                      members (exit 0 when already initiated)
+ *   mongo-admin PORT stepdown SECONDS  replSetStepDown: this primary steps down
+ *                                      and is not electable for SECONDS
  *
  * Every command talks to 127.0.0.1:PORT with directConnection=true. */
 #include <mongoc/mongoc.h>
@@ -87,6 +95,87 @@ static int ready(mongoc_client_t* client, const char* port, int seconds) {
   return 1;
 }
 
+static int state(mongoc_client_t* client) {
+  bson_t reply;
+  bson_error_t error;
+  bool ok = run(client, BCON_NEW("replSetGetStatus", BCON_INT32(1)), &reply, &error);
+  if (!ok) {
+    bson_destroy(&reply);
+    if (error.code == 94 /* NotYetInitialized */) {
+      puts("NOT-INITIATED");
+      return 0;
+    }
+    puts("UNREACHABLE");
+    fprintf(stderr, "mongo-admin: replSetGetStatus: %s\n", error.message);
+    return 1;
+  }
+  const char* found = "UNKNOWN";
+  bson_iter_t it, members, member;
+  if (bson_iter_init_find(&it, &reply, "members") && BSON_ITER_HOLDS_ARRAY(&it) &&
+      bson_iter_recurse(&it, &members)) {
+    while (bson_iter_next(&members)) {
+      if (!BSON_ITER_HOLDS_DOCUMENT(&members) || !bson_iter_recurse(&members, &member)) continue;
+      bool self = false;
+      const char* name = NULL;
+      while (bson_iter_next(&member)) {
+        if (strcmp(bson_iter_key(&member), "self") == 0) self = bson_iter_as_bool(&member);
+        if (strcmp(bson_iter_key(&member), "stateStr") == 0 && BSON_ITER_HOLDS_UTF8(&member))
+          name = bson_iter_utf8(&member, NULL);
+      }
+      if (self && name) {
+        found = name;
+        break;
+      }
+    }
+  }
+  puts(found);
+  bson_destroy(&reply);
+  return 0;
+}
+
+static int initiate(mongoc_client_t* client, const char* set, int count, char** ports) {
+  bson_t command = BSON_INITIALIZER, config, members;
+  BSON_APPEND_DOCUMENT_BEGIN(&command, "replSetInitiate", &config);
+  BSON_APPEND_UTF8(&config, "_id", set);
+  BSON_APPEND_ARRAY_BEGIN(&config, "members", &members);
+  for (int i = 0; i < count; ++i) {
+    char key[16], host[64];
+    snprintf(key, sizeof key, "%d", i);
+    snprintf(host, sizeof host, "127.0.0.1:%s", ports[i]);
+    bson_t member;
+    BSON_APPEND_DOCUMENT_BEGIN(&members, key, &member);
+    BSON_APPEND_INT32(&member, "_id", i);
+    BSON_APPEND_UTF8(&member, "host", host);
+    bson_append_document_end(&members, &member);
+  }
+  bson_append_array_end(&config, &members);
+  bson_append_document_end(&command, &config);
+  bson_t reply;
+  bson_error_t error;
+  bool ok = run(client, bson_copy(&command), &reply, &error);
+  bson_destroy(&command);
+  bson_destroy(&reply);
+  if (!ok && error.code != 23 /* AlreadyInitialized */) {
+    fprintf(stderr, "mongo-admin: replSetInitiate: %s\n", error.message);
+    return 1;
+  }
+  return 0;
+}
+
+static int step_down(mongoc_client_t* client, int seconds) {
+  bson_t reply;
+  bson_error_t error;
+  /* The primary closes its connections as it steps down: a network error after
+   * the command was sent is the normal outcome on older servers. */
+  bool ok = run(client, BCON_NEW("replSetStepDown", BCON_INT32(seconds)), &reply, &error);
+  bson_destroy(&reply);
+  if (!ok && error.domain != MONGOC_ERROR_STREAM) {
+    fprintf(stderr, "mongo-admin: replSetStepDown: %s\n", error.message);
+    return 1;
+  }
+  return 0;
+}
+
 static int shutdown_server(mongoc_client_t* client) {
   bson_t reply;
   bson_error_t error;
@@ -98,7 +187,9 @@ static int shutdown_server(mongoc_client_t* client) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: mongo-admin PORT ping|ready SECONDS|shutdown\n");
+    fprintf(stderr,
+            "usage: mongo-admin PORT ping|ready SECONDS|shutdown|state|initiate SET PORT...|"
+            "stepdown SECONDS\n");
     return 2;
   }
   mongoc_init();
@@ -110,6 +201,12 @@ int main(int argc, char** argv) {
     rc = ready(client, argv[1], argc > 3 ? atoi(argv[3]) : 60);
   else if (strcmp(argv[2], "shutdown") == 0)
     rc = shutdown_server(client);
+  else if (strcmp(argv[2], "state") == 0)
+    rc = state(client);
+  else if (strcmp(argv[2], "initiate") == 0 && argc > 4)
+    rc = initiate(client, argv[3], argc - 4, argv + 4);
+  else if (strcmp(argv[2], "stepdown") == 0)
+    rc = step_down(client, argc > 3 ? atoi(argv[3]) : 10);
   else
     fprintf(stderr, "mongo-admin: unknown command %s\n", argv[2]);
   mongoc_client_destroy(client);

@@ -207,7 +207,7 @@ TEST_CASE(
     WARN("skipped: needs the test MongoDB binary (scripts/setup) to run a server it can stop");
     return;
   }
-  PrivateMongo mongo(PrivateMongo::port_at(100));
+  PrivateMongo mongo(private_port(0));
   mongo.wipe();
   mongo.start();
   EngineSet set(Expiration::ttl(600), mongo.uri());
@@ -373,7 +373,7 @@ TEST_CASE("a standalone MongoDB is refused with a clear error") {
     WARN("skipped: needs the test MongoDB binary (scripts/setup) to run a standalone server");
     return;
   }
-  PrivateMongo standalone(PrivateMongo::port_at(200), /*standalone=*/true);
+  PrivateMongo standalone(private_port(1), /*standalone=*/true);
   standalone.wipe();
   standalone.start();
   EngineSet set(Expiration::ttl(60));  // the shared server; only the engine's URI differs

@@ -1,5 +1,8 @@
 // A MongoDB of a test's own, on its own port, that the test may stop, restart
-// or run standalone (scripts/mongo). Tests that need one skip with a warning
+// or run standalone (scripts/mongo). Ports: private_port(0), private_port(1),
+// from $SIOBRIDGE_MONGO_PORT + 4 (scripts/test's shared server is on that port
+// and its failover replica set on the three after it), so that checkouts given
+// different ports never meet. Tests that need one skip with a warning
 // when the test MongoDB binary is not installed (MONGODB_URI pointing at an
 // external server, no scripts/setup run).
 #pragma once
@@ -12,15 +15,15 @@
 
 namespace siobridge::testing {
 
+// The `index`th private port (0 or 1).
+inline int private_port(int index) {
+  const char* shared = std::getenv("SIOBRIDGE_MONGO_PORT");
+  const int base = shared && *shared ? std::atoi(shared) : 27117;
+  return base + 4 + index;
+}
+
 class PrivateMongo {
  public:
-  // Ports are offsets from the test MongoDB's (SIOBRIDGE_MONGO_PORT, 27117 by
-  // default), so that test runs with different base ports never share one.
-  static int port_at(int offset) {
-    const char* base = std::getenv("SIOBRIDGE_MONGO_PORT");
-    return (base && *base ? std::atoi(base) : 27117) + offset;
-  }
-
   PrivateMongo(int port, bool standalone = false) : port_(port), standalone_(standalone) {}
   ~PrivateMongo() { run("wipe"); }
 

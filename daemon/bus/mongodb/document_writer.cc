@@ -280,7 +280,6 @@ DocumentWriter::Attempt DocumentWriter::insert(const PooledClient& client,
     context_.stats.inserted += docs.size();
     ++context_.stats.insert_batches;
     context_.stats.record_batch(docs.size());
-    context_.report(BusContext::Part::kWriter, BusState::kReady, "");
     offset = end;
     return Attempt::kDone;
   }
@@ -363,6 +362,10 @@ void DocumentWriter::write(std::vector<Encoded>& batch) {
         break;
     }
   }
+  // Every document is settled, and MongoDB said so: by storing it, by showing
+  // it was stored before (an answer lost in an election), or by refusing it
+  // for good. Any of these ends an outage the writer reported.
+  if (offset >= batch.size()) context_.report(BusContext::Part::kWriter, BusState::kReady, "");
 }
 
 }  // namespace siobridge::bus::mongodb

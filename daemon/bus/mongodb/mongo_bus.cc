@@ -36,6 +36,10 @@ Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::s
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_HEARTBEATFREQUENCYMS,
                                    static_cast<std::int32_t>(config.heartbeat_frequency.count()));
   }
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS)) {
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                   static_cast<std::int32_t>(config.socket_timeout.count()));
+  }
   if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) {
     mongoc_uri_set_appname(uri, "siobridged");
   }

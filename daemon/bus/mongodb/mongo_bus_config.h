@@ -40,6 +40,13 @@ struct MongoBusConfig {
   core::Millis recreate_step{1000};             // stagger of re-creation by rank
   core::Millis server_selection_timeout{5000};  // unless the URI sets one
   core::Millis heartbeat_frequency{1000};       // server monitoring, unless the URI sets one
+  // How long a call waits for a member's answer, unless the URI sets one
+  // (socketTimeoutMS). libmongoc's default, 5 minutes, held the writer and the
+  // change stream that long on a member that stopped answering (a frozen host,
+  // a partition). Longer than an election (electionTimeoutMillis, 10 s by
+  // default): a majority write to a cut-off primary fails when it steps down,
+  // before this, so its look-up never reads a primary about to roll back.
+  core::Millis socket_timeout{20000};
 };
 
 }  // namespace siobridge::bus::mongodb
