@@ -27,6 +27,8 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # adduser for the system user in postinst; the libraries come from dpkg-shlibdeps.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+# Release binaries without their symbol tables, as Debian ships them.
+set(CPACK_STRIP_FILES ON)
 
 # conffiles: dpkg keeps an administrator's edits across upgrades.
 file(WRITE ${PROJECT_BINARY_DIR}/deploy/debian/conffiles "${SIOBRIDGE_CONFIG_DIR}/siobridged.yaml\n")

@@ -151,8 +151,6 @@ TEST_CASE("siobridgectl health: exit 0 while serving, 1 otherwise, with the reas
     auto json = ctl(daemon, "health --json");
     CHECK(json.code == 0);
     CHECK_THAT(json.output, Catch::Contains("{\"status\": \"SERVING\"}"));
-    auto bridge = ctl(daemon, "health --service siobridge.v1.Bridge");
-    CHECK(bridge.code == 0);
     auto unknown = ctl(daemon, "health --service no.such.Service");
     CHECK(unknown.code == 1);
     CHECK_THAT(unknown.output, Catch::Contains("unknown service"));
@@ -170,7 +168,7 @@ TEST_CASE("siobridgectl health: exit 0 while serving, 1 otherwise, with the reas
   SECTION("a draining daemon is not serving") {
     // A request held by a slow server keeps the daemon draining after SIGTERM.
     DaemonProcess daemon({"--shutdown-drain-timeout", "30s", "--node-local-timeout", "30s",
-                          "--node-request-timeout", "30s"});
+                          "--node-request-timeout", "40s"});
     REQUIRE(daemon.wait_ready());
     ClientServer slow(daemon.address(), "slow");
     ClientServer caller(daemon.address(), "caller");
