@@ -51,8 +51,8 @@ FROM ${BASE_IMAGE}
 # A fixed numeric user, so that runAsNonRoot can verify it and volumes can be
 # shared by id; the package's postinst finds it and creates no other.
 ARG SIOBRIDGE_UID=10001
-RUN groupadd --system --gid ${SIOBRIDGE_UID} siobridge \
- && useradd --system --uid ${SIOBRIDGE_UID} --gid siobridge --no-create-home \
+RUN groupadd --gid ${SIOBRIDGE_UID} siobridge \
+ && useradd --uid ${SIOBRIDGE_UID} --gid siobridge --no-create-home \
       --home-dir /var/lib/siobridge --shell /usr/sbin/nologin siobridge
 RUN --mount=type=bind,from=build,source=/out,target=/tmp/deb \
     apt-get update \
