@@ -23,25 +23,27 @@ RUN apt-get update \
       libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev prometheus-cpp-dev libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Only what the build and the package use, so that changes elsewhere (the Node
-# client, tests, benchmarks) keep the compiled layer cached.
-COPY CMakeLists.txt README.md ./
+# Only what the compilation uses, so that changes elsewhere (the Node client,
+# tests, documentation, deployment examples) keep the compiled layer cached.
+COPY CMakeLists.txt ./
 COPY cmake cmake
 COPY proto proto
 COPY daemon daemon
 COPY client/cpp client/cpp
 COPY config config
-COPY deploy deploy
-COPY docs docs
+COPY deploy/siobridged.service.in deploy/
+COPY deploy/debian deploy/debian
 # The compiler cache survives between builds of changed sources (a cache mount
 # is not part of any layer).
 RUN --mount=type=cache,target=/ccache \
     export CCACHE_DIR=/ccache \
  && cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
       -DBUILD_TESTING=OFF -DSIOBRIDGE_BENCH=OFF \
- && cmake --build /build --target siobridged siobridgectl \
- && cd /build && cpack -G DEB \
- && mkdir /out && mv /build/siobridge_*.deb /out/
+ && cmake --build /build --target siobridged siobridgectl
+# The documents the package installs are read only now, by cpack.
+COPY README.md ./
+COPY docs docs
+RUN cd /build && cpack -G DEB && mkdir /out && mv /build/siobridge_*.deb /out/
 
 # `--target deb --output ...` writes the package alone.
 FROM scratch AS deb
