@@ -1,10 +1,13 @@
 // siobridgectl against a real siobridged (in-memory bus) with one attached
-// server: every subcommand, readable and --json.
+// server: every subcommand, readable and --json, the common options before and
+// after the subcommand, and `health` as a probe (exit 0 only while serving).
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
 #include <array>
+#include <csignal>
 #include <cstdio>
+#include <future>
 #include <string>
 
 #include "tests/process/process_helpers.h"
@@ -23,9 +26,8 @@ struct CtlRun {
 
 // Arguments are single-quoted for the shell; none of the tests' contain a quote
 // of their own except JSON data, which uses double quotes only.
-CtlRun ctl(const DaemonProcess& daemon, const std::string& args) {
-  const std::string command =
-      std::string(SIOBRIDGE_CTL_BINARY) + " --address '" + daemon.address() + "' " + args + " 2>&1";
+CtlRun ctl_args(const std::string& args) {
+  const std::string command = std::string(SIOBRIDGE_CTL_BINARY) + " " + args + " 2>&1";
   CtlRun run;
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
@@ -36,6 +38,10 @@ CtlRun ctl(const DaemonProcess& daemon, const std::string& args) {
   const int status = ::pclose(pipe);
   run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return run;
+}
+
+CtlRun ctl(const DaemonProcess& daemon, const std::string& args) {
+  return ctl_args("--address '" + daemon.address() + "' " + args);
 }
 
 }  // namespace
@@ -106,5 +112,85 @@ TEST_CASE("siobridgectl: status, emit, rooms, sockets and disconnect") {
     CHECK(bad.code != 0);
     CHECK_THAT(bad.output,
                Catch::Contains("INVALID_ARGUMENT") || Catch::Contains("must start with '/'"));
+  }
+}
+
+TEST_CASE("siobridgectl: --json, --address and --timeout-ms also after the subcommand") {
+  DaemonProcess daemon;
+  REQUIRE(daemon.wait_ready());
+  ClientServer a(daemon.address(), "app-server");
+  a.with([](auto& s) {
+    s.add_socket("s1", {"red"});
+    return 0;
+  });
+  REQUIRE(a.client().wait_attached(std::chrono::seconds(20)));
+  const std::string address = "'" + daemon.address() + "'";
+
+  auto status = ctl_args("status --json --address " + address);
+  REQUIRE(status.code == 0);
+  CHECK_THAT(status.output, Catch::Contains("\"name\": \"app-server\""));
+  auto rooms = ctl_args("rooms --namespace / --json --timeout-ms 5000 --address " + address);
+  REQUIRE(rooms.code == 0);
+  CHECK_THAT(rooms.output, Catch::Contains("\"rooms\"") && Catch::Contains("\"red\""));
+  auto mixed = ctl_args("--json sockets --room red --address " + address);
+  REQUIRE(mixed.code == 0);
+  CHECK_THAT(mixed.output, Catch::Contains("\"s1\""));
+  // An option that is nobody's is still an error.
+  auto unknown = ctl_args("status --no-such-option --address " + address);
+  CHECK(unknown.code != 0);
+  CHECK_THAT(unknown.output, Catch::Contains("--no-such-option"));
+}
+
+TEST_CASE("siobridgectl health: exit 0 while serving, 1 otherwise, with the reason") {
+  SECTION("a serving daemon") {
+    DaemonProcess daemon;
+    REQUIRE(daemon.wait_ready());
+    auto serving = ctl(daemon, "health");
+    CHECK(serving.code == 0);
+    CHECK_THAT(serving.output, Catch::Contains("serving"));
+    auto json = ctl(daemon, "health --json");
+    CHECK(json.code == 0);
+    CHECK_THAT(json.output, Catch::Contains("{\"status\": \"SERVING\"}"));
+    auto unknown = ctl(daemon, "health --service no.such.Service");
+    CHECK(unknown.code == 1);
+    CHECK_THAT(unknown.output, Catch::Contains("unknown service"));
+  }
+
+  SECTION("no daemon at the address") {
+    DaemonProcess daemon;
+    REQUIRE(daemon.wait_ready());
+    REQUIRE(daemon.terminate() == 0);
+    auto gone = ctl(daemon, "health --timeout-ms 2000");
+    CHECK(gone.code == 1);
+    CHECK_THAT(gone.output, Catch::Contains("cannot reach it"));
+  }
+
+  SECTION("a draining daemon is not serving") {
+    // A request held by a slow server keeps the daemon draining after SIGTERM.
+    DaemonProcess daemon({"--shutdown-drain-timeout", "30s", "--node-local-timeout", "30s",
+                          "--node-request-timeout", "40s"});
+    REQUIRE(daemon.wait_ready());
+    ClientServer slow(daemon.address(), "slow");
+    ClientServer caller(daemon.address(), "caller");
+    slow.with([](auto& s) {
+      s.add_socket("s1", {"room-of-slow"});
+      return 0;
+    });
+    slow.set_answer_delay(std::chrono::milliseconds(10000));
+    REQUIRE(slow.client().wait_attached(std::chrono::seconds(20)));
+    REQUIRE(caller.client().wait_attached(std::chrono::seconds(20)));
+    REQUIRE(ctl(daemon, "health").code == 0);
+    auto pending =
+        std::async(std::launch::async, [&] { return caller.client().all_rooms("/", {}); });
+    REQUIRE(slow.wait_until([](auto& s) { return !s.commands.empty(); }));
+    daemon.signal(SIGTERM);
+    CtlRun draining;
+    CHECK(poll_until([&] {
+      draining = ctl(daemon, "health");
+      return draining.code == 1;
+    }));
+    CHECK_THAT(draining.output, Catch::Contains("NOT_SERVING"));
+    CHECK(pending.get().ok());
+    CHECK(daemon.wait_exit(std::chrono::seconds(30)) == 0);
   }
 }

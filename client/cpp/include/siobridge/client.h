@@ -97,6 +97,8 @@ class BridgeClient {
   Outcome<pb::StatusReply> status();
 
   pb::Bridge::Stub& stub() { return *stub_; }
+  // The daemon's channel, for the other services it serves (grpc.health.v1).
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
   void run_attach_loop();
