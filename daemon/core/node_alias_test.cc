@@ -1,6 +1,6 @@
 // socketioxide nodes and socket.io's 20-character socket ids: what a Rust node
 // sees is a valid 16-character alias it can use in to(), fetch_sockets, acks and
-// socketsJoin; siobridge nodes still see the real ids (docs/PROTOCOL.md section 14).
+// socketsJoin; siobridge nodes still see the real ids (docs/PROTOCOL.md section 15).
 #include <catch2/catch.hpp>
 
 #include "daemon/core/testing/test_cluster.h"

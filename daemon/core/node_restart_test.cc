@@ -1,5 +1,5 @@
 // Restarts and graceful stops: the hand-over a restarted node resumes from,
-// and the goodbye of a node that stops on purpose (docs/PROTOCOL.md section 9).
+// and the goodbye of a node that stops on purpose (docs/PROTOCOL.md section 17).
 #include <catch2/catch.hpp>
 
 #include "daemon/core/testing/test_cluster.h"

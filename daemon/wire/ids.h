@@ -28,7 +28,7 @@ inline constexpr std::size_t kMaxSocketIdLength = 64;
 // 16-character ids, socket.io (Node) makes 20-character ones. A valid 16-
 // character id is its own alias; any other is mapped by a fixed hash that every
 // siobridge node computes alike, so a requester matches the aliases in an
-// answer to the real ids it carries (docs/PROTOCOL.md section 14).
+// answer to the real ids it carries (docs/PROTOCOL.md section 15).
 std::string socket_alias(std::string_view sid);
 
 }  // namespace siobridge::wire

@@ -11,7 +11,7 @@
 // The token is persisted in the state directory a little behind the stream
 // (replay_margin): after a crash the daemon delivers the last moments again
 // rather than lose what had not reached its servers yet; servers skip the
-// repeats by position (docs/PROTOCOL.md section 9).
+// repeats by position (docs/PROTOCOL.md sections 11 and 16).
 //
 // run() is the thread body; set_rank() is thread-safe.
 #pragma once

@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
       RequestInfo{1000, true},
       FetchDetails{{SocketDetails{c, {"room"}, "{}", "\x01"}}},
       ServerSideEmit{b, "[\"e\"]", true, 500},
-      ServerSideEmitReply{{"[1]", "[2]"}},
+      ServerSideEmitReply{{"[1]", "[2]"}, 1, 3},
+      Goodbye{},
   };
   i = 0;
   for (const auto& ext : extensions) write(out / "extension", i++, encode_extension(ext));
