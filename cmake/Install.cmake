@@ -43,5 +43,5 @@ file(GENERATE OUTPUT ${PROJECT_BINARY_DIR}/deploy/siobridged.yaml
      CONTENT "${siobridge_sample_config}")
 install(FILES ${PROJECT_BINARY_DIR}/deploy/siobridged.yaml DESTINATION ${SIOBRIDGE_CONFIG_DIR})
 
-install(FILES README.md docs/running.md docs/protocol.md DESTINATION ${SIOBRIDGE_DOC_DIR})
+install(FILES README.md docs/running.md docs/PROTOCOL.md DESTINATION ${SIOBRIDGE_DOC_DIR})
 install(FILES config/siobridged.yaml DESTINATION ${SIOBRIDGE_DOC_DIR}/examples)

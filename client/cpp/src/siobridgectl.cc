@@ -75,7 +75,7 @@ void print_missing(const pb::Missing& missing) {
 
 pb::BroadcastOptions options_for(const Selection& selection) {
   pb::BroadcastOptions opts;
-  // No rooms means every socket of the namespace (docs/protocol.md's Broadcast flag).
+  // No rooms means every socket of the namespace (docs/PROTOCOL.md's Broadcast flag).
   opts.set_exclude_sid(true);
   for (const auto& r : selection.rooms) opts.add_rooms(r);
   for (const auto& r : selection.except) opts.add_except(r);
