@@ -73,7 +73,8 @@ describe("a Server that could not keep up", () => {
   let daemon;
   before(async () => {
     daemon = await new Daemon(["--limits-attachment-queue-messages", "64",
-                               "--limits-attachment-queue-bytes", "512KiB"]).start();
+                               "--limits-attachment-queue-bytes", "512KiB",
+                               "--limits-backpressure-bytes", "128KiB"]).start();
   });
   after(async () => daemon?.dispose());
 
