@@ -206,7 +206,7 @@ TEST_CASE(
     WARN("skipped: needs the test MongoDB binary (scripts/setup) to run a server it can stop");
     return;
   }
-  PrivateMongo mongo(27217);
+  PrivateMongo mongo(private_mongo_port(4));
   mongo.wipe();
   mongo.start();
   EngineSet set(Expiration::ttl(600), mongo.uri());
@@ -370,7 +370,7 @@ TEST_CASE("a standalone MongoDB is refused with a clear error") {
     WARN("skipped: needs the test MongoDB binary (scripts/setup) to run a standalone server");
     return;
   }
-  PrivateMongo standalone(27317, /*standalone=*/true);
+  PrivateMongo standalone(private_mongo_port(5), /*standalone=*/true);
   standalone.wipe();
   standalone.start();
   EngineSet set(Expiration::ttl(60));  // the shared server; only the engine's URI differs

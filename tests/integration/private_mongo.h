@@ -2,6 +2,11 @@
 // or run standalone (scripts/mongo). Tests that need one skip with a warning
 // when the test MongoDB binary is not installed (MONGODB_URI pointing at an
 // external server, no scripts/setup run).
+//
+// Ports are offsets from the test MongoDB's ($SIOBRIDGE_MONGO_PORT, else
+// 27117), so that runs on other ports, side by side, never stop, wipe or
+// share each other's servers. The offsets in use (docs/testing.md): +1 to +3
+// the fault suites (tests/faults), +4 and +5 the tests here.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -11,6 +16,12 @@
 #include <string>
 
 namespace siobridge::testing {
+
+// The port `offset` above the test MongoDB's.
+inline int private_mongo_port(int offset) {
+  const char* base = std::getenv("SIOBRIDGE_MONGO_PORT");
+  return (base && *base ? std::atoi(base) : 27117) + offset;
+}
 
 class PrivateMongo {
  public:
