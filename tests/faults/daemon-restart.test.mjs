@@ -28,7 +28,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   Pump, PrivateMongo, ServerProcess, Tally, dispose, eventually, faultsMongoPort, figure, freePort, killDaemon,
-  loggedAt, metric, mongoArgs, mongoUnavailable, outcome, seconds, settle, startDaemons, total,
+  loggedAt, metric, mongoArgs, mongoUnavailable, outcome, seconds, settle, startDaemons, stopPumps, total,
 } from "./support/faults.mjs";
 
 const DOWN_MS = Number(process.env.SIOBRIDGE_FAULTS_DAEMON_DOWN_MS ?? 6000);
@@ -62,6 +62,7 @@ describe("a daemon restart under two-way traffic", { skip: mongoUnavailable() },
   });
 
   after(async () => {
+    await stopPumps();
     for (const socket of [...clientsA, ...clientsB]) socket.disconnect();
     await serverA?.stop();
     await serverB?.stop();

@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
   Pump, PrivateMongo, ServerProcess, Tally, ctlBusState, dispose, eventually, faultsMongoPort, figure, health,
-  mongoArgs, mongoUnavailable, seconds, settle, startDaemons, total,
+  mongoArgs, mongoUnavailable, seconds, settle, startDaemons, stopPumps, total,
 } from "./support/faults.mjs";
 
 const OUTAGE_MS = Number(process.env.SIOBRIDGE_FAULTS_MONGO_DOWN_MS ?? 15000);
@@ -55,6 +55,7 @@ describe("MongoDB outages under two-way traffic", { skip: mongoUnavailable() }, 
   });
 
   after(async () => {
+    await stopPumps();
     for (const socket of [...clientsA, ...clientsB]) socket.disconnect();
     await serverA?.stop();
     await serverB?.stop();

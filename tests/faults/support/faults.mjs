@@ -7,6 +7,7 @@
 // adapter's test support (client/node/test/support/), so these suites run the
 // same real components as the adapter's own.
 import { execFile } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
@@ -136,6 +137,13 @@ export async function startDaemons(argsList) {
   return daemons;
 }
 
+const running = new Set();
+
+/** Stops every Pump still running (a test that failed half-way): for after() hooks. */
+export async function stopPumps() {
+  await Promise.all([...running].map((pump) => pump.stop()));
+}
+
 /**
  * Sends `event` with a sequence number 0, 1, 2, ... from one Server of
  * `server` (a ServerProcess) at `rate` per second, paced by the clock, until
@@ -153,8 +161,9 @@ export class Pump {
   start() {
     this.began = Date.now();
     this.running = true;
+    running.add(this);
     this.done = (async () => {
-      while (this.running) {
+      while (this.running && this.server.child.exitCode === null) {
         const seq = this.sent++;
         this.sentAt[seq] = Date.now();
         try {
@@ -172,7 +181,10 @@ export class Pump {
 
   async stop() {
     this.running = false;
-    await this.done;
+    running.delete(this);
+    const child = this.server.child;
+    if (child.exitCode !== null) return; // an emit in flight would never be answered
+    await Promise.race([this.done, once(child, "exit")]);
   }
 
   /** The number of messages sent before `time`. */
