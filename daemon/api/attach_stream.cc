@@ -148,7 +148,6 @@ void AttachStream::on_hello(const pb::Hello& hello) {
       if (self->first_ == 0) self->first_ = id;
     }
     self->context_.add(attachment);
-    for (const auto& ns : namespaces) (void)node.join_namespace(id, ns);
     pb::DaemonMessage welcome;
     auto* w = welcome.mutable_welcome();
     w->set_node_uid(node.uid());
@@ -157,6 +156,10 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     w->set_daemon_version(SIOBRIDGE_VERSION);
     w->set_client_ref(client_ref);
     self->outbox_.push(std::move(welcome));
+    // After the Welcome: joining can deliver at once what was held for the
+    // namespace since a restart, and a client only knows the attachment id of
+    // a Command once it has its Welcome.
+    for (const auto& ns : namespaces) (void)node.join_namespace(id, ns);
     // One line however many namespaces: a Hello may list thousands.
     std::string listed;
     for (std::size_t i = 0; i < namespaces.size() && i < 5; ++i) {

@@ -37,7 +37,8 @@ class Bus {
   virtual ~Bus() = default;
   // Queues `document` for every other node, after everything published before.
   // kUnavailable when it cannot be accepted (the server is down and the queue
-  // is full, or the bus failed): nothing was queued.
+  // is full, or the bus failed), kResourceExhausted when it never can be (a
+  // document larger than the store takes): nothing was queued.
   virtual Status publish(wire::Document document) = 0;
   virtual BusState state() const = 0;
 };

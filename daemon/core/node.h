@@ -62,7 +62,8 @@ class Node {
   // the AckStream) is called exactly when the call returns OK, possibly before
   // it returns. Errors:
   // kFailedPrecondition for an unknown attachment or a namespace it did not
-  // join, kInvalidArgument for bad options, kUnavailable when the bus refused.
+  // join, kInvalidArgument for bad options, kUnavailable when the bus refused,
+  // kResourceExhausted when the bus can never take the message (too large).
   Status broadcast(AttachmentId from, const wire::Packet& packet,
                    const wire::BroadcastOptions& opts);
   Status broadcast_with_ack(AttachmentId from, const wire::Packet& packet,

@@ -248,3 +248,41 @@ TEST_CASE("namespaces are separate") {
   CHECK(t.c1.commands.empty());  // C has no "/admin": the document is ignored
   CHECK(t.c.node().stats().inactive_namespace > 0);
 }
+
+namespace {
+
+// A bus that refuses every document with one error code.
+class RefusingBus final : public bus::Bus {
+ public:
+  explicit RefusingBus(ErrorCode code) : code_(code) {}
+  Status publish(wire::Document) override { return make_error(code_, "refused by the test bus"); }
+  bus::BusState state() const override { return bus::BusState::kReady; }
+
+ private:
+  ErrorCode code_;
+};
+
+}  // namespace
+
+TEST_CASE("a broadcast the bus refuses: its code says whether trying again can help") {
+  const auto refused_code = GENERATE(ErrorCode::kResourceExhausted, ErrorCode::kUnavailable);
+  RefusingBus bus(refused_code);
+  FakeClock clock;
+  TimerQueue timers;
+  Node node(NodeConfig{}, bus, clock, timers);
+  FakeServer caller("caller"), other("other");
+  other.add_socket("o1");
+  for (FakeServer* server : {&caller, &other}) {
+    server->node = &node;
+    server->id = node.attach(*server, server->name());
+    REQUIRE(node.join_namespace(server->id, "/").ok());
+  }
+  wire::BroadcastOptions everyone{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt};
+  auto status = node.broadcast(caller.id, event("[\"big\"]"), everyone);
+  REQUIRE_FALSE(status.ok());
+  // RESOURCE_EXHAUSTED: the message can never be stored; UNAVAILABLE: later, maybe.
+  CHECK(status.error().code == refused_code);
+  CHECK_THAT(status.error().message, Catch::Contains("delivered to 1 server(s) attached here") &&
+                                         Catch::Contains("refused by the test bus"));
+  CHECK(other.sids_reached() == std::set<std::string>{"o1"});
+}

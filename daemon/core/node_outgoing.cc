@@ -36,11 +36,16 @@ Status check_rooms(const std::vector<std::string>& rooms) {
   return {};
 }
 
-// Local fan-out happened; other hosts were not reached.
+// Local fan-out happened; other hosts were not reached. A message the bus can
+// never store (larger than a document may be) keeps its RESOURCE_EXHAUSTED:
+// UNAVAILABLE would tell the caller to try again.
 Status remote_failed(const Status& publish, std::size_t local) {
-  return make_error(ErrorCode::kUnavailable,
-                    fmt::format("delivered to {} server(s) attached here, not to other hosts: {}",
-                                local, publish.error().message));
+  const auto code = publish.error().code == ErrorCode::kResourceExhausted
+                        ? ErrorCode::kResourceExhausted
+                        : ErrorCode::kUnavailable;
+  return make_error(
+      code, fmt::format("delivered to {} server(s) attached here, not to other hosts: {}", local,
+                        publish.error().message));
 }
 
 }  // namespace

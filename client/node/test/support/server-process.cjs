@@ -133,7 +133,10 @@ const handlers = {
   },
   emit: (m) => {
     const args = revive(m.args);
-    for (let i = 0; i < (m.times ?? 1); i++) operator(io(m.server).of(m.ns ?? "/"), m).emit(m.event, ...args);
+    // m.numbered: each emit's first argument is its number (0, 1, ...).
+    for (let i = 0; i < (m.times ?? 1); i++) {
+      operator(io(m.server).of(m.ns ?? "/"), m).emit(m.event, ...(m.numbered ? [i, ...args] : args));
+    }
     return true;
   },
   emitWithAck: async (m) => {
