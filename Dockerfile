@@ -56,10 +56,20 @@ ARG SIOBRIDGE_UID=10001
 RUN groupadd --gid ${SIOBRIDGE_UID} siobridge \
  && useradd --uid ${SIOBRIDGE_UID} --gid siobridge --no-create-home \
       --home-dir /var/lib/siobridge --shell /usr/sbin/nologin siobridge
-RUN --mount=type=bind,from=build,source=/out,target=/tmp/deb \
-    apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /tmp/deb/siobridge_*.deb \
- && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log \
+# The package's runtime libraries (its Depends, which dpkg-shlibdeps derives)
+# in a layer of their own, so that a new build of the package does not fetch
+# them again; dpkg -i below refuses the package if this list falls behind.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      adduser libabsl20220623 libbson-1.0-0 libmongoc-1.0-0 libfmt9 libspdlog1.10-fmt9 \
+      libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
+      libsystemd0 libuv1 libyaml-cpp0.7 \
+ && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
+# COPY, not a bind mount of the build stage: a layer cache keys a COPY by
+# content, so a changed package always gets into the image.
+COPY --from=build /out/ /tmp/deb/
+RUN dpkg -i /tmp/deb/siobridge_*.deb \
+ && rm -rf /tmp/deb /var/log/dpkg.log \
  && install -d -o siobridge -g siobridge -m 0750 /run/siobridge /var/lib/siobridge
 
 # Every setting is a SIOBRIDGE_* variable (or a flag after the image name, or
