@@ -61,9 +61,9 @@ RUN groupadd --gid ${SIOBRIDGE_UID} siobridge \
 # them again; dpkg -i below refuses the package if this list falls behind.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      adduser libabsl20220623 libbson-1.0-0 libmongoc-1.0-0 libfmt9 libspdlog1.10-fmt9 \
-      libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
-      libsystemd0 libuv1 libyaml-cpp0.7 \
+      adduser libc6 libgcc-s1 libstdc++6 libabsl20220623 libbson-1.0-0 libmongoc-1.0-0 libfmt9 \
+      libspdlog1.10-fmt9 libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-core1.0 \
+      libprometheus-cpp-pull1.0 libsystemd0 libuv1 libyaml-cpp0.7 \
  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
 # COPY, not a bind mount of the build stage: a layer cache keys a COPY by
 # content, so a changed package always gets into the image.
