@@ -278,6 +278,7 @@ void Operations::status(Done<pb::StatusReply> done) {
             peer->set_servers(p.servers);
           }
           n->set_server_count(ns.server_count);
+          n->set_packing(ns.packing);
         }
         std::map<core::AttachmentId, std::size_t> queued;
         for (const auto& a : context_.attachments()) queued[a->id()] = a->queued();

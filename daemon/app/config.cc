@@ -192,6 +192,15 @@ const std::vector<SettingDef>& definitions() {
                   v == "binary" ? wire::DataFormat::kBinary : wire::DataFormat::kInt32Array;
               return {};
             }));
+    d.push_back(def("mongodb.pack_messages", "true",
+                    "what only siobridge nodes read goes many messages per document "
+                    "(socketioxide nodes still get documents of their own)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto b = parse_bool(v);
+                      if (!b) return b.error();
+                      mongo(c).pack_messages = *b;
+                      return {};
+                    }));
     d.push_back(def("mongodb.write_concern", "majority",
                     "majority (survives a failover) or 1 (the primary alone; faster); both "
                     "journaled",

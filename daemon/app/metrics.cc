@@ -194,7 +194,13 @@ class EngineCollector final : public prometheus::Collectable {
                   "How long the last ended outage (or election) lasted.", MetricType::Gauge)
         .add(static_cast<double>(m.last_outage_ms.load()) / 1000);
     counter("siobridge_mongodb_received_documents_total",
-            "Documents delivered from the change stream.", m.received);
+            "Documents delivered from the change stream (each message of a pack counts).",
+            m.received);
+    counter("siobridge_mongodb_packed_messages_total",
+            "Messages written packed, several per document, for siobridge nodes only.", m.packed);
+    counter("siobridge_mongodb_packs_written_total", "Packed documents written.", m.packs);
+    counter("siobridge_mongodb_packs_read_total", "Packed documents read and taken apart.",
+            m.packs_read);
     counter("siobridge_mongodb_duplicates_total",
             "Documents seen twice (resume, re-read) and skipped.", m.duplicates);
     counter("siobridge_change_stream_opens_total", "Change stream (re)opens.", m.stream_opens);

@@ -32,6 +32,11 @@ class BusListener {
   virtual void on_bus_state(BusState state, const std::string& detail) = 0;
 };
 
+// Who has to be able to read a document. Heartbeats and what a socketioxide
+// node of the namespace must read go to every node; the rest may travel in a
+// form only siobridge nodes read (packed: docs/PROTOCOL.md section 18).
+enum class Audience : std::uint8_t { kEveryNode, kSiobridgeOnly };
+
 class Bus {
  public:
   virtual ~Bus() = default;
@@ -39,7 +44,7 @@ class Bus {
   // kUnavailable when it cannot be accepted (the server is down and the queue
   // is full, or the bus failed), kResourceExhausted when it never can be (a
   // document larger than the store takes): nothing was queued.
-  virtual Status publish(wire::Document document) = 0;
+  virtual Status publish(wire::Document document, Audience audience) = 0;
   virtual BusState state() const = 0;
 };
 

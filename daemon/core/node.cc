@@ -141,6 +141,7 @@ void Node::activate(const std::string& ns) {
   spdlog::debug("namespace {} active", ns);
   publish_heartbeat(ns, wire::RequestType::kInitHeartbeat, std::nullopt);
   auto& state = namespaces_[ns];
+  state.discovering_until = clock_.now() + config_.heartbeat_interval;
   state.heartbeat_timer = timers_.schedule(clock_.now() + config_.heartbeat_interval,
                                            [this, ns] { heartbeat_tick(ns); });
 }
@@ -186,7 +187,8 @@ void Node::publish_heartbeat(const std::string& ns, wire::RequestType type,
                      wire::encode_request(request),
                      wire::encode_extension(wire::NodeInfo{static_cast<std::uint32_t>(servers)})};
   // A heartbeat that cannot be published is skipped; the next one follows.
-  if (bus_.publish(std::move(doc)).ok()) {
+  // Heartbeats are what socketioxide nodes find this node by: always readable.
+  if (bus_.publish(std::move(doc), bus::Audience::kEveryNode).ok()) {
     ++stats_.requests_out[static_cast<std::size_t>(type)];
   } else {
     ++stats_.publish_failures;
@@ -253,7 +255,7 @@ void Node::leave_cluster() {
                         std::string(wire::kSiobridgeTarget), std::nullopt},
                        {},
                        wire::encode_extension(wire::Goodbye{})};
-    if (bus_.publish(std::move(doc)).ok()) {
+    if (bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
       ++stats_.extensions_out;
     } else {
       ++stats_.publish_failures;
@@ -366,6 +368,22 @@ std::set<std::string> Node::all_peers() const {
   for (const auto& [ns, state] : namespaces_)
     for (const auto& [uid, peer] : state.peers.all()) uids.insert(uid);
   return uids;
+}
+
+bus::Audience Node::audience_for(const std::string& ns,
+                                 const std::optional<std::string>& target) const {
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) return bus::Audience::kEveryNode;
+  const PeerTable& peers = it->second.peers;
+  if (target) {
+    const Peer* peer = peers.find(*target);
+    return peer && peer->is_siobridge() ? bus::Audience::kSiobridgeOnly
+                                        : bus::Audience::kEveryNode;
+  }
+  if (clock_.now() < it->second.discovering_until || peers.has_socketioxide()) {
+    return bus::Audience::kEveryNode;
+  }
+  return bus::Audience::kSiobridgeOnly;
 }
 
 std::uint32_t Node::server_count(const std::string& ns) const {
@@ -561,6 +579,7 @@ NodeStatus Node::status() const {
           PeerStatus{uid, now - peer.last_seen, peer.is_siobridge(), peer.server_count()});
     }
     n.server_count = server_count(ns);
+    n.packing = audience_for(ns, std::nullopt) == bus::Audience::kSiobridgeOnly;
     status.namespaces.push_back(std::move(n));
   }
   for (const auto& [id, attachment] : attachments_) {

@@ -145,6 +145,9 @@ class Node {
     std::set<AttachmentId> attachments;
     PeerTable peers;
     TimerId heartbeat_timer = 0;
+    // Until then the peer table may still lack a live socketioxide node (every
+    // node heartbeats once per interval): nothing of the namespace is packed.
+    Millis discovering_until{0};
   };
 
   // Documents of a namespace held after a restart (resume()).
@@ -177,6 +180,10 @@ class Node {
   bool is_local_only(const wire::BroadcastOptions& opts) const;
   // kUnavailable while the bus cannot reach the other nodes.
   Status check_cluster_reachable() const;
+  // Who must be able to read a document of `ns` for `target` (none: every
+  // node of the namespace): siobridge nodes only when no socketioxide node is
+  // among its readers, nor can be unknown yet (discovering_until).
+  bus::Audience audience_for(const std::string& ns, const std::optional<std::string>& target) const;
   std::optional<std::string> target_of(const wire::BroadcastOptions& opts) const;
   Status publish_request(const std::string& ns, wire::Request request,
                          std::optional<std::string> target, const wire::RequestInfo& info);

@@ -34,7 +34,7 @@ void Node::publish_response(const std::string& ns, const std::string& target,
                      wire::encode_response(response),
                      std::nullopt};
   if (extension) doc.extension = wire::encode_extension(*extension);
-  if (bus_.publish(std::move(doc)).ok()) {
+  if (bus_.publish(std::move(doc), audience_for(ns, target)).ok()) {
     ++stats_.responses_out[static_cast<std::size_t>(type)];
   } else {
     ++stats_.publish_failures;

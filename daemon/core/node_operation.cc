@@ -255,7 +255,7 @@ void Node::EmitResponder::publish(wire::ServerSideEmitReply reply) {
   wire::Document doc{{wire::MessageKind::kResponse, ns(), node_.uid_, requester_, request_id_},
                      {},
                      wire::encode_extension(std::move(reply))};
-  if (node_.bus_.publish(std::move(doc)).ok()) {
+  if (node_.bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
     ++node_.stats_.extensions_out;
   } else {
     ++node_.stats_.publish_failures;

@@ -74,10 +74,11 @@ std::optional<std::string> Node::target_of(const wire::BroadcastOptions& opts) c
 Status Node::publish_request(const std::string& ns, wire::Request request,
                              std::optional<std::string> target, const wire::RequestInfo& info) {
   const auto type = request.type;
+  const auto audience = audience_for(ns, target);
   wire::Document doc{{wire::MessageKind::kRequest, ns, uid_, std::move(target), std::nullopt},
                      wire::encode_request(request),
                      wire::encode_extension(info)};
-  auto status = bus_.publish(std::move(doc));
+  auto status = bus_.publish(std::move(doc), audience);
   if (status.ok()) {
     ++stats_.requests_out[static_cast<std::size_t>(type)];
   } else {
@@ -254,7 +255,7 @@ Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::By
         {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
         {},
         wire::encode_extension(emit)};
-    auto status = bus_.publish(std::move(doc));
+    auto status = bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly);
     if (status.ok()) {
       ++stats_.extensions_out;
     } else {

@@ -47,6 +47,13 @@ std::vector<std::string> PeerTable::uids() const {
   return out;
 }
 
+bool PeerTable::has_socketioxide() const {
+  for (const auto& [uid, peer] : peers_) {
+    if (!peer.is_siobridge()) return true;
+  }
+  return false;
+}
+
 std::uint32_t PeerTable::server_count() const {
   std::uint32_t total = 0;
   for (const auto& [uid, peer] : peers_) total += peer.server_count();

@@ -39,6 +39,8 @@ class PeerTable {
   const Peer* find(const std::string& uid) const;
   std::vector<std::string> uids() const;
   std::uint32_t server_count() const;  // sum over peers
+  // Some peer is a socketioxide node (it reads only the reference's documents).
+  bool has_socketioxide() const;
   std::size_t size() const { return peers_.size(); }
   const std::map<std::string, Peer>& all() const { return peers_; }
 

@@ -58,7 +58,9 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
     // The hub owns the endpoint; the engine refers to it through a non-owning wrapper.
     struct Borrowed final : bus::Bus {
       explicit Borrowed(bus::Bus& b) : inner(b) {}
-      Status publish(wire::Document d) override { return inner.publish(std::move(d)); }
+      Status publish(wire::Document d, bus::Audience a) override {
+        return inner.publish(std::move(d), a);
+      }
       bus::BusState state() const override { return inner.state(); }
       bus::Bus& inner;
     };

@@ -53,6 +53,27 @@ SocketDetails read_socket(const msgpack::object& o) {
   return socket;
 }
 
+// [t, ns, target, request, data, extension]; later versions may append fields.
+PackedMessage read_packed(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < 6) {
+    throw DecodeFailure("Pack.m[]: expected an array of at least 6");
+  }
+  const auto* f = o.via.array.ptr;
+  PackedMessage m;
+  const auto kind = read_uint(f[0], 1, "Pack.m[].t");
+  m.kind = kind == 0 ? MessageKind::kRequest : MessageKind::kResponse;
+  m.ns = read_str(f[1], "Pack.m[].ns");
+  if (m.ns.empty() || m.ns[0] != '/') throw DecodeFailure("Pack.m[].ns: not a namespace");
+  m.target = read_optional_str(f[2], "Pack.m[].target");
+  m.request = read_optional_str(f[3], "Pack.m[].request");
+  m.data = read_bin(f[4], "Pack.m[].data");
+  if (!is_nil(f[5])) m.extension = Bytes(read_bin(f[5], "Pack.m[].extension"));
+  if (m.kind == MessageKind::kResponse && (!m.target || !m.request)) {
+    throw DecodeFailure("Pack.m[]: a response needs target and request");
+  }
+  return m;
+}
+
 Extension read_extension(const msgpack::object& root) {
   std::optional<std::uint64_t> kind;
   for_each_entry(root, "extension", [&](std::string_view key, const msgpack::object& v) {
@@ -129,6 +150,18 @@ Extension read_extension(const msgpack::object& root) {
     }
     case 5:
       return Goodbye{};
+    case 6: {
+      Pack pack;
+      for_each_entry(root, "Pack", [&](std::string_view key, const msgpack::object& v) {
+        if (key != "m") return;
+        if (v.type != msgpack::type::ARRAY) throw DecodeFailure("Pack.m: expected an array");
+        pack.messages.reserve(v.via.array.size);
+        for (std::uint32_t i = 0; i < v.via.array.size; ++i) {
+          pack.messages.push_back(read_packed(v.via.array.ptr[i]));
+        }
+      });
+      return pack;
+    }
     default:
       throw DecodeFailure(fmt::format("unknown extension kind {}", *kind));
   }
@@ -199,11 +232,30 @@ Bytes encode_extension(const Extension& extension) {
             pack_str(packer, "servers");
             packer.pack_uint32(*ext.servers);
           }
-        } else {
-          static_assert(std::is_same_v<T, Goodbye>);
+        } else if constexpr (std::is_same_v<T, Goodbye>) {
           packer.pack_map(1);
           pack_str(packer, kKind);
           packer.pack_uint8(5);
+        } else {
+          static_assert(std::is_same_v<T, Pack>);
+          packer.pack_map(2);
+          pack_str(packer, kKind);
+          packer.pack_uint8(6);
+          pack_str(packer, "m");
+          packer.pack_array(static_cast<std::uint32_t>(ext.messages.size()));
+          for (const auto& m : ext.messages) {
+            packer.pack_array(6);
+            packer.pack_uint8(m.kind == MessageKind::kRequest ? 0 : 1);
+            pack_str(packer, m.ns);
+            pack_optional_str(packer, m.target);
+            pack_optional_str(packer, m.request);
+            pack_bin(packer, m.data);
+            if (m.extension) {
+              pack_bin(packer, *m.extension);
+            } else {
+              packer.pack_nil();
+            }
+          }
         }
       },
       extension);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "daemon/common/result.h"
+#include "daemon/wire/document.h"
 #include "daemon/wire/messages.h"
 
 namespace siobridge::wire {
@@ -76,8 +77,28 @@ struct Goodbye {
   bool operator==(const Goodbye&) const = default;
 };
 
+// One message of a Pack: what a document of its own would carry.
+struct PackedMessage {
+  MessageKind kind = MessageKind::kRequest;
+  std::string ns;
+  std::optional<std::string> target;
+  std::optional<std::string> request;
+  Bytes data;                      // the msgpack payload
+  std::optional<Bytes> extension;  // what its `siobridge` field would hold
+  bool operator==(const PackedMessage&) const = default;
+};
+
+// Several consecutive messages of one node in one document, addressed to
+// kSiobridgeTarget (docs/PROTOCOL.md section 18): for what only siobridge
+// nodes read, one insert and one change event carry many messages, their data
+// as bin rather than arrays of integers.
+struct Pack {
+  std::vector<PackedMessage> messages;
+  bool operator==(const Pack&) const = default;
+};
+
 using Extension = std::variant<NodeInfo, RequestInfo, FetchDetails, ServerSideEmit,
-                               ServerSideEmitReply, Goodbye>;
+                               ServerSideEmitReply, Goodbye, Pack>;
 
 Bytes encode_extension(const Extension& extension);
 Result<Extension> decode_extension(std::string_view bytes);

@@ -4,6 +4,8 @@
 // engine's answers through its own change stream with the PROTOCOL.md filter.
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "daemon/bus/mongodb/change_stream_filter.h"
 #include "daemon/wire/document.h"
 #include "daemon/wire/ids.h"
@@ -16,6 +18,7 @@ using namespace siobridge::core;
 using namespace siobridge::testing;
 using bus::mongodb::Expiration;
 using siobridge::wire::testing::from_hex;
+namespace flags = siobridge::wire::broadcast_flags;
 
 namespace {
 
@@ -53,6 +56,11 @@ class RustNode {
   // (the engine's heartbeats too) is checked against PROTOCOL.md section 2 on
   // the raw BSON before decoding.
   wire::Document next() {
+    return next_where([this](const wire::Document& doc) { return doc.header.target == uid; });
+  }
+
+  // The next document of the engine's for which `wanted` holds.
+  wire::Document next_where(const std::function<bool(const wire::Document&)>& wanted) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     const bson_t* event;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -68,7 +76,7 @@ class RustNode {
       auto doc = wire::decode_document(&full);
       REQUIRE(doc.ok());
       ++seen;
-      if (doc->header.target == uid) return *doc;
+      if (wanted(*doc)) return *doc;
     }
     FAIL("nothing arrived for the socketioxide node within 20 s");
     return {};
@@ -172,4 +180,52 @@ TEST_CASE("an engine answers socketioxide-format requests, and its documents fol
     CHECK(std::get<wire::Value>(ack.result).bytes == "[\"ack:CCCCCCCCCCCCCCCC\"]");
     CHECK(a1.with([](auto& s) { return s.delivered.at(0).packet.data->bytes; }) == "[\"test\",2]");
   }
+}
+
+// Documents of a namespace with a socketioxide node in it are never packed
+// (docs/PROTOCOL.md section 18): it gets every broadcast as a document it reads.
+TEST_CASE("a socketioxide node in the namespace gets every broadcast as a document of its own") {
+  EngineSet set(Expiration::ttl(60));
+  auto& engine = set.add();
+  EngineServer a1(engine, "a1");
+  a1.attach();
+  REQUIRE(
+      eventually(engine, [](Node& n) { return n.status().bus_state == bus::BusState::kReady; }));
+  RustNode rust(set);
+  const std::string X = "58 58 58 58 58 58 58 58 58 58 58 58 58 58 58 58";
+  rust.send_request("96 b0 " + X + " b0 A… 15 c0 c0 c0");  // InitHeartbeat
+  (void)rust.next();                                       // the engine's Heartbeat
+  auto request_of = [](const wire::Document& doc) -> std::optional<wire::Request> {
+    if (doc.header.kind != wire::MessageKind::kRequest || doc.header.target) return std::nullopt;
+    auto request = wire::decode_request(doc.data);
+    return request.ok() ? std::optional<wire::Request>(*request) : std::nullopt;
+  };
+  // A periodic Heartbeat of the engine: a whole interval passed since the
+  // namespace became active, so the engine would pack by now if it could.
+  (void)rust.next_where([&](const wire::Document& doc) {
+    auto request = request_of(doc);
+    return request && request->type == wire::RequestType::kHeartbeat;
+  });
+
+  constexpr int kCount = 50;
+  wire::BroadcastOptions all{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt};
+  REQUIRE(engine.call([&](Node& n) {
+    for (int i = 0; i < kCount; ++i) {
+      if (!n.broadcast(a1.id(), testing_event("[" + std::to_string(i) + "]"), all).ok()) {
+        return false;
+      }
+    }
+    return true;
+  }));
+  for (int i = 0; i < kCount; ++i) {
+    auto doc = rust.next_where([&](const wire::Document& d) {
+      auto request = request_of(d);
+      return request && request->type == wire::RequestType::kBroadcast;
+    });
+    auto request = wire::decode_request(doc.data);
+    REQUIRE(request.ok());
+    REQUIRE(request->packet);
+    CHECK(request->packet->data->bytes == "[" + std::to_string(i) + "]");
+  }
+  CHECK(engine.mongo_stats()->packs == 0);
 }

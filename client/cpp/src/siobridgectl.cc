@@ -112,9 +112,10 @@ int run_status(const Common& common) {
     std::cout << "\n";
   }
   for (const auto& n : s.namespaces()) {
-    std::cout << fmt::format("\nnamespace {}: {} servers in the cluster, {} here, {} peers\n",
+    std::cout << fmt::format("\nnamespace {}: {} servers in the cluster, {} here, {} peers{}\n",
                              n.namespace_(), n.server_count(), n.local_servers_size(),
-                             n.peers_size());
+                             n.peers_size(),
+                             n.packing() && s.backend() == "mongodb" ? ", packed" : "");
     for (const auto& p : n.peers()) {
       std::cout << fmt::format("  peer {} {:<11} servers {:<3} last seen {}\n", p.uid(),
                                p.siobridge() ? "siobridge" : "socketioxide", p.servers(),

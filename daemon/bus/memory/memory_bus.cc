@@ -8,7 +8,7 @@ void MemoryBus::connect(std::string uid, BusListener* listener, bool siobridge) 
   siobridge_ = siobridge;
 }
 
-Status MemoryBus::publish(wire::Document document) {
+Status MemoryBus::publish(wire::Document document, Audience) {
   hub_.enqueue(index_, std::move(document));
   return {};
 }

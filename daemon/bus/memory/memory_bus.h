@@ -28,7 +28,8 @@ class MemoryBus final : public Bus {
   // Who receives for this endpoint, and as which uid. A socketioxide stand-in
   // (siobridge = false) never receives documents addressed to kSiobridgeTarget.
   void connect(std::string uid, BusListener* listener, bool siobridge = true);
-  Status publish(wire::Document document) override;
+  // The audience changes nothing in memory: every node reads every form.
+  Status publish(wire::Document document, Audience audience) override;
   BusState state() const override { return BusState::kReady; }
 
   const std::string& uid() const { return uid_; }

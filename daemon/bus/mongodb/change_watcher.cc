@@ -5,6 +5,7 @@
 
 #include "daemon/bus/mongodb/change_stream_filter.h"
 #include "daemon/bus/mongodb/collection_setup.h"
+#include "daemon/wire/pack.h"
 
 namespace siobridge::bus::mongodb {
 namespace {
@@ -48,12 +49,14 @@ bool resume_impossible(std::uint32_t code) {
 }
 
 // The place of an insert in the cluster's order: its operation time.
-std::string position_of(const bson_t* event) {
+std::optional<ClusterTime> cluster_time_of(const bson_t* event) {
   bson_iter_t it;
-  if (!bson_iter_init_find(&it, event, "clusterTime") || !BSON_ITER_HOLDS_TIMESTAMP(&it)) return {};
-  std::uint32_t seconds = 0, increment = 0;
-  bson_iter_timestamp(&it, &seconds, &increment);
-  return wire::format_position(seconds, increment, 0);
+  if (!bson_iter_init_find(&it, event, "clusterTime") || !BSON_ITER_HOLDS_TIMESTAMP(&it)) {
+    return std::nullopt;
+  }
+  ClusterTime time;
+  bson_iter_timestamp(&it, &time.seconds, &time.increment);
+  return time;
 }
 
 }  // namespace
@@ -260,8 +263,35 @@ void ChangeWatcher::handle_insert(const bson_t* event) {
     spdlog::debug("skipping a malformed document: {}", doc.error().message);
     return;
   }
-  ++context_.stats.received;
-  context_.deliver(Delivery{std::move(*doc), position_of(event)});
+  deliver(std::move(*doc), cluster_time_of(event));
+}
+
+void ChangeWatcher::deliver(wire::Document document, const std::optional<ClusterTime>& time) {
+  auto position = [&](std::uint32_t index) {
+    return time ? wire::format_position(time->seconds, time->increment, index) : std::string();
+  };
+  auto unpacked = wire::unpack_document(document);
+  if (!unpacked.ok()) {
+    ++context_.stats.malformed;
+    spdlog::debug("skipping a malformed packed document: {}", unpacked.error().message);
+    return;
+  }
+  if (!*unpacked) {
+    ++context_.stats.received;
+    context_.deliver(Delivery{std::move(document), position(0)});
+    return;
+  }
+  // A pack carries messages for every siobridge node; each keeps its own
+  // place in the order (its index within the pack).
+  ++context_.stats.packs_read;
+  std::uint32_t index = 0;
+  for (auto& message : **unpacked) {
+    const std::uint32_t at = index++;
+    const auto& target = message.header.target;
+    if (target && *target != context_.uid && *target != wire::kSiobridgeTarget) continue;
+    ++context_.stats.received;
+    context_.deliver(Delivery{std::move(message), position(at)});
+  }
 }
 
 void ChangeWatcher::remember(const bson_t* token, bool at_open) {
@@ -361,10 +391,9 @@ void ChangeWatcher::refill(const PooledClient& client) {
       continue;
     }
     ++refilled;
-    ++context_.stats.received;
     // Re-read documents have no known place in the order: servers cannot skip
     // them as repeats (docs/running.md, "Delivery guarantees").
-    context_.deliver(Delivery{std::move(*decoded), {}});
+    deliver(std::move(*decoded), std::nullopt);
   }
   bson_error_t error;
   if (mongoc_cursor_error(cursor.get(), &error)) {

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <optional>
 #include <chrono>
 #include <deque>
 #include <string>
@@ -26,6 +28,12 @@
 #include "daemon/bus/mongodb/resume_state.h"
 
 namespace siobridge::bus::mongodb {
+
+// An insert's place in the cluster's order (its change event's clusterTime).
+struct ClusterTime {
+  std::uint32_t seconds = 0;
+  std::uint32_t increment = 0;
+};
 
 class ChangeWatcher {
  public:
@@ -51,6 +59,9 @@ class ChangeWatcher {
   Outcome read(mongoc_change_stream_t* stream);
   void refill(const PooledClient& client);
   void handle_insert(const bson_t* event);
+  // Delivers `document`, or each message of a packed one that is for this
+  // node; `time`: the insert's cluster time, when known.
+  void deliver(wire::Document document, const std::optional<ClusterTime>& time);
   void remember(const bson_t* token, bool at_open = false);
   // Persists the newest token at least kReplayMargin old.
   void save();

@@ -1,5 +1,7 @@
 #include "daemon/bus/mongodb/document_writer.h"
 
+#include "daemon/wire/pack.h"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -61,6 +63,16 @@ std::size_t max_document_bytes(const MongoBusConfig& config) {
   return wire::kMaxDocumentBytes;
 }
 
+// A pack stays a small part of a capped collection: one pack must not
+// overwrite most of what the other nodes have yet to read.
+std::size_t max_pack_bytes(const MongoBusConfig& config) {
+  std::size_t limit = std::min(config.max_pack_bytes, wire::kMaxDocumentBytes / 2);
+  if (config.expiration.kind == Expiration::Kind::kCapped) {
+    limit = std::min(limit, static_cast<std::size_t>(config.expiration.capped_bytes) / 16);
+  }
+  return limit;
+}
+
 std::chrono::milliseconds queue_age(const MongoBusConfig& config) {
   if (config.queue_age.count() > 0) return config.queue_age;
   if (ttl_strategy(config)) return std::chrono::seconds(config.expiration.ttl_seconds);
@@ -72,12 +84,18 @@ std::chrono::milliseconds queue_age(const MongoBusConfig& config) {
 DocumentWriter::DocumentWriter(BusContext& context)
     : context_(context),
       max_document_bytes_(max_document_bytes(context.config)),
+      max_pack_bytes_(max_pack_bytes(context.config)),
       queue_age_(queue_age(context.config)) {}
 
-Status DocumentWriter::enqueue(wire::Document document) {
+Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
   const auto& config = context_.config;
-  // The encoded size does not depend on the time written into createdAt.
-  const std::size_t bytes = wire::encoded_size(document, encode_options(config, 0));
+  // What goes packed is stored as bin, whatever data_format says, and must fit
+  // a pack of its own. The encoded size does not depend on the time written
+  // into createdAt.
+  const bool packed = audience == Audience::kSiobridgeOnly && config.pack_messages;
+  const std::size_t bytes =
+      packed ? wire::packed_size(document) + kPackEnvelopeBytes + document.header.ns.size()
+             : wire::encoded_size(document, encode_options(config, 0));
   if (bytes > max_document_bytes_) {
     ++context_.stats.oversized;
     return make_error(
@@ -89,7 +107,9 @@ Status DocumentWriter::enqueue(wire::Document document) {
                         ? "the capped collection"
                         : "MongoDB",
                     max_document_bytes_,
-                    config.data_format == wire::DataFormat::kBinary ? "binary" : "int32-array"));
+                    packed ? "binary, packed"
+                    : config.data_format == wire::DataFormat::kBinary ? "binary"
+                                                                      : "int32-array"));
   }
   {
     MutexLock lock(mutex_);
@@ -109,7 +129,8 @@ Status DocumentWriter::enqueue(wire::Document document) {
                         fmt::format("{}: {} documents, {} bytes waiting (mongodb.queue_bytes {})",
                                     why, queue_.size(), queued_bytes_, config.queue_bytes));
     }
-    queue_.push_back(Queued{std::move(document), bytes, std::chrono::steady_clock::now()});
+    queue_.push_back(
+        Queued{std::move(document), audience, bytes, std::chrono::steady_clock::now()});
     queued_bytes_ += bytes;
     context_.stats.queued = queue_.size();
     context_.stats.queued_bytes = queued_bytes_;
@@ -165,18 +186,48 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
     context_.stats.queued = queue_.size();
     context_.stats.queued_bytes = queued_bytes_;
   }
-  // Encoding happens here, off the core thread.
+  // Packing and encoding happen here, off the core thread.
+  auto documents = documents_of(std::move(taken));
   std::vector<Encoded> batch;
-  batch.reserve(taken.size());
+  batch.reserve(documents.size());
   const auto options = encode_options(context_.config, wall_clock_ms());
-  for (const auto& queued : taken) {
-    Encoded encoded{wire::OwnedBson(bson_sized_new(queued.bytes)), {}};
+  for (const auto& document : documents) {
+    Encoded encoded{wire::OwnedBson(bson_sized_new(wire::encoded_size(document, options))), {}};
     bson_oid_init(&encoded.id, nullptr);
     BSON_APPEND_OID(encoded.bson.get(), "_id", &encoded.id);
-    wire::encode_document(queued.document, options, encoded.bson.get());
+    wire::encode_document(document, options, encoded.bson.get());
     batch.push_back(std::move(encoded));
   }
   return batch;
+}
+
+std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> taken) const {
+  const auto& config = context_.config;
+  std::vector<wire::Document> documents;
+  documents.reserve(taken.size());
+  std::vector<wire::PackedMessage> pack;
+  std::size_t pack_bytes = 0;
+  auto close_pack = [&] {
+    if (pack.empty()) return;
+    documents.push_back(wire::pack_document(context_.uid, std::move(pack)));
+    ++context_.stats.packs;
+    pack.clear();
+    pack_bytes = 0;
+  };
+  for (auto& queued : taken) {
+    if (queued.audience != Audience::kSiobridgeOnly || !config.pack_messages) {
+      close_pack();  // order is kept: a pack never spans another document
+      documents.push_back(std::move(queued.document));
+      continue;
+    }
+    const std::size_t bytes = wire::packed_size(queued.document);
+    if (!pack.empty() && pack_bytes + bytes > max_pack_bytes_) close_pack();
+    pack_bytes += bytes;
+    pack.push_back(wire::to_packed(std::move(queued.document)));
+    ++context_.stats.packed;
+  }
+  close_pack();
+  return documents;
 }
 
 void DocumentWriter::run() {

@@ -1,7 +1,9 @@
 // DocumentWriter: the MongoDB bus's writer thread, a group commit. While one
 // ordered insertMany is in flight, published documents queue; the next round
 // trip takes everything queued (up to max_batch documents and max_batch_bytes),
-// so publish order is kept and throughput grows with load.
+// so publish order is kept and throughput grows with load. Consecutive
+// messages that only siobridge nodes read go packed, many per document
+// (docs/PROTOCOL.md section 18): one insert and one change event for many.
 //
 // The queue rides out MongoDB outages: it is bounded by bytes (queue_bytes)
 // and by age (queue_age, never older than the collection keeps documents);
@@ -37,7 +39,7 @@ class DocumentWriter {
 
   // kResourceExhausted for a document MongoDB cannot store, kUnavailable when
   // the queue is full or the bus is closing: nothing was queued then.
-  Status enqueue(wire::Document document) SIOBRIDGE_EXCLUDES(mutex_);
+  Status enqueue(wire::Document document, Audience audience) SIOBRIDGE_EXCLUDES(mutex_);
   void run() SIOBRIDGE_EXCLUDES(mutex_);
   // Stops accepting; run() returns once the queue is written or `drain` passed.
   void close(core::Millis drain) SIOBRIDGE_EXCLUDES(mutex_);
@@ -46,6 +48,7 @@ class DocumentWriter {
  private:
   struct Queued {
     wire::Document document;
+    Audience audience;
     std::size_t bytes;  // as stored (wire::encoded_size)
     std::chrono::steady_clock::time_point queued_at;
   };
@@ -59,6 +62,8 @@ class DocumentWriter {
   enum class Attempt { kDone, kContinue, kRetry, kOneByOne };
 
   std::vector<Encoded> take_batch() SIOBRIDGE_EXCLUDES(mutex_);
+  // The documents to insert for `taken`: packs of the siobridge-only runs.
+  std::vector<wire::Document> documents_of(std::vector<Queued> taken) const;
   // Drops queued documents older than queue_age (counted).
   void expire_old() SIOBRIDGE_REQUIRES(mutex_);
   void write(std::vector<Encoded>& batch);
@@ -72,6 +77,10 @@ class DocumentWriter {
 
   BusContext& context_;
   const std::size_t max_document_bytes_;  // 16 MiB, or less in a small capped collection
+  const std::size_t max_pack_bytes_;      // messages per pack; a larger one goes alone
+  // What a pack document adds to its messages (fields, ids, the extension's
+  // headers), its namespace aside.
+  static constexpr std::size_t kPackEnvelopeBytes = 256;
   const std::chrono::milliseconds queue_age_;
 
   Mutex mutex_;

@@ -87,8 +87,8 @@ void MongoBus::stop(core::Millis drain) {
   watcher_thread_.join();
 }
 
-Status MongoBus::publish(wire::Document document) {
-  return writer_->enqueue(std::move(document));
+Status MongoBus::publish(wire::Document document, Audience audience) {
+  return writer_->enqueue(std::move(document), audience);
 }
 
 }  // namespace siobridge::bus::mongodb

@@ -39,7 +39,7 @@ class MongoBus final : public Bus {
   // Writes what is queued for up to `drain`, then stops both threads.
   void stop(core::Millis drain);
 
-  Status publish(wire::Document document) override;
+  Status publish(wire::Document document, Audience audience) override;
   BusState state() const override { return context_->state(); }
   void set_rank(unsigned rank) { watcher_->set_rank(rank); }
   const MongoBusStats& stats() const { return context_->stats; }

@@ -132,7 +132,7 @@ TEST_CASE(
   // acknowledging): the writer cannot know, looks it up, finds it stored.
   // WriteConcernFailed is no "not primary" error, so the driver's monitoring
   // stays calm: the state seen is the writer's own.
-  REQUIRE((*bus)->publish(broadcast_from(wire::generate_id())).ok());
+  REQUIRE((*bus)->publish(broadcast_from(wire::generate_id()), Audience::kEveryNode).ok());
   const int unavailable = log.wait_for(BusState::kUnavailable, 0, std::chrono::seconds(30));
   clear_fail_point(db.client());
   REQUIRE(unavailable >= 0);

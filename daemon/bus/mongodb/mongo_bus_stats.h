@@ -32,6 +32,8 @@ struct MongoBusStats {
 
   // writer
   std::atomic<std::uint64_t> inserted{0};         // documents
+  std::atomic<std::uint64_t> packed{0};           // messages that went in packs
+  std::atomic<std::uint64_t> packs{0};            // packed documents made
   std::atomic<std::uint64_t> insert_batches{0};   // insertMany round trips that succeeded
   std::atomic<std::uint64_t> insert_failures{0};  // insertMany calls that failed
   std::atomic<std::uint64_t> dropped{0};          // documents the server refused for good
@@ -42,7 +44,8 @@ struct MongoBusStats {
   std::atomic<std::uint64_t> queued{0};           // documents waiting now
   std::atomic<std::uint64_t> queued_bytes{0};
   // watcher
-  std::atomic<std::uint64_t> received{0};    // documents delivered to the core
+  std::atomic<std::uint64_t> received{0};    // documents delivered to the core (unpacked)
+  std::atomic<std::uint64_t> packs_read{0};  // packed documents taken apart
   std::atomic<std::uint64_t> malformed{0};   // documents that did not decode
   std::atomic<std::uint64_t> duplicates{0};  // seen twice (resume or re-read), skipped
   std::atomic<std::uint64_t> stream_opens{0};

@@ -110,7 +110,9 @@ class TestNode final : public bus::BusListener {
 class RawPeer final : public bus::BusListener {
  public:
   RawPeer(TestCluster& cluster, std::string uid);
-  void publish(wire::Document document) { (void)bus_.publish(std::move(document)); }
+  void publish(wire::Document document) {
+    (void)bus_.publish(std::move(document), bus::Audience::kEveryNode);
+  }
   void on_document(wire::Document document, const std::string&) override {
     received.push_back(std::move(document));
   }
