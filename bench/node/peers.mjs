@@ -145,6 +145,7 @@ async function runSystem(system, round, mongo) {
       }
     };
     await bothCounted();
+    if (infra.ready) await infra.ready();
     const clients = await startNode(`${system.key} clients`, join(here, "clients.cjs"), { BENCH_CLIENTS: String(opts.clients) });
     started.push(clients.child);
     await clients.ask("connect", { port: await receiver.ask("port") }, 30000);

@@ -129,7 +129,8 @@ async function startDaemon(ctx, name, mongo) {
 /**
  * Starts the infrastructure of `system` for one round. ctx: { dir, daemon,
  * mongoUri, mongo (a connected MongoClient), database }. Resolves to
- * { processes: [{ role, pid }], env: [senderEnv, receiverEnv], stop() }.
+ * { processes: [{ role, pid }], env: [senderEnv, receiverEnv], stop(), ready()? }:
+ * ready() resolves once the system is in its steady state with its servers.
  */
 export async function startSystem(system, ctx) {
   mkdirSync(ctx.dir, { recursive: true });
@@ -174,8 +175,18 @@ export async function startSystem(system, ctx) {
         owned.push(b.child);
         processes.push({ role: "daemon (sender)", kind: "daemon", pid: a.child.pid },
                        { role: "daemon (receiver)", kind: "daemon", pid: b.child.pid });
+        // A cluster in its steady state: once the servers attached, each daemon
+        // packs only after one heartbeat interval of discovery (docs/PROTOCOL.md
+        // section 18).
+        const ready = () => until(async () => {
+          for (const address of [a.address, b.address]) {
+            const ns = (await daemonStatus(address)).namespaces.find((n) => n.namespace === "/");
+            if (!ns?.packing) return false;
+          }
+          return true;
+        }, `${system.key}: both daemons pack`, 30000, 200);
         return { processes, env: [{ BENCH_ADAPTER: "siobridge", BENCH_SIOBRIDGE_ADDRESS: a.address },
-                                  { BENCH_ADAPTER: "siobridge", BENCH_SIOBRIDGE_ADDRESS: b.address }], stop };
+                                  { BENCH_ADAPTER: "siobridge", BENCH_SIOBRIDGE_ADDRESS: b.address }], stop, ready };
       }
       case "siobridge-memory": {
         const d = await startDaemon(ctx, "daemon", null);

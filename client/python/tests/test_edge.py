@@ -326,3 +326,37 @@ class MsgPackLikePacket(packet.Packet):
 def test_a_msgpack_serializer_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="default JSON serializer"):
         socketio.AsyncServer(client_manager=AsyncSiobridgeManager("unix:/nowhere"), serializer=MsgPackLikePacket)
+
+
+def test_commands_already_applied_are_skipped_by_position():
+    """After a daemon restart the daemon replays its last moments; a server
+    applies each command that came through MongoDB once (PROTOCOL.md section 16)."""
+    from siobridge_socketio.connection import Connection, Session
+
+    class Sink:
+        def __init__(self):
+            self.applied = []
+
+        def on_command(self, command, generation):
+            self.applied.append(command.id)
+
+    loop = asyncio.new_event_loop()
+    try:
+        connection = Connection("unix:/nonexistent", loop, 0.1, 1.0, 10, lambda error: None)
+        sink = Sink()
+        session = Session(connection, 1, "s", sink)
+        session.attachment_id = "a.1"
+        connection.by_attachment["a.1"] = session
+
+        def command(id, position=""):
+            return pb.DaemonMessage(command=pb.Command(id=id, attachment_id="a.1", position=position))
+
+        p = lambda seconds, index: f"{seconds:08x}{1:08x}{index:08x}"
+        for message in [command(1, p(10, 0)), command(2, p(10, 1)), command(3),  # local: no position
+                        command(2, p(10, 1)), command(1, p(10, 0)),              # replayed
+                        command(4, p(11, 0))]:
+            connection._dispatch(message)
+        assert sink.applied == [1, 2, 3, 4]
+        assert session.repeats_skipped == 2
+    finally:
+        loop.close()

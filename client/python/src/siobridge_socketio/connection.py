@@ -76,6 +76,12 @@ class Session:
         self.namespaces = []
         self.queue = collections.deque()
         self.attached = asyncio.Event()
+        # The position of the last command applied that came through MongoDB
+        # (docs/PROTOCOL.md section 16). After a daemon restart the daemon
+        # delivers again what it may not have delivered before it died; what
+        # this server already applied is skipped.
+        self.last_position = ""
+        self.repeats_skipped = 0
 
     def join_namespace(self, namespace):
         if namespace in self.namespaces:
@@ -331,9 +337,17 @@ class Connection:
         if kind == "welcome":
             self._on_welcome(message.welcome)
         elif kind == "command":
-            session = self.by_attachment.get(message.command.attachment_id)
-            if session is not None:
-                session.sink.on_command(message.command, session.generation)
+            command = message.command
+            session = self.by_attachment.get(command.attachment_id)
+            if session is None:
+                return
+            if command.position:
+                # Positions are fixed-width hex: text order is delivery order.
+                if command.position <= session.last_position:
+                    session.repeats_skipped += 1
+                    return
+                session.last_position = command.position
+            session.sink.on_command(command, session.generation)
         elif kind == "result":
             self._on_result(message.result)
         elif kind == "namespace_error":
