@@ -56,8 +56,8 @@ Result<core::AttachmentId> ApiContext::parse_attachment(const std::string& id) c
       std::all_of(id.begin(), id.begin() + static_cast<std::ptrdiff_t>(dot), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
       });
-  if (!instance_ok || parsed.ec != std::errc() || parsed.ptr != end ||
-      id[dot + 1] == '+' || value == core::kNoAttachment) {
+  if (!instance_ok || parsed.ec != std::errc() || parsed.ptr != end || id[dot + 1] == '+' ||
+      value == core::kNoAttachment) {
     return make_error(
         ErrorCode::kInvalidArgument,
         fmt::format("\"{}\" is not an attachment id (use the one from Welcome)", id.substr(0, 40)));

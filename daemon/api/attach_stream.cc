@@ -407,8 +407,8 @@ void AttachStream::read_next() {
 
 void AttachStream::close_if_stalled(std::chrono::steady_clock::time_point now) {
   if (outbox_.size() == 0) return;
-  const auto since = now.time_since_epoch() -
-                     std::chrono::steady_clock::duration(progress_at_.load());
+  const auto since =
+      now.time_since_epoch() - std::chrono::steady_clock::duration(progress_at_.load());
   if (since < context_.limits.stall_timeout) return;
   close({grpc::StatusCode::RESOURCE_EXHAUSTED,
          fmt::format("the server stopped reading its Attach stream: nothing was read for {} ms "

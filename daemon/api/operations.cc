@@ -46,8 +46,7 @@ enum class Gate { kWait, kPass };
 // reports the outcome once.
 template <typename Reply, typename Work>
 void run(ApiContext& context, const char* name, const grpc::Status& invalid,
-         std::function<void(const grpc::Status&, Reply)> done, Work work,
-         Gate gate = Gate::kPass) {
+         std::function<void(const grpc::Status&, Reply)> done, Work work, Gate gate = Gate::kPass) {
   auto tracked = std::make_shared<Tracked>(context, name);
   if (!invalid.ok()) {
     tracked->end(invalid.error_code());

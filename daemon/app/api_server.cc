@@ -111,9 +111,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
   // own (RESOURCE_EXHAUSTED with the limit in the message) by the daemon's
   // check, instead of gRPC's limit ending the whole Attach stream and every
   // server of the process with it.
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(std::min<std::size_t>(4 * config.limits.max_message_bytes + (4u << 20),
-                                             1u << 30)));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<std::size_t>(4 * config.limits.max_message_bytes + (4u << 20), 1u << 30)));
   builder.SetMaxSendMessageSize(64 << 20);
   builder.RegisterService(&service);
 
@@ -136,9 +135,10 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
       credentials = grpc::SslServerCredentials(options);
     } else if (is_loopback(config.listen.tcp) || config.listen.allow_insecure_tcp) {
       if (!is_loopback(config.listen.tcp)) {
-        spdlog::warn("listening on {} without TLS (listen.allow_insecure_tcp): anyone who can "
-                     "reach it can act as a socket.io server of this cluster",
-                     config.listen.tcp);
+        spdlog::warn(
+            "listening on {} without TLS (listen.allow_insecure_tcp): anyone who can "
+            "reach it can act as a socket.io server of this cluster",
+            config.listen.tcp);
       }
       credentials = grpc::InsecureServerCredentials();
     } else {

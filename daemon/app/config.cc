@@ -401,10 +401,10 @@ Status validate(DaemonConfig& c) {
   if (!c.listen.tcp.empty()) {
     if (auto s = check_host_port("listen.tcp", c.listen.tcp); !s.ok()) return s;
     if (c.listen.tls_cert.empty() && !is_loopback(c.listen.tcp) && !c.listen.allow_insecure_tcp) {
-      return bad(fmt::format(
-          "listen.tcp {} is not a loopback address: configure listen.tls_cert and "
-          "listen.tls_key, or set listen.allow_insecure_tcp if the network is trusted",
-          c.listen.tcp));
+      return bad(
+          fmt::format("listen.tcp {} is not a loopback address: configure listen.tls_cert and "
+                      "listen.tls_key, or set listen.allow_insecure_tcp if the network is trusted",
+                      c.listen.tcp));
     }
   }
   if (!c.listen.tls_cert.empty()) {

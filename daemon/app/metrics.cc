@@ -122,8 +122,8 @@ class EngineCollector final : public prometheus::Collectable {
     FamilyBuilder(out, "siobridge_commands_total", "Commands pushed to attached servers.",
                   MetricType::Counter)
         .add(static_cast<double>(s.commands_out));
-    FamilyBuilder(out, "siobridge_peers_left_total",
-                  "Peers that said goodbye (a graceful stop).", MetricType::Counter)
+    FamilyBuilder(out, "siobridge_peers_left_total", "Peers that said goodbye (a graceful stop).",
+                  MetricType::Counter)
         .add(static_cast<double>(s.peers_left));
     FamilyBuilder(out, "siobridge_restart_held_documents_total",
                   "After a restart: documents held until the servers attached again, by outcome.",

@@ -295,9 +295,9 @@ Handover Node::snapshot() const {
     NamespaceSnapshot snapshot;
     // A namespace still held counts its servers from before the restart, so
     // that a second restart during the hold loses nothing either.
-    snapshot.servers = std::max<std::uint32_t>(
-        static_cast<std::uint32_t>(state.attachments.size()),
-        held == held_.end() ? 0 : held->second.servers_before);
+    snapshot.servers =
+        std::max<std::uint32_t>(static_cast<std::uint32_t>(state.attachments.size()),
+                                held == held_.end() ? 0 : held->second.servers_before);
     if (snapshot.servers == 0) continue;
     for (const auto& [uid, peer] : state.peers.all()) {
       snapshot.peers.push_back(PeerSnapshot{uid, peer.servers, now - peer.last_seen});
@@ -326,9 +326,10 @@ bool Node::hold(const wire::Document& document, const std::string& position, Hel
                   (oldest.first.extension ? oldest.first.extension->size() : 0) + 64;
     held.documents.pop_front();
     if (++stats_.handover_dropped == 1) {
-      spdlog::warn("more than {} bytes arrived for {} before its servers attached again: the "
-                   "oldest are dropped (node.restart_hold_bytes)",
-                   config_.restart_hold_bytes, document.header.ns);
+      spdlog::warn(
+          "more than {} bytes arrived for {} before its servers attached again: the "
+          "oldest are dropped (node.restart_hold_bytes)",
+          config_.restart_hold_bytes, document.header.ns);
     }
   }
   held.documents.emplace_back(document, position);
@@ -354,9 +355,10 @@ void Node::release(std::string ns) {
     for (const auto& [document, position] : documents) on_document(document, position);
   } else {
     if (!documents.empty()) {
-      spdlog::warn("{}: no server attached again within {} ms of the restart: {} document(s) "
-                   "held for it are dropped",
-                   ns, config_.restart_grace.count(), documents.size());
+      spdlog::warn(
+          "{}: no server attached again within {} ms of the restart: {} document(s) "
+          "held for it are dropped",
+          ns, config_.restart_grace.count(), documents.size());
     }
     stats_.handover_unclaimed += documents.size();
     deactivate(ns);
@@ -377,8 +379,7 @@ bus::Audience Node::audience_for(const std::string& ns,
   const PeerTable& peers = it->second.peers;
   if (target) {
     const Peer* peer = peers.find(*target);
-    return peer && peer->is_siobridge() ? bus::Audience::kSiobridgeOnly
-                                        : bus::Audience::kEveryNode;
+    return peer && peer->is_siobridge() ? bus::Audience::kSiobridgeOnly : bus::Audience::kEveryNode;
   }
   if (clock_.now() < it->second.discovering_until || peers.has_socketioxide()) {
     return bus::Audience::kEveryNode;

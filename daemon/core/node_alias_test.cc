@@ -36,8 +36,8 @@ struct Cluster {
   std::string request(wire::RequestType type, std::optional<wire::BroadcastOptions> opts,
                       std::optional<wire::Packet> packet,
                       std::optional<std::vector<std::string>> rooms = std::nullopt) {
-    wire::Request req{rust.uid, wire::generate_id(), type, std::move(packet), std::move(rooms),
-                      std::move(opts)};
+    wire::Request req{rust.uid,          wire::generate_id(), type,
+                      std::move(packet), std::move(rooms),    std::move(opts)};
     rust.publish({{wire::MessageKind::kRequest, "/", rust.uid, std::nullopt, std::nullopt},
                   wire::encode_request(req),
                   std::nullopt});
@@ -114,9 +114,8 @@ TEST_CASE("siobridge nodes still see the real ids") {
   std::optional<SocketsResult> result;
   wire::BroadcastOptions everyone;
   everyone.flags = flags::kBroadcast;
-  REQUIRE(t.b.node()
-              .fetch_sockets(t.b1.id, "/", everyone, [&](SocketsResult r) { result = r; })
-              .ok());
+  REQUIRE(
+      t.b.node().fetch_sockets(t.b1.id, "/", everyone, [&](SocketsResult r) { result = r; }).ok());
   t.cluster.advance(TestCluster::default_config().request_timeout);  // the Rust node never answers
   REQUIRE(result);
   std::vector<std::string> ids;

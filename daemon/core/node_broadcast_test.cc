@@ -255,7 +255,9 @@ namespace {
 class RefusingBus final : public bus::Bus {
  public:
   explicit RefusingBus(ErrorCode code) : code_(code) {}
-  Status publish(wire::Document, bus::Audience) override { return make_error(code_, "refused by the test bus"); }
+  Status publish(wire::Document, bus::Audience) override {
+    return make_error(code_, "refused by the test bus");
+  }
   bus::BusState state() const override { return bus::BusState::kReady; }
 
  private:

@@ -122,7 +122,8 @@ void Node::SocketsGathering::on_response(const wire::Response& response,
     }
   }
   if (const auto* fetch = extension ? std::get_if<wire::FetchDetails>(&*extension) : nullptr) {
-    for (const auto& socket : fetch->sockets) details.emplace(wire::socket_alias(socket.id), &socket);
+    for (const auto& socket : fetch->sockets)
+      details.emplace(wire::socket_alias(socket.id), &socket);
   }
   for (const auto& ref : list->sockets) {
     RemoteSocket socket{ref.id, ref.server_id, ref.ns, {}, {}, {}, false};
@@ -432,9 +433,9 @@ void Node::AckResponder::send_count() {
 void Node::AckResponder::publish_ack(const std::string& sid, const AckResult& result) {
   node_.publish_response(
       ns(), requester_, request_id_,
-      wire::Response{node_.uid_,
-                     wire::BroadcastAck{siobridge_requester_ ? sid : node_.aliases_.report(sid),
-                                        result}},
+      wire::Response{
+          node_.uid_,
+          wire::BroadcastAck{siobridge_requester_ ? sid : node_.aliases_.report(sid), result}},
       std::nullopt);
 }
 

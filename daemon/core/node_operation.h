@@ -18,8 +18,7 @@ namespace siobridge::core {
 
 class Node::Operation {
  public:
-  Operation(Node& node, CommandId id, std::string ns)
-      : node_(node), ns_(std::move(ns)), id_(id) {}
+  Operation(Node& node, CommandId id, std::string ns) : node_(node), ns_(std::move(ns)), id_(id) {}
   virtual ~Operation();
   Operation(const Operation&) = delete;
   Operation& operator=(const Operation&) = delete;

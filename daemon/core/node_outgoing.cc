@@ -54,10 +54,10 @@ Status Node::check_cluster_reachable() const {
   if (bus_state_ != bus::BusState::kUnavailable && bus_state_ != bus::BusState::kFailed) return {};
   // Broadcasts queue while the bus is away; an answer from other hosts
   // cannot come, so a question fails at once rather than at its timeout.
-  return make_error(ErrorCode::kUnavailable,
-                    fmt::format("MongoDB is {}: the other hosts cannot answer{}{}",
-                                bus::to_string(bus_state_), bus_detail_.empty() ? "" : " (",
-                                bus_detail_.empty() ? "" : bus_detail_ + ")"));
+  return make_error(
+      ErrorCode::kUnavailable,
+      fmt::format("MongoDB is {}: the other hosts cannot answer{}{}", bus::to_string(bus_state_),
+                  bus_detail_.empty() ? "" : " (", bus_detail_.empty() ? "" : bus_detail_ + ")"));
 }
 
 bool Node::is_local_only(const wire::BroadcastOptions& opts) const {
@@ -192,8 +192,7 @@ Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::Bro
   if (!is_local_only(opts)) {
     if (auto s = check_cluster_reachable(); !s) return s;
   }
-  auto gathering =
-      std::make_unique<RoomsGathering>(*this, next_command_id(), ns, std::move(done));
+  auto gathering = std::make_unique<RoomsGathering>(*this, next_command_id(), ns, std::move(done));
   const auto target = target_of(opts);
   std::function<Status(const std::string&)> publish;
   if (!is_local_only(opts)) {

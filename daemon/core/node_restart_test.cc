@@ -118,10 +118,10 @@ TEST_CASE("peers from before the restart are awaited by queries at once") {
   t.a.attach(t.a1);
   t.cluster.settle();
   std::optional<SocketsResult> result;
-  REQUIRE(t.a.node()
-              .fetch_sockets(t.a1.id, "/", everyone(),
-                             [&](SocketsResult r) { result = std::move(r); })
-              .ok());
+  REQUIRE(
+      t.a.node()
+          .fetch_sockets(t.a1.id, "/", everyone(), [&](SocketsResult r) { result = std::move(r); })
+          .ok());
   t.cluster.settle();
   REQUIRE(result);
   CHECK(result->missing.empty());
@@ -235,8 +235,8 @@ TEST_CASE("commands carry the position of the document that caused them") {
   a.attach(a1);
   auto& rust = cluster.add_raw_peer(wire::generate_id());
   cluster.settle();
-  wire::Request request{rust.uid, wire::generate_id(), wire::RequestType::kBroadcast,
-                        event("[\"x\"]"), std::nullopt, everyone()};
+  wire::Request request{rust.uid,         wire::generate_id(), wire::RequestType::kBroadcast,
+                        event("[\"x\"]"), std::nullopt,        everyone()};
   a.node().on_document({{wire::MessageKind::kRequest, "/", rust.uid, std::nullopt, std::nullopt},
                         wire::encode_request(request),
                         std::nullopt},

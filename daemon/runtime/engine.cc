@@ -42,8 +42,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
                       "node uid must be 16 characters of [A-Za-z0-9_-]");
   }
   engine->uid_ = options.node.uid;
-  engine->flow_gate_ =
-      std::make_unique<FlowGate>(options.flow_high_water, options.flow_low_water);
+  engine->flow_gate_ = std::make_unique<FlowGate>(options.flow_high_water, options.flow_low_water);
   if (options.mongodb) {
     auto bus = bus::mongodb::MongoBus::create(
         std::move(*options.mongodb), engine->uid_, *raw,

@@ -43,8 +43,9 @@ TEST_CASE("the node's uid and hand-over survive a restart") {
   const std::string path = fresh_directory();
   core::Handover handover;
   handover.namespaces["/"] = core::NamespaceSnapshot{
-      2, {core::PeerSnapshot{std::string(16, 'B'), 3, core::Millis{1500}},
-          core::PeerSnapshot{std::string(16, 'C'), std::nullopt, core::Millis{0}}}};
+      2,
+      {core::PeerSnapshot{std::string(16, 'B'), 3, core::Millis{1500}},
+       core::PeerSnapshot{std::string(16, 'C'), std::nullopt, core::Millis{0}}}};
   handover.namespaces["/chat"] = core::NamespaceSnapshot{1, {}};
   {
     auto dir = StateDir::open(path);

@@ -246,9 +246,9 @@ std::size_t int32_array_size(std::size_t n) {
 
 std::size_t encoded_size(const Document& doc, const EncodeOptions& options) {
   const auto& h = doc.header;
-  std::size_t size = 4 + 1;                  // length and terminator
-  size += 1 + 3 + 1 + 12;                    // _id
-  size += utf8_element(1, 3);                // t
+  std::size_t size = 4 + 1;    // length and terminator
+  size += 1 + 3 + 1 + 12;      // _id
+  size += utf8_element(1, 3);  // t
   if (h.target) size += utf8_element(6, h.target->size());
   if (h.request) size += utf8_element(7, h.request->size());
   size += utf8_element(2, h.ns.size());      // ns

@@ -36,8 +36,7 @@ TEST_CASE("unknown keys are ignored so later versions can add fields") {
 
 TEST_CASE("a reply from a version without `gone` reads as none gone") {
   // {"k":4, "responses":[]}
-  auto decoded =
-      decode_extension(from_hex("82 a1 6b 04 a9 72 65 73 70 6f 6e 73 65 73 90"));
+  auto decoded = decode_extension(from_hex("82 a1 6b 04 a9 72 65 73 70 6f 6e 73 65 73 90"));
   REQUIRE(decoded.ok());
   CHECK(std::get<ServerSideEmitReply>(*decoded).gone == 0);
 }

@@ -3,9 +3,12 @@
 namespace siobridge::wire {
 
 PackedMessage to_packed(Document document) {
-  return PackedMessage{document.header.kind,        std::move(document.header.ns),
-                       std::move(document.header.target), std::move(document.header.request),
-                       std::move(document.data),    std::move(document.extension)};
+  return PackedMessage{document.header.kind,
+                       std::move(document.header.ns),
+                       std::move(document.header.target),
+                       std::move(document.header.request),
+                       std::move(document.data),
+                       std::move(document.extension)};
 }
 
 Document from_packed(PackedMessage message, const std::string& origin) {
@@ -17,10 +20,10 @@ Document from_packed(PackedMessage message, const std::string& origin) {
 
 Document pack_document(const std::string& origin, std::vector<PackedMessage> messages) {
   std::string ns = messages.empty() ? "/" : messages.front().ns;
-  return Document{{MessageKind::kRequest, std::move(ns), origin, std::string(kSiobridgeTarget),
-                   std::nullopt},
-                  {},
-                  encode_extension(Pack{std::move(messages)})};
+  return Document{
+      {MessageKind::kRequest, std::move(ns), origin, std::string(kSiobridgeTarget), std::nullopt},
+      {},
+      encode_extension(Pack{std::move(messages)})};
 }
 
 std::size_t packed_size(const Document& document) {

@@ -59,8 +59,8 @@ TEST_CASE("a malformed pack is an error, not a crash") {
                from_hex("82 a1 6b 06 a1 6d 91 93 00 a1 2f c0")};  // a message of 3 fields
   CHECK_FALSE(unpack_document(bad).ok());
   // A response without its request id.
-  bad.extension = encode_extension(Pack{{PackedMessage{MessageKind::kResponse, "/", B,
-                                                       std::nullopt, "x", std::nullopt}}});
+  bad.extension = encode_extension(
+      Pack{{PackedMessage{MessageKind::kResponse, "/", B, std::nullopt, "x", std::nullopt}}});
   CHECK_FALSE(unpack_document(bad).ok());
 }
 

@@ -4,6 +4,8 @@
 // engine's answers through its own change stream with the PROTOCOL.md filter.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include <functional>
 
 #include "daemon/bus/mongodb/change_stream_filter.h"
@@ -228,4 +230,69 @@ TEST_CASE("a socketioxide node in the namespace gets every broadcast as a docume
     CHECK(request->packet->data->bytes == "[" + std::to_string(i) + "]");
   }
   CHECK(engine.mongo_stats()->packs == 0);
+}
+
+namespace {
+
+// The msgpack str of a 16-character id, in PROTOCOL.md's hex notation.
+std::string str16_hex(const std::string& id) {
+  std::string out = "b0";
+  for (unsigned char c : id) out += fmt::format(" {:02x}", c);
+  return out;
+}
+
+}  // namespace
+
+// socket.io's 20-character socket ids reach a socketioxide node as valid
+// 16-character aliases it can use (docs/PROTOCOL.md section 15): in
+// FetchSockets, in acks, and back in to() and socketsJoin.
+TEST_CASE("a socketioxide node sees 16-character aliases of socket.io ids and can use them") {
+  EngineSet set(Expiration::ttl(60));
+  auto& engine = set.add();
+  EngineServer a1(engine, "a1");
+  const std::string sid = "Xn3-qR_0aB9cDeFgHiJk";  // vector A1
+  const std::string alias = "MPNtUKatuh9NHXdI";
+  a1.with([&](auto& s) {
+    s.add_socket(sid, {"room1"});
+    return 0;
+  });
+  a1.attach();
+  REQUIRE(
+      eventually(engine, [](Node& n) { return n.status().bus_state == bus::BusState::kReady; }));
+  RustNode rust(set);
+  const std::string X = "58 58 58 58 58 58 58 58 58 58 58 58 58 58 58 58";
+  rust.send_request("96 b0 " + X + " b0 A… 15 c0 c0 c0");  // InitHeartbeat
+  (void)rust.next();
+
+  // FetchSockets in room1: the socket under its alias.
+  rust.send_request("96 b0 " + X + " b0 B… 06 c0 c0 95 00 91 a5 72 6f 6f 6d 31 90 c0 c0");
+  auto fetched = wire::decode_response(rust.next().data);
+  REQUIRE(fetched.ok());
+  const auto& list = std::get<wire::SocketList>(fetched->body);
+  REQUIRE(list.sockets.size() == 1);
+  CHECK(list.sockets[0].id == alias);
+
+  // to(alias): a Broadcast of ["test",2] to the room named by the alias
+  // reaches the real socket.
+  rust.send_request("96 b0 " + X +
+                    " b0 C… 00 95 a1 2f 02 93 00 9a 5b 22 74 65 73 74 22 2c 32 5d c0 c0 " +
+                    "c0 c0 95 00 91 " + str16_hex(alias) + " 90 c0 c0");
+  REQUIRE(a1.wait_until([](auto& s) { return s.delivered.size() == 1; }));
+  CHECK(a1.with([](auto& s) { return s.delivered[0].sid; }) == sid);
+
+  // socketsJoin on the alias: [X, id, 4, nil, ["joined"], opts rooms [alias]].
+  rust.send_request("96 b0 " + X + " b0 D… 04 c0 91 a6 6a 6f 69 6e 65 64 95 00 91 " +
+                    str16_hex(alias) + " 90 c0 c0");
+  REQUIRE(a1.wait_until([&](auto& s) { return s.rooms_of(sid).count("joined") == 1; }));
+
+  // emitWithAck to everyone: the ack comes back under the alias.
+  rust.send_request("96 b0 " + X +
+                    " b0 E… 01 95 a1 2f 02 93 00 9a 5b 22 74 65 73 74 22 2c 32 5d c0 c0 " +
+                    "c0 c0 95 02 90 90 c0 c0");
+  auto count = wire::decode_response(rust.next().data);
+  REQUIRE(count.ok());
+  CHECK(std::get<wire::BroadcastAckCount>(count->body).count == 1);
+  auto ack = wire::decode_response(rust.next().data);
+  REQUIRE(ack.ok());
+  CHECK(std::get<wire::BroadcastAck>(ack->body).sid == alias);
 }

@@ -314,7 +314,8 @@ TEST_CASE("memory stays bounded when an attached server stops reading") {
   std::thread volatile_sender([&] {
     ClientServer other(daemon.address(), "volatile sender");
     if (!other.client().wait_attached(std::chrono::seconds(20))) return;
-    while (!closed) (void)other.client().broadcast(json_event("[\"" + chunk + "\"]"), volatile_opts);
+    while (!closed)
+      (void)other.client().broadcast(json_event("[\"" + chunk + "\"]"), volatile_opts);
   });
   for (int i = 0; i < 3000 && !closed; ++i) {
     REQUIRE(sender.client().broadcast(json_event("[\"" + chunk + "\"]"), to_everyone()).ok());

@@ -15,8 +15,7 @@ wire::OwnedBson change_stream_pipeline(const std::string& own_uid) {
       // Only what the watcher reads; _id (the resume token) is kept by the server,
       // clusterTime gives the document's place in the cluster's order.
       "{", "$project", "{", "operationType", BCON_INT32(1), "fullDocument", BCON_INT32(1),
-      "clusterTime", BCON_INT32(1), "}", "}",
-      "]"));
+      "clusterTime", BCON_INT32(1), "}", "}", "]"));
 }
 
 }  // namespace siobridge::bus::mongodb

@@ -32,8 +32,8 @@ bool capped_collection_full(mongoc_client_t* client, const std::string& database
   wire::OwnedBson command(BCON_NEW("collStats", BCON_UTF8(collection.c_str())));
   Reply reply;
   bson_error_t error;
-  if (!mongoc_client_command_simple(client, database.c_str(), command.get(), nullptr,
-                                    reply.out(), &error)) {
+  if (!mongoc_client_command_simple(client, database.c_str(), command.get(), nullptr, reply.out(),
+                                    &error)) {
     return true;  // unknown counts as full: better a false alarm than a silent gap
   }
   bson_iter_t it;
@@ -120,8 +120,7 @@ ChangeWatcher::Outcome ChangeWatcher::setup(const PooledClient& client, bool rec
   }
   auto status = check_change_streams_supported(client.get());
   if (status.ok()) {
-    status = ensure_collection(client.get(), config.database, config.collection,
-                               config.expiration);
+    status = ensure_collection(client.get(), config.database, config.collection, config.expiration);
   }
   if (!status.ok()) {
     const bool fatal = status.error().code != ErrorCode::kUnavailable;
@@ -161,8 +160,7 @@ ChangeWatcher::Outcome ChangeWatcher::on_stream_error(const bson_error_t& error,
     // The token is unusable (history lost, foreign, corrupt): start afresh and
     // re-read what was missed from the collection.
     ++context_.stats.resume_failures;
-    spdlog::warn("cannot resume the change stream ({}): re-reading the collection",
-                 error.message);
+    spdlog::warn("cannot resume the change stream ({}): re-reading the collection", error.message);
     token_ = wire::OwnedBson(nullptr);
     marks_.clear();
     start_ = Start::kNow;
@@ -199,7 +197,8 @@ ChangeWatcher::Outcome ChangeWatcher::read(mongoc_change_stream_t* stream) {
     if (context_.flow_gate && !context_.flow_gate->is_open()) {
       // The attached servers have too much waiting: leave the rest in MongoDB.
       ++context_.stats.flow_pauses;
-      while (!context_.stopping() && !context_.flow_gate->wait_open(std::chrono::milliseconds(200))) {
+      while (!context_.stopping() &&
+             !context_.flow_gate->wait_open(std::chrono::milliseconds(200))) {
       }
       continue;
     }

@@ -17,10 +17,10 @@
 #pragma once
 
 #include <atomic>
-#include <cstdint>
-#include <optional>
 #include <chrono>
+#include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 
 #include "daemon/bus/mongodb/bus_context.h"

@@ -103,11 +103,10 @@ Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
         fmt::format("the message would be a document of {} bytes; {} takes at most {} bytes "
                     "(mongodb.data_format {})",
                     bytes,
-                    config.expiration.kind == Expiration::Kind::kCapped
-                        ? "the capped collection"
-                        : "MongoDB",
+                    config.expiration.kind == Expiration::Kind::kCapped ? "the capped collection"
+                                                                        : "MongoDB",
                     max_document_bytes_,
-                    packed ? "binary, packed"
+                    packed                                            ? "binary, packed"
                     : config.data_format == wire::DataFormat::kBinary ? "binary"
                                                                       : "int32-array"));
   }
@@ -237,8 +236,7 @@ void DocumentWriter::run() {
       if (closed_ && (queue_.empty() || std::chrono::steady_clock::now() > drain_deadline_)) {
         if (!queue_.empty()) {
           context_.stats.unwritten_at_stop += queue_.size();
-          spdlog::warn("{} documents were not written before the shutdown deadline",
-                       queue_.size());
+          spdlog::warn("{} documents were not written before the shutdown deadline", queue_.size());
         }
         return;
       }
@@ -309,8 +307,7 @@ wire::OwnedBson DocumentWriter::insert_options(const std::string& uuid) const {
   return opts;
 }
 
-DocumentWriter::Attempt DocumentWriter::insert(const PooledClient& client,
-                                               const std::string& uuid,
+DocumentWriter::Attempt DocumentWriter::insert(const PooledClient& client, const std::string& uuid,
                                                std::vector<Encoded>& batch, std::size_t& offset,
                                                std::size_t end) {
   if (outcome_unknown_) {

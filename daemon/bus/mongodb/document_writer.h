@@ -69,8 +69,8 @@ class DocumentWriter {
   void write(std::vector<Encoded>& batch);
   // One insertMany of batch[offset..end): advances `offset` past what is stored
   // or dropped for good, and says what to do next.
-  Attempt insert(const PooledClient& client, const std::string& uuid,
-                 std::vector<Encoded>& batch, std::size_t& offset, std::size_t end);
+  Attempt insert(const PooledClient& client, const std::string& uuid, std::vector<Encoded>& batch,
+                 std::size_t& offset, std::size_t end);
   // Drops from `batch` (from `offset`) the documents the server already has.
   bool skip_stored(const PooledClient& client, std::vector<Encoded>& batch, std::size_t offset);
   wire::OwnedBson insert_options(const std::string& uuid) const;

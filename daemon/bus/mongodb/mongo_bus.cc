@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-
 namespace siobridge::bus::mongodb {
 namespace {
 

@@ -27,8 +27,8 @@ struct MongoBusConfig {
   };
   WriteConcern write_concern = WriteConcern::kMajority;
 
-  std::size_t max_batch = 1000;               // documents per insertMany
-  std::size_t max_batch_bytes = 8u << 20;     // stored bytes per insertMany
+  std::size_t max_batch = 1000;            // documents per insertMany
+  std::size_t max_batch_bytes = 8u << 20;  // stored bytes per insertMany
   // What only siobridge nodes read travels packed, many messages per document
   // (docs/PROTOCOL.md section 18), up to this many bytes of messages each.
   bool pack_messages = true;

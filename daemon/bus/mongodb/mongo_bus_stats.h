@@ -31,17 +31,17 @@ struct MongoBusStats {
   }
 
   // writer
-  std::atomic<std::uint64_t> inserted{0};         // documents
-  std::atomic<std::uint64_t> packed{0};           // messages that went in packs
-  std::atomic<std::uint64_t> packs{0};            // packed documents made
-  std::atomic<std::uint64_t> insert_batches{0};   // insertMany round trips that succeeded
-  std::atomic<std::uint64_t> insert_failures{0};  // insertMany calls that failed
-  std::atomic<std::uint64_t> dropped{0};          // documents the server refused for good
-  std::atomic<std::uint64_t> refused{0};          // publish() refused: the queue was full
-  std::atomic<std::uint64_t> oversized{0};        // publish() refused: too large to store
-  std::atomic<std::uint64_t> expired{0};          // dropped from the queue: older than queue_age
+  std::atomic<std::uint64_t> inserted{0};           // documents
+  std::atomic<std::uint64_t> packed{0};             // messages that went in packs
+  std::atomic<std::uint64_t> packs{0};              // packed documents made
+  std::atomic<std::uint64_t> insert_batches{0};     // insertMany round trips that succeeded
+  std::atomic<std::uint64_t> insert_failures{0};    // insertMany calls that failed
+  std::atomic<std::uint64_t> dropped{0};            // documents the server refused for good
+  std::atomic<std::uint64_t> refused{0};            // publish() refused: the queue was full
+  std::atomic<std::uint64_t> oversized{0};          // publish() refused: too large to store
+  std::atomic<std::uint64_t> expired{0};            // dropped from the queue: older than queue_age
   std::atomic<std::uint64_t> unwritten_at_stop{0};  // still queued at the shutdown deadline
-  std::atomic<std::uint64_t> queued{0};           // documents waiting now
+  std::atomic<std::uint64_t> queued{0};             // documents waiting now
   std::atomic<std::uint64_t> queued_bytes{0};
   // watcher
   std::atomic<std::uint64_t> received{0};    // documents delivered to the core (unpacked)
@@ -54,7 +54,7 @@ struct MongoBusStats {
   std::atomic<std::uint64_t> gap_refills{0};        // documents re-read from the collection
   std::atomic<std::uint64_t> gaps{0};               // periods whose documents may be lost
   std::atomic<std::uint64_t> collection_setups{0};  // initial and after drops
-  std::atomic<std::uint64_t> flow_pauses{0};  // reading paused for slow attached servers
+  std::atomic<std::uint64_t> flow_pauses{0};        // reading paused for slow attached servers
 };
 
 }  // namespace siobridge::bus::mongodb
