@@ -23,6 +23,11 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   # members (GCC bug 80635). Clang builds keep both checks.
   add_compile_options(-Wno-restrict -Wno-maybe-uninitialized)
 endif()
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  # Locking checked by the compiler: the GUARDED_BY / REQUIRES / EXCLUDES
+  # annotations of daemon/common/thread_annotations.h.
+  add_compile_options(-Wthread-safety)
+endif()
 if(SIOBRIDGE_WERROR)
   add_compile_options(-Werror)
 endif()

@@ -113,6 +113,22 @@ TEST_CASE("siobridgectl: status, emit, rooms, sockets and disconnect") {
     CHECK_THAT(bad.output,
                Catch::Contains("INVALID_ARGUMENT") || Catch::Contains("must start with '/'"));
   }
+
+  SECTION("event data that is not JSON never reaches the cluster") {
+    for (const char* data : {"not json", "\"open", "1,,2", "{\"a\":}"}) {
+      INFO(data);
+      auto bad = ctl(daemon, std::string("emit --event news --data '") + data + "'");
+      CHECK(bad.code == 2);
+      CHECK_THAT(bad.output, Catch::Contains("--data is not JSON"));
+    }
+    // A marker sent after them is the first thing the sockets get.
+    REQUIRE(ctl(daemon, "emit --event marker").code == 0);
+    REQUIRE(a.wait_until([](const auto& s) { return !s.delivered.empty(); }));
+    a.with([](auto& s) {
+      CHECK(s.delivered.front().packet.data->bytes == "[\"marker\"]");
+      return 0;
+    });
+  }
 }
 
 TEST_CASE("siobridgectl: --json, --address and --timeout-ms also after the subcommand") {

@@ -13,6 +13,7 @@
 //
 // Single-threaded: one call per run.
 #include <fmt/format.h>
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <CLI/CLI.hpp>
 
@@ -169,6 +170,15 @@ int run_health(const Common& common, const std::string& service) {
 
 int run_emit(const Common& common, const Selection& selection, const std::string& event,
              const std::string& data) {
+  // Checked here: the daemon forwards event data as it is, and every client
+  // of the namespace would fail to parse text that is not JSON.
+  google::protobuf::ListValue arguments;
+  if (auto parsed = google::protobuf::util::JsonStringToMessage("[" + data + "]", &arguments);
+      !parsed.ok()) {
+    std::cerr << "siobridgectl: --data is not JSON values separated by commas: "
+              << parsed.ToString() << "\n";
+    return 2;
+  }
   pb::Packet packet;
   packet.set_namespace_(selection.ns);
   packet.set_type(pb::Packet::TYPE_EVENT);
