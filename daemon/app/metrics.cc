@@ -208,7 +208,7 @@ class EngineCollector final : public prometheus::Collectable {
     counter("siobridge_change_stream_resume_failures_total",
             "Resume tokens that could not be used.", m.resume_failures);
     counter("siobridge_change_stream_refilled_documents_total",
-            "Documents re-read from the collection.", m.gap_refills);
+            "Messages re-read from the collection.", m.gap_refills);
     counter("siobridge_change_stream_gaps_total", "Periods whose documents may have been lost.",
             m.gaps);
     counter("siobridge_collection_setups_total", "Collection set-ups (start and after drops).",

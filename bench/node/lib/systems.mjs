@@ -115,6 +115,8 @@ async function startDaemon(ctx, name, mongo) {
   if (mongo) {
     flags.push("--mongodb-uri", ctx.mongoUri, "--mongodb-database", ctx.database);
     if (mongo.dataFormat) flags.push("--mongodb-data-format", mongo.dataFormat);
+    // Measured as it is meant to run between siobridge daemons alone.
+    flags.push("--mongodb-pack-messages", "true");
   }
   const child = startProcess(name, ctx.daemon, flags);
   const address = `unix:${socket}`;

@@ -265,7 +265,8 @@ void ChangeWatcher::handle_insert(const bson_t* event) {
   deliver(std::move(*doc), cluster_time_of(event));
 }
 
-void ChangeWatcher::deliver(wire::Document document, const std::optional<ClusterTime>& time) {
+std::size_t ChangeWatcher::deliver(wire::Document document,
+                                   const std::optional<ClusterTime>& time) {
   auto position = [&](std::uint32_t index) {
     return time ? wire::format_position(time->seconds, time->increment, index) : std::string();
   };
@@ -273,24 +274,27 @@ void ChangeWatcher::deliver(wire::Document document, const std::optional<Cluster
   if (!unpacked.ok()) {
     ++context_.stats.malformed;
     spdlog::debug("skipping a malformed packed document: {}", unpacked.error().message);
-    return;
+    return 0;
   }
   if (!*unpacked) {
     ++context_.stats.received;
     context_.deliver(Delivery{std::move(document), position(0)});
-    return;
+    return 1;
   }
   // A pack carries messages for every siobridge node; each keeps its own
   // place in the order (its index within the pack).
   ++context_.stats.packs_read;
   std::uint32_t index = 0;
+  std::size_t delivered = 0;
   for (auto& message : **unpacked) {
     const std::uint32_t at = index++;
     const auto& target = message.header.target;
     if (target && *target != context_.uid && *target != wire::kSiobridgeTarget) continue;
     ++context_.stats.received;
+    ++delivered;
     context_.deliver(Delivery{std::move(message), position(at)});
   }
+  return delivered;
 }
 
 void ChangeWatcher::remember(const bson_t* token, bool at_open) {
@@ -389,10 +393,9 @@ void ChangeWatcher::refill(const PooledClient& client) {
       ++context_.stats.malformed;
       continue;
     }
-    ++refilled;
     // Re-read documents have no known place in the order: servers cannot skip
     // them as repeats (docs/running.md, "Delivery guarantees").
-    deliver(std::move(*decoded), std::nullopt);
+    refilled += deliver(std::move(*decoded), std::nullopt);
   }
   bson_error_t error;
   if (mongoc_cursor_error(cursor.get(), &error)) {
@@ -406,7 +409,7 @@ void ChangeWatcher::refill(const PooledClient& client) {
         "read them (away {} ms, longer than the retention); re-read {} documents",
         away_ms, refilled);
   } else {
-    spdlog::info("re-read {} documents published while the change stream was down", refilled);
+    spdlog::info("re-read {} messages published while the change stream was down", refilled);
   }
 }
 

@@ -61,7 +61,8 @@ class ChangeWatcher {
   void handle_insert(const bson_t* event);
   // Delivers `document`, or each message of a packed one that is for this
   // node; `time`: the insert's cluster time, when known.
-  void deliver(wire::Document document, const std::optional<ClusterTime>& time);
+  // Returns how many messages it delivered.
+  std::size_t deliver(wire::Document document, const std::optional<ClusterTime>& time);
   void remember(const bson_t* token, bool at_open = false);
   // Persists the newest token at least kReplayMargin old.
   void save();

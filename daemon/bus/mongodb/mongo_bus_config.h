@@ -31,7 +31,7 @@ struct MongoBusConfig {
   std::size_t max_batch_bytes = 8u << 20;  // stored bytes per insertMany
   // What only siobridge nodes read travels packed, many messages per document
   // (docs/PROTOCOL.md section 18), up to this many bytes of messages each.
-  bool pack_messages = true;
+  bool pack_messages = false;
   std::size_t max_pack_bytes = 512u << 10;
   // The write queue: what waits for MongoDB, e.g. while it is unreachable.
   // 96 MiB rides out a 60 s outage at 1,000 messages/s of 1 KiB.

@@ -51,7 +51,7 @@ struct MongoBusStats {
   std::atomic<std::uint64_t> stream_opens{0};
   std::atomic<std::uint64_t> stream_errors{0};
   std::atomic<std::uint64_t> resume_failures{0};    // the token could not be resumed from
-  std::atomic<std::uint64_t> gap_refills{0};        // documents re-read from the collection
+  std::atomic<std::uint64_t> gap_refills{0};        // messages re-read from the collection
   std::atomic<std::uint64_t> gaps{0};               // periods whose documents may be lost
   std::atomic<std::uint64_t> collection_setups{0};  // initial and after drops
   std::atomic<std::uint64_t> flow_pauses{0};        // reading paused for slow attached servers
