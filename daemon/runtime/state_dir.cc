@@ -10,11 +10,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 
+#include "daemon/wire/bson_file.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/owned_bson.h"
 
@@ -104,28 +103,25 @@ StateDir::~StateDir() {
 
 Result<StateDir::NodeState> StateDir::load_node() const {
   const std::string file = node_file(path_);
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return make_error(ErrorCode::kNotFound, "no node state at " + file);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string bytes = buffer.str();
-  bson_t stored;
-  if (!bson_init_static(&stored, reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                        bytes.size()) ||
-      !bson_validate(&stored, BSON_VALIDATE_NONE, nullptr)) {
+  auto read = wire::read_bson_file(file);
+  if (!read.ok()) {
+    if (read.error().code == ErrorCode::kNotFound) {
+      return make_error(ErrorCode::kNotFound, "no node state at " + file);
+    }
     return corrupt(file, "not a BSON document");
   }
+  const bson_t* stored = read->get();
   NodeState state;
-  auto uid = utf8_field(&stored, "uid");
+  auto uid = utf8_field(stored, "uid");
   if (!uid || !wire::is_valid_id(*uid)) return corrupt(file, "no valid uid");
   state.uid = std::move(*uid);
   bson_iter_t it;
   std::int64_t saved_at = wall_clock_ms();
-  if (bson_iter_init_find(&it, &stored, "savedAt") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
+  if (bson_iter_init_find(&it, stored, "savedAt") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
     saved_at = bson_iter_date_time(&it);
   }
   const core::Millis since_saved{std::max<std::int64_t>(0, wall_clock_ms() - saved_at)};
-  if (!bson_iter_init_find(&it, &stored, "namespaces") || !BSON_ITER_HOLDS_ARRAY(&it)) {
+  if (!bson_iter_init_find(&it, stored, "namespaces") || !BSON_ITER_HOLDS_ARRAY(&it)) {
     return state;
   }
   bson_iter_t entries;
@@ -198,20 +194,7 @@ Status StateDir::save_node(const std::string& uid, const core::Handover& handove
   }
   bson_append_array_end(doc.get(), &namespaces);
 
-  const std::string file = node_file(path_);
-  const std::string tmp = file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bson_get_data(doc.get())), doc->len);
-    if (!out) return make_error(ErrorCode::kInternal, "cannot write " + tmp);
-  }
-  std::error_code error;
-  fs::rename(tmp, file, error);
-  if (error) {
-    return make_error(ErrorCode::kInternal,
-                      fmt::format("cannot rename {}: {}", tmp, error.message()));
-  }
-  return {};
+  return wire::write_bson_file(node_file(path_), doc.get());
 }
 
 }  // namespace siobridge::runtime
