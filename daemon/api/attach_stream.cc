@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/convert.h"
+#include "daemon/api/recovery_offset.h"
 
 namespace siobridge::api {
 
@@ -207,8 +208,9 @@ void AttachStream::change_namespace(const pb::NamespaceChange& change, bool join
     return;
   }
   context_.engine.post([self = shared_from_this(), id = *id, ns = change.namespace_(), join, report,
-                        attachment = change.attachment_id()](core::Node& node) {
-    auto status = join ? node.join_namespace(id, ns) : node.leave_namespace(id, ns);
+                        attachment = change.attachment_id(),
+                        recovery = core::Millis{change.recovery_ms()}](core::Node& node) {
+    auto status = join ? node.join_namespace(id, ns, recovery) : node.leave_namespace(id, ns);
     if (!status.ok()) report(ns, attachment, status.error().message);
   });
 }
@@ -352,6 +354,15 @@ void AttachStream::on_call(const pb::Call& call) {
                                      *r.mutable_server_side_emit() = std::move(v);
                                    }));
       return;
+    case pb::Call::kPersistSession:
+      operations_.persist_session(*from, call.persist_session(), status_done);
+      return;
+    case pb::Call::kRestoreSession:
+      operations_.restore_session(*from, call.restore_session(),
+                                  reply_done([](pb::Result& r, pb::RestoreSessionReply v) {
+                                    *r.mutable_restore_session() = std::move(v);
+                                  }));
+      return;
     case pb::Call::KIND_NOT_SET:
       failed(invalid("empty Call"));
       return;
@@ -362,6 +373,10 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
   pb::DaemonMessage message;
   to_proto(command, message.mutable_command());
   message.mutable_command()->set_attachment_id(context_.attachment_id(to));
+  if (command.log_seq) {
+    message.mutable_command()->set_recovery_base(
+        recovery_base(message.command().attachment_id(), *command.log_seq));
+  }
   const std::size_t bytes = message.ByteSizeLong();
   const auto& limits = context_.limits;
   const std::size_t queued = outbox_.size(), queued_bytes = outbox_.bytes();

@@ -232,6 +232,9 @@ Result<core::Command> from_proto(const pb::Command& command) {
       out.wants_ack = command.server_side_emit().wants_ack();
       out.timeout = core::Millis{command.server_side_emit().timeout_ms()};
       break;
+    case pb::Command::kRecoveryMark:
+      out.kind = core::CommandKind::kRecoveryMark;
+      break;
     case pb::Command::KIND_NOT_SET:
       return make_error(ErrorCode::kInvalidArgument, "empty command");
   }
@@ -332,6 +335,9 @@ void to_proto(const core::Command& command, pb::Command* out) {
       break;
     case core::CommandKind::kAllRooms:
       out->mutable_all_rooms();
+      break;
+    case core::CommandKind::kRecoveryMark:
+      out->mutable_recovery_mark();
       break;
     case core::CommandKind::kServerSideEmit: {
       auto* c = out->mutable_server_side_emit();

@@ -4,6 +4,8 @@
 
 #include "daemon/api/attach_stream.h"
 #include "daemon/api/convert.h"
+#include "daemon/api/recovery_offset.h"
+#include "daemon/wire/ids.h"
 
 namespace siobridge::api {
 
@@ -96,10 +98,73 @@ void Operations::broadcast(core::AttachmentId from, const pb::BroadcastRequest& 
   run<Empty>(
       context_, "broadcast", invalid, status_only(std::move(done)),
       [from, opts = opts.ok() ? *opts : wire::BroadcastOptions{},
-       packet = packet.ok() ? *packet : wire::Packet{}](core::Node& node, auto& finish) {
-        finish(to_grpc(node.broadcast(from, packet, opts)), Empty{});
+       packet = packet.ok() ? *packet : wire::Packet{},
+       tag = core::RecoveryTag{request.recovery_seq(), request.recovery_only()}](core::Node& node,
+                                                                                 auto& finish) {
+        finish(to_grpc(node.broadcast(from, packet, opts, tag)), Empty{});
       },
       gate);
+}
+
+void Operations::persist_session(core::AttachmentId from, const pb::PersistSessionRequest& request,
+                                 StatusDone done) {
+  grpc::Status invalid = check_namespace(request.namespace_());
+  if (invalid.ok() && (request.pid().empty() || request.pid().size() > 256)) {
+    invalid = {grpc::StatusCode::INVALID_ARGUMENT, "persist_session: pid must be 1..256 bytes"};
+  }
+  if (invalid.ok() && !wire::is_valid_socket_id(request.sid())) {
+    invalid = {grpc::StatusCode::INVALID_ARGUMENT,
+               "persist_session: sid is not a socket id (1..64 characters of [A-Za-z0-9_-])"};
+  }
+  if (invalid.ok() && request.ByteSizeLong() > context_.limits.max_message_bytes) {
+    invalid = {grpc::StatusCode::RESOURCE_EXHAUSTED,
+               fmt::format("persist_session: the session is over the {}-byte message limit",
+                           context_.limits.max_message_bytes)};
+  }
+  core::SessionRecord session{request.pid(),
+                              request.sid(),
+                              {request.rooms().begin(), request.rooms().end()},
+                              request.data()};
+  run<Empty>(context_, "persist_session", invalid, status_only(std::move(done)),
+             [from, ns = request.namespace_(), session = std::move(session)](core::Node& node,
+                                                                             auto& finish) mutable {
+               finish(to_grpc(node.persist_session(from, ns, std::move(session))), Empty{});
+             });
+}
+
+void Operations::restore_session(core::AttachmentId from, const pb::RestoreSessionRequest& request,
+                                 Done<pb::RestoreSessionReply> done) {
+  const grpc::Status invalid = check_namespace(request.namespace_());
+  auto point = parse_recovery_offset(context_, request.offset());
+  const auto attachment_id = context_.attachment_id(from);
+  run<pb::RestoreSessionReply>(
+      context_, "restore_session", invalid, std::move(done),
+      [from, ns = request.namespace_(), pid = request.pid(), point, attachment_id](core::Node& node,
+                                                                                   auto& finish) {
+        pb::RestoreSessionReply reply;
+        auto restored = point.ok() ? node.restore_session(from, ns, pid, *point)
+                                   : Result<core::RestoredSession>(point.error());
+        if (!restored.ok()) {
+          if (restored.error().code != ErrorCode::kNotFound) {
+            finish(to_grpc(restored.error()), {});
+            return;
+          }
+          reply.set_reason(restored.error().message);
+          finish(grpc::Status::OK, std::move(reply));
+          return;
+        }
+        reply.set_found(true);
+        reply.set_sid(restored->session.sid);
+        for (const auto& room : restored->session.rooms) reply.add_rooms(room);
+        reply.set_data(restored->session.data);
+        for (const auto& missed : restored->missed) {
+          auto* out = reply.add_missed();
+          to_proto(missed.packet, out->mutable_packet());
+          out->set_offset(
+              recovery_offset(recovery_base(attachment_id, missed.seq), restored->own_seq));
+        }
+        finish(grpc::Status::OK, std::move(reply));
+      });
 }
 
 void Operations::broadcast_with_ack(core::AttachmentId from, const pb::BroadcastRequest& request,

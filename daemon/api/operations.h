@@ -42,6 +42,13 @@ class Operations {
   void server_side_emit(core::AttachmentId from,
                         const ::siobridge::v1::ServerSideEmitRequest& request,
                         Done<::siobridge::v1::ServerSideEmitReply> done);
+  // Connection state recovery (docs/recovery.md).
+  void persist_session(core::AttachmentId from,
+                       const ::siobridge::v1::PersistSessionRequest& request, StatusDone done);
+  // Nothing to restore is a reply with found = false, not an error.
+  void restore_session(core::AttachmentId from,
+                       const ::siobridge::v1::RestoreSessionRequest& request,
+                       Done<::siobridge::v1::RestoreSessionReply> done);
   void status(Done<::siobridge::v1::StatusReply> done);
 
  private:

@@ -99,6 +99,25 @@ const std::vector<SettingDef>& definitions() {
                       c.node.restart_hold_bytes = *n;
                       return {};
                     }));
+    d.push_back(
+        def("recovery.log_bytes", "64MiB",
+            "connection state recovery: packets kept per namespace at most (oldest dropped)",
+            [](DaemonConfig& c, const std::string& v) -> Status {
+              auto n = parse_size(v);
+              if (!n) return n.error();
+              c.node.recovery.max_bytes = *n;
+              return {};
+            }));
+    d.push_back(
+        def("recovery.max_sessions", "100000",
+            "connection state recovery: sessions kept per namespace at most (oldest dropped)",
+            [](DaemonConfig& c, const std::string& v) -> Status {
+              auto n = parse_count(v);
+              if (!n) return n.error();
+              if (*n == 0) return bad("at least 1");
+              c.node.recovery.max_sessions = *n;
+              return {};
+            }));
     d.push_back(def("listen.unix", default_unix_socket(),
                     "Unix socket path for the API; empty: none",
                     [](DaemonConfig& c, const std::string& v) -> Status {

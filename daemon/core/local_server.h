@@ -34,6 +34,7 @@ enum class CommandKind : std::uint8_t {
   kFetchSockets,       // answer: sockets
   kAllRooms,           // answer: rooms
   kServerSideEmit,     // answer (if wants_ack): one payload
+  kRecoveryMark,       // log_seq only: where the server's recovery offsets start; no answer
 };
 
 const char* to_string(CommandKind kind);
@@ -53,6 +54,10 @@ struct Command {
   // through a bus that knows it (wire::format_position): a server that saw a
   // position already skips the command (a repeat after a daemon restart).
   std::string position;
+  // Connection state recovery (recovery_log.h): the entry of the namespace's
+  // recovery log this broadcast is; the server builds its clients' offsets
+  // from it.
+  std::optional<std::uint64_t> log_seq;
 };
 
 inline Command make_command(CommandKind kind, const std::string& ns,

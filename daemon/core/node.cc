@@ -26,6 +26,8 @@ const char* to_string(CommandKind kind) {
       return "fetch-sockets";
     case CommandKind::kAllRooms:
       return "all-rooms";
+    case CommandKind::kRecoveryMark:
+      return "recovery-mark";
     case CommandKind::kServerSideEmit:
       return "server-side-emit";
   }
@@ -62,6 +64,7 @@ void Node::detach(AttachmentId id) {
   const auto namespaces = it->second.namespaces;
   for (const auto& ns : namespaces) (void)leave_namespace(id, ns);
   attachments_.erase(it);
+  for (auto& [ns, log] : recovery_) log.forget_attachment(id);
   // Operations waiting for it stop waiting. Collect ids first: callbacks may
   // start new operations.
   std::vector<CommandId> ids;
@@ -71,7 +74,7 @@ void Node::detach(AttachmentId id) {
     with_operation(op_id, [&](Operation& op) { op.on_attachment_gone(id); });
 }
 
-Status Node::join_namespace(AttachmentId id, const std::string& ns) {
+Status Node::join_namespace(AttachmentId id, const std::string& ns, Millis recovery) {
   auto it = attachments_.find(id);
   if (it == attachments_.end()) {
     return make_error(ErrorCode::kFailedPrecondition, "unknown attachment");
@@ -80,6 +83,8 @@ Status Node::join_namespace(AttachmentId id, const std::string& ns) {
     return make_error(ErrorCode::kInvalidArgument,
                       "namespace \"" + ns.substr(0, 64) + "\" must start with '/'");
   }
+  // Also when joined already: a Hello names namespaces without their settings.
+  if (recovery > Millis{0}) enable_recovery(id, ns, recovery);
   if (!it->second.namespaces.insert(ns).second) return {};
   auto& state = namespaces_[ns];
   state.attachments.insert(id);

@@ -26,6 +26,7 @@
 #include "daemon/core/node_config.h"
 #include "daemon/core/node_status.h"
 #include "daemon/core/peer_table.h"
+#include "daemon/core/recovery_log.h"
 #include "daemon/core/results.h"
 #include "daemon/core/socket_aliases.h"
 #include "daemon/core/timer_queue.h"
@@ -52,8 +53,10 @@ class Node {
   AttachmentId attach(LocalServer& server, std::string name);
   // Forgets the server at once; operations waiting for it stop waiting.
   void detach(AttachmentId id);
-  // A namespace is active while at least one attached server uses it.
-  Status join_namespace(AttachmentId id, const std::string& ns);
+  // A namespace is active while at least one attached server uses it. A
+  // non-zero `recovery` turns on connection state recovery for the namespace
+  // (see below) with that retention.
+  Status join_namespace(AttachmentId id, const std::string& ns, Millis recovery = Millis{0});
   Status leave_namespace(AttachmentId id, const std::string& ns);
 
   // ---- operations asked by an attached server ----
@@ -64,8 +67,9 @@ class Node {
   // kFailedPrecondition for an unknown attachment or a namespace it did not
   // join, kInvalidArgument for bad options, kUnavailable when the bus refused,
   // kResourceExhausted when the bus can never take the message (too large).
+  // `tag`: how the caller counts the packet for connection state recovery.
   Status broadcast(AttachmentId from, const wire::Packet& packet,
-                   const wire::BroadcastOptions& opts);
+                   const wire::BroadcastOptions& opts, const RecoveryTag& tag = {});
   Status broadcast_with_ack(AttachmentId from, const wire::Packet& packet,
                             const wire::BroadcastOptions& opts, Millis ack_timeout,
                             AckStream stream);
@@ -87,6 +91,17 @@ class Node {
                           bool wants_ack, Millis timeout, std::function<void(EmitResult)> done);
   // Attached servers using `ns` plus the servers of its live peers.
   std::uint32_t server_count(const std::string& ns) const;
+
+  // ---- connection state recovery (recovery_log.h, docs/recovery.md) ----
+  // While a namespace has recovery on, every recoverable packet its servers
+  // are given is logged, and broadcast commands carry their log entry.
+  // kFailedPrecondition when `ns` has recovery off.
+  Status persist_session(AttachmentId from, const std::string& ns, SessionRecord session);
+  // kNotFound (the client gets a new session) when there is nothing to restore.
+  Result<RestoredSession> restore_session(AttachmentId from, const std::string& ns,
+                                          const std::string& pid, const RecoveryPoint& point);
+  // Null when `ns` has recovery off.
+  const RecoveryLog* recovery_log(const std::string& ns) const;
 
   // ---- answers of attached servers to commands ----
   void on_ack_count(AttachmentId from, CommandId command, std::uint32_t count);
@@ -201,6 +216,14 @@ class Node {
                        const std::function<Status(const std::string& request_id)>& publish);
   void discard(CommandId id);
 
+  // node_recovery.cc
+  void enable_recovery(AttachmentId id, const std::string& ns, Millis retention);
+  // Logs a recoverable packet given to servers of `ns` (when recovery is on)
+  // and marks `command` with its entry.
+  void log_for_recovery(const wire::Packet& packet, const wire::BroadcastOptions& opts,
+                        AttachmentId origin, std::uint64_t own_seq, Command& command);
+  RecoveryLog* mutable_recovery_log(const std::string& ns);
+
   // node_incoming.cc: the responder side
   void respond(const wire::Document& document, wire::Request request, const std::string& position,
                NamespaceState& state);
@@ -240,6 +263,9 @@ class Node {
   std::unordered_map<std::string, CommandId> by_request_id_;
   std::map<std::string, Held> held_;
   SocketAliases aliases_;
+  // Kept while the node lives, not only while the namespace is active:
+  // sessions outlive a restart of the app server.
+  std::map<std::string, RecoveryLog> recovery_;
   TimerId handover_timer_ = 0;
   bool leaving_ = false;
   AttachmentId next_attachment_id_ = 1;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/core/recovery_log.h"
 #include "daemon/core/time.h"
 
 namespace siobridge::core {
@@ -26,6 +27,8 @@ struct NodeConfig {
   // Sockets reported to socketioxide nodes under an alias that are remembered
   // (SocketAliases).
   std::size_t socket_aliases = 100'000;
+  // Connection state recovery, per namespace (RecoveryLog).
+  RecoveryLimits recovery;
 };
 
 // A peer as a node knew it when it stopped.

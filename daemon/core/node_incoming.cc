@@ -66,6 +66,8 @@ void Node::respond(const wire::Document& document, wire::Request request,
     case wire::RequestType::kBroadcast:
       command.kind = CommandKind::kBroadcast;
       command.packet = std::move(request.packet);
+      if (command.packet)
+        log_for_recovery(*command.packet, command.opts, kNoAttachment, 0, command);
       send_all();
       return;
     case wire::RequestType::kAddSockets:

@@ -107,10 +107,18 @@ Status Node::fire_and_forget(AttachmentId from, const std::string& ns, wire::Req
 }
 
 Status Node::broadcast(AttachmentId from, const wire::Packet& packet,
-                       const wire::BroadcastOptions& opts) {
+                       const wire::BroadcastOptions& opts, const RecoveryTag& tag) {
   Command command;
   command.kind = CommandKind::kBroadcast;
   command.packet = packet;
+  const bool logging = recovery_log(packet.ns) != nullptr;
+  if (logging || tag.only) {
+    // Checked before it is logged: a refused packet is no one's.
+    if (auto s = check_caller(from, packet.ns); !s) return s;
+    if (auto s = check_options(opts); !s) return s;
+  }
+  if (logging) log_for_recovery(packet, opts, from, tag.own_seq, command);
+  if (tag.only) return {};
   return fire_and_forget(from, packet.ns, wire::RequestType::kBroadcast, opts, std::move(command),
                          std::nullopt, wire::RequestInfo{});
 }

@@ -3,7 +3,7 @@
 // own sockets here (the in-memory Adapter underneath) and sent to the daemon
 // for every other server; the daemon's Commands (work of other servers) are
 // applied here through the same in-memory Adapter.
-import { Adapter, BroadcastOptions, Room } from "socket.io-adapter";
+import { Adapter, BroadcastOptions, PrivateSessionId, Room, Session as RecoveredSession } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
 import { hostname } from "node:os";
 
@@ -141,6 +141,18 @@ function fromProto(opts: BroadcastOptions__Output | null): BroadcastOptions | nu
   return { rooms, except, flags: { volatile: !!opts?.volatile } };
 }
 
+// socket.io's rule for a packet missed by a session (its SessionAwareAdapter).
+function reachesSession(opts: BroadcastOptions, rooms: Room[]): boolean {
+  const included = opts.rooms.size === 0 || rooms.some((room) => opts.rooms.has(room));
+  return included && !rooms.some((room) => opts.except?.has(room));
+}
+
+/** A recoverable packet this server broadcast while a session was being restored. */
+interface OwnPacket {
+  data: unknown[];
+  opts: BroadcastOptions;
+}
+
 const PACKET_EVENT = 2; // Packet.TYPE_EVENT
 const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 
@@ -150,6 +162,14 @@ export class SiobridgeAdapter extends Adapter {
   private readonly server: ServerSession;
   private lastServerCount: Promise<number> = Promise.resolve(1);
   private closed = false;
+  // Connection state recovery (docs/recovery.md): the Server's
+  // maxDisconnectionDuration (0: off), the daemon's last mark for this
+  // namespace, this server's recoverable broadcasts so far, and what it
+  // broadcast while restores were waiting for their answer.
+  private readonly recoveryMs: number;
+  private recoveryBase = "";
+  private ownRecoverable = 0;
+  private readonly restoring = new Set<OwnPacket[]>();
 
   constructor(nsp: Namespace, options: SiobridgeAdapterOptions = {}) {
     super(nsp);
@@ -178,8 +198,12 @@ export class SiobridgeAdapter extends Adapter {
       sessions.set(nsp.server, server);
     }
     this.server = server;
+    const recovery = (
+      nsp.server as unknown as { opts?: { connectionStateRecovery?: { maxDisconnectionDuration?: number } } }
+    ).opts?.connectionStateRecovery;
+    this.recoveryMs = recovery ? Math.max(1, recovery.maxDisconnectionDuration ?? 2 * 60 * 1000) : 0;
     this.server.adapters.set(nsp.name, this);
-    this.server.session.joinNamespace(nsp.name);
+    this.server.session.joinNamespace(nsp.name, this.recoveryMs);
   }
 
   private get session(): Session {
@@ -221,10 +245,83 @@ export class SiobridgeAdapter extends Adapter {
   }
 
   override broadcast(packet: SocketIoPacket, opts: BroadcastOptions): void {
+    if (this.recoveryMs > 0 && isRecoverable(packet, opts)) {
+      this.broadcastRecoverable(packet, opts);
+      return;
+    }
     if (!opts.flags?.local) {
       this.session.send("broadcast", { packet: this.encodePacket(packet), opts: toProto(opts) });
     }
     super.broadcast(packet, opts);
+  }
+
+  /**
+   * A packet socket.io gives an offset: counted, sent to the daemon (which
+   * logs it, and with `recovery_only` sends it nowhere: a local broadcast, or
+   * a private emit to a socket of this server), then delivered here with its
+   * offset appended, as socket.io's own adapter does.
+   */
+  private broadcastRecoverable(packet: SocketIoPacket & { data: unknown[] }, opts: BroadcastOptions): void {
+    this.ownRecoverable += 1;
+    const onlyMine = !!opts.flags?.local || this.isOwnSocket(opts);
+    this.session.send("broadcast", {
+      packet: this.encodePacket(packet),
+      opts: toProto(opts),
+      recovery_seq: String(this.ownRecoverable),
+      recovery_only: onlyMine,
+    });
+    packet.data.push(`${this.recoveryBase}.${this.ownRecoverable}`);
+    for (const sink of this.restoring) sink.push({ data: packet.data, opts });
+    super.broadcast(packet, opts);
+  }
+
+  /** Whether `opts` name exactly one socket, and it is one of this server's. */
+  private isOwnSocket(opts: BroadcastOptions): boolean {
+    if (opts.rooms.size !== 1 || (opts.except?.size ?? 0) !== 0) return false;
+    const [room] = opts.rooms;
+    return this.sids.has(room as string);
+  }
+
+  override persistSession(session: { sid: string; pid: string; rooms: Room[]; data: unknown }): void {
+    if (this.recoveryMs === 0) return;
+    this.session.send("persist_session", {
+      namespace: this.nsp.name,
+      pid: session.pid,
+      sid: session.sid,
+      rooms: session.rooms.map(String),
+      data: encodeDetail(session.data),
+    });
+  }
+
+  /**
+   * The session and what it missed, from the daemon; null when there is
+   * nothing to restore (socket.io then gives the client a new session). A
+   * failure (the daemon unreachable) rejects, which socket.io treats the same.
+   */
+  // socket.io's declaration says Promise<Session>, its code and its own adapter use null for "none".
+  // @ts-expect-error null is what socket.io expects when there is nothing to restore
+  override async restoreSession(pid: PrivateSessionId, offset: string): Promise<RecoveredSession | null> {
+    if (this.recoveryMs === 0) return null;
+    const ownMeanwhile: OwnPacket[] = [];
+    this.restoring.add(ownMeanwhile);
+    try {
+      const reply = await this.session.call(
+        "restore_session",
+        { namespace: this.nsp.name, pid, offset },
+        this.callTimeout(),
+      );
+      if (!reply.found) return null;
+      const missedPackets = reply.missed.map((missed) => {
+        const data = decodeValue(missed.packet?.data);
+        data.push(missed.offset);
+        return data;
+      });
+      // Delivered here before the socket was back, after the daemon's answer was made.
+      for (const own of ownMeanwhile) if (reachesSession(own.opts, reply.rooms)) missedPackets.push(own.data);
+      return { sid: reply.sid, pid, rooms: reply.rooms, data: decodeDetail(reply.data), missedPackets };
+    } finally {
+      this.restoring.delete(ownMeanwhile);
+    }
   }
 
   override broadcastWithAck(
@@ -380,8 +477,16 @@ export class SiobridgeAdapter extends Adapter {
     };
     const opts = fromProto(command.opts);
     switch (command.kind) {
-      case "broadcast":
-        if (opts) super.broadcast(this.decodePacket(command.broadcast), opts);
+      case "broadcast": {
+        if (command.recovery_base) this.recoveryBase = command.recovery_base;
+        if (!opts) return;
+        const packet = this.decodePacket(command.broadcast);
+        if (command.recovery_base) packet.data.push(`${command.recovery_base}.${this.ownRecoverable}`);
+        super.broadcast(packet, opts);
+        return;
+      }
+      case "recovery_mark":
+        this.recoveryBase = command.recovery_base;
         return;
       case "broadcast_with_ack": {
         if (!opts) {
@@ -473,13 +578,17 @@ export class SiobridgeAdapter extends Adapter {
     };
   }
 
-  private decodePacket(packet: Packet__Output | null): SocketIoPacket {
+  private decodePacket(packet: Packet__Output | null): SocketIoPacket & { data: unknown[] } {
     return { type: PACKET_EVENT, data: decodeValue(packet?.data), nsp: this.nsp.name };
   }
 
   private callTimeout(timeout?: number): number {
     return (timeout ?? this.options.requestsTimeout) * 2 + 5000;
   }
+}
+
+function isRecoverable(packet: SocketIoPacket, opts: BroadcastOptions): packet is SocketIoPacket & { data: unknown[] } {
+  return packet.type === PACKET_EVENT && packet.id === undefined && !opts.flags?.volatile && Array.isArray(packet.data);
 }
 
 function withoutReserved(handshake: unknown): unknown {

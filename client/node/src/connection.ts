@@ -149,7 +149,8 @@ interface OutgoingCall {
 export class Session {
   attachmentId: string | undefined;
   nodeUid: string | undefined;
-  readonly namespaces = new Set<string>();
+  /** The namespaces in use, each with its connection state recovery duration (ms; 0: off). */
+  readonly namespaces = new Map<string, number>();
   readonly queue: OutgoingCall[] = [];
   /** Calls of this session waiting for an answer, queued or sent: settled at close. */
   readonly pending = new Set<Pending>();
@@ -169,11 +170,13 @@ export class Session {
     readonly sink: SessionSink,
   ) {}
 
-  joinNamespace(ns: string): void {
+  joinNamespace(ns: string, recoveryMs = 0): void {
     if (this.namespaces.has(ns)) return;
-    this.namespaces.add(ns);
+    this.namespaces.set(ns, recoveryMs);
     if (!this.attachmentId) return; // the Hello or the Welcome's catch-up joins it
-    this.connection.write({ join_namespace: { namespace: ns, attachment_id: this.attachmentId } });
+    this.connection.write({
+      join_namespace: { namespace: ns, attachment_id: this.attachmentId, recovery_ms: recoveryMs },
+    });
   }
 
   leaveNamespace(ns: string): void {
@@ -388,7 +391,7 @@ export class Connection {
 
   private hello(session: Session): void {
     const error = this.write({
-      hello: { name: session.name, namespaces: [...session.namespaces], client_ref: session.clientRef },
+      hello: { name: session.name, namespaces: [...session.namespaces.keys()], client_ref: session.clientRef },
     });
     if (error) {
       this.options.onError(new SiobridgeError(error.code, `server '${session.name}' cannot attach: ${error.message}`));
@@ -414,8 +417,10 @@ export class Connection {
         this.reconnectDelay = this.options.reconnectMinDelay;
         // Namespaces joined while the Hello was on its way (joining twice is a
         // no-op), before the calls that were waiting for the attachment.
-        for (const ns of session.namespaces) {
-          this.write({ join_namespace: { namespace: ns, attachment_id: welcome.attachment_id } });
+        for (const [ns, recoveryMs] of session.namespaces) {
+          this.write({
+            join_namespace: { namespace: ns, attachment_id: welcome.attachment_id, recovery_ms: recoveryMs },
+          });
         }
         session.sink.onAttached(welcome.node_uid);
         for (const call of session.queue.splice(0)) this.transmit(session, call);
@@ -449,6 +454,10 @@ export class Connection {
           else this.options.onError(error);
           return;
         }
+        // A restored socket joins its rooms as soon as this answer resolves,
+        // before the commands queued for this turn would be applied: apply
+        // those first, since the answer already counts them as missed.
+        if (result.kind === "restore_session" && this.commands.length > 0) this.applyCommands();
         pending?.receive(result);
         return;
       }

@@ -13,6 +13,7 @@ import type { DaemonMessage__Output } from "./generated/siobridge/v1/DaemonMessa
 import type { FetchSocketsReply__Output } from "./generated/siobridge/v1/FetchSocketsReply";
 import type { Reply } from "./generated/siobridge/v1/Reply";
 import type { Result__Output } from "./generated/siobridge/v1/Result";
+import type { RestoreSessionReply__Output } from "./generated/siobridge/v1/RestoreSessionReply";
 import type { ServerCountReply__Output } from "./generated/siobridge/v1/ServerCountReply";
 import type { ServerMessage } from "./generated/siobridge/v1/ServerMessage";
 import type { ServerSideEmitReply__Output } from "./generated/siobridge/v1/ServerSideEmitReply";
@@ -76,6 +77,7 @@ export interface CallAnswers {
   all_rooms: AllRoomsReply__Output;
   server_count: ServerCountReply__Output;
   server_side_emit: ServerSideEmitReply__Output;
+  restore_session: RestoreSessionReply__Output;
 }
 export type AnsweredKind = keyof CallAnswers & CallKind;
 
@@ -95,6 +97,7 @@ export function answerOf<K extends AnsweredKind>(kind: K, result: Result): CallA
     all_rooms: (r) => (r.kind === "all_rooms" ? r.all_rooms : undefined),
     server_count: (r) => (r.kind === "server_count" ? r.server_count : undefined),
     server_side_emit: (r) => (r.kind === "server_side_emit" ? r.server_side_emit : undefined),
+    restore_session: (r) => (r.kind === "restore_session" ? r.restore_session : undefined),
   };
   return answers[kind](result) as CallAnswers[K] | undefined;
 }

@@ -106,6 +106,8 @@ void FakeServer::deliver(const Command& command) {
       });
       break;
     }
+    case CommandKind::kRecoveryMark:
+      break;
     case CommandKind::kServerSideEmit:
       emits_received.push_back(command.payload);
       if (command.wants_ack) {

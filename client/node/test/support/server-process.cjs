@@ -42,7 +42,11 @@ const parser =
 const servers = [];
 try {
   for (let i = 0; i < (options.servers ?? 1); i++) {
-    const io = new Server({ adapter: createAdapter(adapterOptions), ...(parser ? { parser } : {}) });
+    const io = new Server({
+      adapter: createAdapter(adapterOptions),
+      ...(parser ? { parser } : {}),
+      ...(options.recovery ? { connectionStateRecovery: options.recovery } : {}),
+    });
     io.listen(0);
     servers.push(io);
   }
@@ -57,8 +61,11 @@ const received = []; // server-side emits received
 function setUp(nsp) {
   nsp.on("connection", (socket) => {
     const auth = socket.handshake.auth ?? {};
-    socket.data = { user: auth.user, label: options.label, ...(auth.padding ? { padding: "x".repeat(auth.padding) } : {}) };
-    for (const room of auth.rooms ?? []) socket.join(room);
+    if (!socket.recovered) {
+      // A recovered socket has its data and rooms back from its session.
+      socket.data = { user: auth.user, label: options.label, ...(auth.padding ? { padding: "x".repeat(auth.padding) } : {}) };
+      for (const room of auth.rooms ?? []) socket.join(room);
+    }
     socket.on("shout", (...args) => socket.broadcast.emit("heard", ...args));
   });
   nsp.on("server-note", (...args) => received.push({ ns: nsp.name, args }));
@@ -127,6 +134,21 @@ const started = new Map();
 
 const handlers = {
   ports: () => servers.map((s) => s.httpServer.address()?.port ?? null),
+  // The sockets connected here, as connection state recovery left them.
+  sockets: (m) =>
+    [...io(m.server).of(m.ns ?? "/").sockets.values()].map((socket) => ({
+      id: socket.id,
+      recovered: socket.recovered,
+      rooms: [...socket.rooms],
+      data: socket.data,
+    })),
+  // socket.emit to one socket of this server (with recovery on, through the adapter).
+  socketEmit: (m) => {
+    const socket = io(m.server).of(m.ns ?? "/").sockets.get(m.sid);
+    if (!socket) return false;
+    for (let i = 0; i < (m.times ?? 1); i++) socket.emit(m.event, ...(m.numbered ? [i] : []), ...revive(m.args));
+    return true;
+  },
   of: (m) => {
     for (const server of servers) setUp(server.of(m.ns));
     return true;
