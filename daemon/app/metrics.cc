@@ -66,9 +66,10 @@ class EngineCollector final : public prometheus::Collectable {
     struct Snapshot {
       core::NodeStats stats;
       core::NodeStatus status;
+      core::RecoveryTotals recovery;
     };
     auto snapshot = engine_.call([](core::Node& node) {
-      return Snapshot{node.stats(), node.status()};
+      return Snapshot{node.stats(), node.status(), node.recovery_totals()};
     });
     std::vector<MetricFamily> out;
     const auto& s = snapshot.stats;
@@ -132,6 +133,26 @@ class EngineCollector final : public prometheus::Collectable {
         .add(static_cast<double>(s.handover_delivered), {{"outcome", "delivered"}})
         .add(static_cast<double>(s.handover_dropped), {{"outcome", "dropped_hold_full"}})
         .add(static_cast<double>(s.handover_unclaimed), {{"outcome", "no_server_came_back"}});
+    const auto& r = snapshot.recovery;
+    FamilyBuilder(out, "siobridge_recovery_packets_total",
+                  "Connection state recovery: packets logged, and dropped for space before their "
+                  "time.",
+                  MetricType::Counter)
+        .add(static_cast<double>(r.stats.packets_logged), {{"outcome", "logged"}})
+        .add(static_cast<double>(r.stats.trimmed_early), {{"outcome", "dropped_for_space"}});
+    FamilyBuilder(out, "siobridge_recovery_sessions_total",
+                  "Connection state recovery: sessions saved, dropped for space, restored, and "
+                  "restores refused (unknown, used or expired pid, offset not kept).",
+                  MetricType::Counter)
+        .add(static_cast<double>(r.stats.sessions_saved), {{"outcome", "saved"}})
+        .add(static_cast<double>(r.stats.sessions_dropped), {{"outcome", "dropped_for_space"}})
+        .add(static_cast<double>(r.stats.restored), {{"outcome", "restored"}})
+        .add(static_cast<double>(r.stats.not_restored), {{"outcome", "not_restored"}});
+    FamilyBuilder(out, "siobridge_recovery_kept",
+                  "Connection state recovery: what the daemon keeps now.", MetricType::Gauge)
+        .add(static_cast<double>(r.packets), {{"what", "packets"}})
+        .add(static_cast<double>(r.bytes), {{"what", "packet_bytes"}})
+        .add(static_cast<double>(r.sessions), {{"what", "sessions"}});
     FamilyBuilder(out, "siobridge_resident_memory_bytes", "Resident set size of the daemon.",
                   MetricType::Gauge)
         .add(static_cast<double>(resident_memory_bytes()));

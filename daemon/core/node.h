@@ -102,6 +102,7 @@ class Node {
                                           const std::string& pid, const RecoveryPoint& point);
   // Null when `ns` has recovery off.
   const RecoveryLog* recovery_log(const std::string& ns) const;
+  RecoveryTotals recovery_totals() const;
 
   // ---- answers of attached servers to commands ----
   void on_ack_count(AttachmentId from, CommandId command, std::uint32_t count);

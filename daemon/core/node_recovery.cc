@@ -18,6 +18,23 @@ const RecoveryLog* Node::recovery_log(const std::string& ns) const {
   return it == recovery_.end() ? nullptr : &it->second;
 }
 
+RecoveryTotals Node::recovery_totals() const {
+  RecoveryTotals totals;
+  for (const auto& [ns, log] : recovery_) {
+    const auto& s = log.stats();
+    totals.stats.packets_logged += s.packets_logged;
+    totals.stats.trimmed_early += s.trimmed_early;
+    totals.stats.sessions_saved += s.sessions_saved;
+    totals.stats.sessions_dropped += s.sessions_dropped;
+    totals.stats.restored += s.restored;
+    totals.stats.not_restored += s.not_restored;
+    totals.packets += log.packets();
+    totals.bytes += log.bytes();
+    totals.sessions += log.sessions();
+  }
+  return totals;
+}
+
 void Node::enable_recovery(AttachmentId id, const std::string& ns, Millis retention) {
   auto [it, created] = recovery_.try_emplace(ns, retention, config_.recovery);
   if (created) {
@@ -37,8 +54,16 @@ void Node::log_for_recovery(const wire::Packet& packet, const wire::BroadcastOpt
                             AttachmentId origin, std::uint64_t own_seq, Command& command) {
   RecoveryLog* log = mutable_recovery_log(packet.ns);
   if (log == nullptr || !is_recoverable(packet, opts)) return;
+  const auto trimmed_before = log->stats().trimmed_early;
   command.log_seq =
       log->append(packet, opts, own_seq == 0 ? kNoAttachment : origin, own_seq, clock_.now());
+  if (log->stats().trimmed_early != trimmed_before && trimmed_before % 10'000 == 0) {
+    // Clients that were away longer than what is left cannot recover.
+    spdlog::warn(
+        "connection state recovery in {}: packets dropped for space before their time ({} so "
+        "far); raise recovery.log_bytes to keep maxDisconnectionDuration",
+        packet.ns, log->stats().trimmed_early);
+  }
 }
 
 Status Node::persist_session(AttachmentId from, const std::string& ns, SessionRecord session) {

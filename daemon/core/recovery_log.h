@@ -78,6 +78,14 @@ struct RecoveryStats {
   std::uint64_t not_restored = 0;
 };
 
+// What the logs of every namespace hold now, and their counts.
+struct RecoveryTotals {
+  RecoveryStats stats;
+  std::size_t packets = 0;
+  std::size_t bytes = 0;
+  std::size_t sessions = 0;
+};
+
 // Whether a packet is one socket.io would give an offset: an event without
 // ack id that is not volatile.
 bool is_recoverable(const wire::Packet& packet, const wire::BroadcastOptions& opts);
