@@ -16,20 +16,6 @@ namespace pb = siobridge::v1;
 
 namespace {
 
-grpc::Status broadcast_from(DaemonProcess& daemon, const std::string& attachment,
-                            const std::string& json) {
-  auto stub = pb::Bridge::NewStub(
-      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  pb::BroadcastRequest request;
-  request.set_attachment_id(attachment);
-  *request.mutable_packet() = json_event(json);
-  *request.mutable_opts() = to_everyone();
-  pb::OperationReply reply;
-  return stub->Broadcast(&context, request, &reply);
-}
-
 std::size_t lines_containing(const std::string& text, const std::string& needle) {
   std::istringstream in(text);
   std::size_t count = 0;
@@ -67,13 +53,13 @@ TEST_CASE("attachment ids that are not one from a Welcome are refused as malform
                                               "." + id};
   for (const auto& bad : malformed) {
     INFO("attachment id \"" << bad << "\"");
-    auto status = broadcast_from(daemon, bad, "[\"stray\"]");
+    auto status = raw_broadcast(daemon.address(), bad, json_event("[\"stray\"]"));
     CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK_THAT(status.error_message(), Catch::Contains("is not an attachment id"));
     CHECK_THAT(status.error_message(), !Catch::Contains("restarted"));
   }
   // Well-formed, but of no attachment of this daemon.
-  auto foreign = broadcast_from(daemon, "AbCdEfGh.1", "[\"stray\"]");
+  auto foreign = raw_broadcast(daemon.address(), "AbCdEfGh.1", json_event("[\"stray\"]"));
   CHECK(foreign.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   CHECK_THAT(foreign.error_message(), Catch::Contains("AbCdEfGh.1"));
 
@@ -119,7 +105,7 @@ TEST_CASE("attachment ids that are not one from a Welcome are refused as malform
   context.TryCancel();
 
   // Nothing of the above reached a server: the first packet b gets is a's real one.
-  REQUIRE(broadcast_from(daemon, id, "[\"real\"]").ok());
+  REQUIRE(raw_broadcast(daemon.address(), id, json_event("[\"real\"]")).ok());
   REQUIRE(b.wait_until([](auto& s) { return !s.delivered.empty(); }));
   CHECK(b.with([](auto& s) { return s.delivered.size(); }) == 1);
   CHECK(b.with([](auto& s) { return s.delivered[0].packet.data->bytes; }) == "[\"real\"]");

@@ -44,6 +44,22 @@ inline client::pb::BroadcastOptions to_everyone() {
   return opts;
 }
 
+// A unary Broadcast with `attachment` as given, as any client might send it.
+inline grpc::Status raw_broadcast(const std::string& address, const std::string& attachment,
+                                  const client::pb::Packet& packet,
+                                  const client::pb::BroadcastOptions& opts = to_everyone()) {
+  auto stub =
+      client::pb::Bridge::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  client::pb::BroadcastRequest request;
+  request.set_attachment_id(attachment);
+  *request.mutable_packet() = packet;
+  *request.mutable_opts() = opts;
+  client::pb::OperationReply reply;
+  return stub->Broadcast(&context, request, &reply);
+}
+
 // A loopback port nothing listens on right now.
 inline int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
