@@ -1,6 +1,7 @@
 // siobridged as a process given bad or outsized input through its gRPC API:
-// attachment ids that are not one from a Welcome, and a Hello that lists
-// thousands of namespaces. In-memory bus (no MongoDB needed).
+// attachment ids that are not one from a Welcome, a Hello that lists
+// thousands of namespaces, a backlog of many MiB for a server that reads
+// nothing. In-memory bus (no MongoDB needed).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -144,4 +145,34 @@ TEST_CASE("a Hello with 10,000 namespaces is logged in one line") {
                        Catch::Contains("and 9995 more"));
   // Far fewer lines than namespaces, whatever else start-up and shutdown say.
   CHECK(static_cast<std::size_t>(std::count(log.begin(), log.end(), '\n')) < 100);
+}
+
+TEST_CASE("the memory of a backlog of many MiB is given back when its reader is closed") {
+  const int metrics_port = free_port();
+  // Back-pressure past 12 MiB: the backlog of a reader that takes nothing grows
+  // that far before the senders wait, and is dropped when the stream is closed.
+  DaemonProcess daemon({"--limits-backpressure-bytes", "12MiB", "--limits-attachment-queue-bytes",
+                        "24MiB", "--limits-stall-timeout", "2s", "--metrics-listen",
+                        "127.0.0.1:" + std::to_string(metrics_port)});
+  REQUIRE(daemon.wait_ready());
+  StalledReader stalled(daemon.address(), "stalled");
+  REQUIRE(stalled.hello_sent());
+  ClientServer sender(daemon.address(), "sender");
+  REQUIRE(sender.client().wait_attached(std::chrono::seconds(20)));
+  REQUIRE(poll_until([&] { return is_attached(sender.client(), "stalled"); }));
+  const auto metrics_before = http_get(metrics_port, "/metrics");
+  const double releases_before = metric_value(metrics_before, "siobridge_memory_releases_total");
+  REQUIRE(releases_before >= 0);
+
+  const std::string chunk(60 << 10, 'x');
+  // Up to 60 MiB; the stream is closed after 12 MiB and 2 s without a read.
+  for (int i = 0; i < 1000 && (i % 20 != 19 || is_attached(sender.client(), "stalled")); ++i) {
+    REQUIRE(sender.client().broadcast(json_event("[\"" + chunk + "\"]"), to_everyone()).ok());
+  }
+  REQUIRE(poll_until([&] { return !is_attached(sender.client(), "stalled"); }));
+  const auto metrics = http_get(metrics_port, "/metrics");
+  INFO(metrics);
+  CHECK(metric_value(metrics, "siobridge_attachments_closed_total{reason=\"stalled reader\"}") ==
+        1);
+  CHECK(metric_value(metrics, "siobridge_memory_releases_total") >= releases_before + 1);
 }
