@@ -63,8 +63,12 @@ Result<core::AttachmentId> ApiContext::parse_attachment(const std::string& id) c
         fmt::format("\"{}\" is not an attachment id (use the one from Welcome)", id.substr(0, 40)));
   }
   if (id.compare(0, dot, instance_) != 0) {
+    // Well-formed but not this instance's: most likely given before a restart.
     return make_error(ErrorCode::kFailedPrecondition,
-                      "unknown attachment: the daemon restarted since it was given; attach again");
+                      fmt::format("unknown attachment \"{}\": not given by this daemon since it "
+                                  "started (it restarted since, or the id is not one from a "
+                                  "Welcome); attach again",
+                                  id.substr(0, 40)));
   }
   return value;
 }

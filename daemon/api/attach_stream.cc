@@ -4,6 +4,7 @@
 
 #include "daemon/api/convert.h"
 #include "daemon/api/recovery_offset.h"
+#include "daemon/common/memory.h"
 
 namespace siobridge::api {
 
@@ -46,9 +47,10 @@ class AttachStream::StreamReactor final : public Reactor {
     owner_->read_next();
   }
   void OnWriteDone(bool ok) override {
-    owner_->outbox_.on_write_done(ok);
+    const bool drained = owner_->outbox_.on_write_done(ok);
     owner_->progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
     owner_->report_backlog();
+    if (drained) owner_->release_drained_backlog();
   }
   void read() { StartRead(&incoming_); }
   void OnCancel() override { owner_->finish(grpc::Status::CANCELLED); }
@@ -191,27 +193,29 @@ Result<core::AttachmentId> AttachStream::resolve(const std::string& attachment_i
 
 void AttachStream::change_namespace(const pb::NamespaceChange& change, bool join) {
   auto report = [this](const std::string& ns, const std::string& attachment,
-                       const std::string& message) {
+                       const grpc::Status& status) {
     pb::DaemonMessage error;
-    error.mutable_namespace_error()->set_namespace_(ns.substr(0, 256));
-    error.mutable_namespace_error()->set_message(message);
-    error.mutable_namespace_error()->set_attachment_id(attachment);
+    auto* refused = error.mutable_namespace_error();
+    refused->set_namespace_(ns.substr(0, 256));
+    refused->set_message(status.error_message());
+    refused->set_attachment_id(attachment.substr(0, 64));
+    refused->set_status_code(status.error_code());
     outbox_.push(std::move(error));
   };
   auto id = resolve(change.attachment_id());
   if (!id.ok()) {
-    report(change.namespace_(), change.attachment_id(), id.error().message);
+    report(change.namespace_(), change.attachment_id(), to_grpc(id.error()));
     return;
   }
   if (auto s = check_namespace(change.namespace_()); !s.ok()) {
-    report(change.namespace_(), change.attachment_id(), s.error_message());
+    report(change.namespace_(), change.attachment_id(), s);
     return;
   }
   context_.engine.post([self = shared_from_this(), id = *id, ns = change.namespace_(), join, report,
                         attachment = change.attachment_id(),
                         recovery = core::Millis{change.recovery_ms()}](core::Node& node) {
     auto status = join ? node.join_namespace(id, ns, recovery) : node.leave_namespace(id, ns);
-    if (!status.ok()) report(ns, attachment, status.error().message);
+    if (!status.ok()) report(ns, attachment, to_grpc(status));
   });
 }
 
@@ -399,7 +403,18 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
     progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
   }
   outbox_.push(std::move(message), bytes);
+  const std::size_t now_queued = queued_bytes + bytes;
+  if (now_queued > peak_bytes_.load(std::memory_order_relaxed)) {
+    peak_bytes_.store(now_queued, std::memory_order_relaxed);  // one producer: the core thread
+  }
   report_backlog();
+}
+
+void AttachStream::release_drained_backlog() {
+  // Small backlogs come and go all the time; trimming after each would cost
+  // more than the memory is worth.
+  constexpr std::size_t kLargeBacklog = 8 * kLargeFreeBytes;
+  if (peak_bytes_.exchange(0) >= kLargeBacklog) release_free_memory();
 }
 
 std::size_t AttachStream::backlog() const {
@@ -460,6 +475,7 @@ bool AttachStream::finish(const grpc::Status& status) {
     reactor_->Finish(status);
   }
   context_.engine.flow_gate().forget(this);
+  release_drained_backlog();  // the outbox dropped what waited
   return true;
 }
 
@@ -471,6 +487,7 @@ void AttachStream::reactor_done() {
   }
   context_.engine.flow_gate().forget(this);
   outbox_.close();
+  release_drained_backlog();
   detach_all();
 }
 

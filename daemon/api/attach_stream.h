@@ -93,6 +93,9 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   void read_next();
   bool finish(const grpc::Status& status);
   void reactor_done();
+  // Once a backlog of many MiB drained or was dropped: its memory goes back to
+  // the system (release_free_memory), not only to the heap.
+  void release_drained_backlog();
   void detach(core::AttachmentId id);
   void detach_all();
 
@@ -103,6 +106,8 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
 
   // When the outbox last made progress (a write completed, or it was empty).
   std::atomic<std::chrono::steady_clock::rep> progress_at_;
+  // The most bytes waited in the outbox since it was last empty.
+  std::atomic<std::size_t> peak_bytes_{0};
 
   mutable Mutex mutex_;
   StreamReactor* reactor_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;  // null once the RPC is done

@@ -3,10 +3,8 @@
 #include <fmt/format.h>
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
-#include <unistd.h>
 
-#include <fstream>
-
+#include "daemon/common/memory.h"
 #include "daemon/wire/messages.h"
 
 namespace siobridge::app {
@@ -18,14 +16,6 @@ using prometheus::MetricType;
 
 const char* request_type_name(std::size_t code) {
   return wire::to_string(static_cast<wire::RequestType>(code));
-}
-
-// Resident set size from /proc/self/statm (pages), 0 when unknown.
-std::uint64_t resident_memory_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  std::uint64_t size = 0, resident = 0;
-  if (!(statm >> size >> resident)) return 0;
-  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 const char* response_type_name(std::size_t code) {
@@ -156,6 +146,11 @@ class EngineCollector final : public prometheus::Collectable {
     FamilyBuilder(out, "siobridge_resident_memory_bytes", "Resident set size of the daemon.",
                   MetricType::Gauge)
         .add(static_cast<double>(resident_memory_bytes()));
+    FamilyBuilder(out, "siobridge_memory_releases_total",
+                  "Times freed heap memory was given back to the system (malloc_trim) after a "
+                  "document or backlog of MiB.",
+                  MetricType::Counter)
+        .add(static_cast<double>(memory_releases()));
 
     const auto& status = snapshot.status;
     {

@@ -1,8 +1,8 @@
 #include "daemon/runtime/engine.h"
 
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/common/memory.h"
 #include "daemon/wire/ids.h"
 
 namespace siobridge::runtime {
@@ -218,11 +218,11 @@ void Engine::arm_timer() {
 }
 
 void Engine::on_document(wire::Document document, const std::string& position) {
-  const bool large = document.data.size() >= (1u << 20);
+  const bool large = document.data.size() >= kLargeFreeBytes;
   node_->on_document(document, position);
   if (large) {
     document = {};
-    ::malloc_trim(0);  // give the memory of a large message back now
+    release_free_memory();  // give the memory of a large message back now
   }
 }
 

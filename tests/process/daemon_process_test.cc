@@ -28,21 +28,6 @@ std::string line_of(const std::string& output, const std::string& key) {
   return output.substr(at, output.find('\n', at) - at);
 }
 
-grpc::Status raw_broadcast(DaemonProcess& daemon, const std::string& attachment,
-                           const pb::Packet& packet,
-                           const pb::BroadcastOptions& opts = to_everyone()) {
-  auto stub = pb::Bridge::NewStub(
-      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  pb::BroadcastRequest request;
-  request.set_attachment_id(attachment);
-  *request.mutable_packet() = packet;
-  *request.mutable_opts() = opts;
-  pb::OperationReply reply;
-  return stub->Broadcast(&context, request, &reply);
-}
-
 }  // namespace
 
 TEST_CASE("configuration: flags over environment over file over defaults") {
@@ -107,22 +92,22 @@ TEST_CASE("every error code, with a message a person can act on") {
   const auto id = a.client().attachment_id();
 
   SECTION("INVALID_ARGUMENT") {
-    auto bad_ns = raw_broadcast(daemon, id, json_event("[\"x\"]", "admin"));
+    auto bad_ns = raw_broadcast(daemon.address(), id, json_event("[\"x\"]", "admin"));
     CHECK(bad_ns.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK_THAT(bad_ns.error_message(), Catch::Contains("must start with '/'"));
     pb::BroadcastOptions bad_sid = to_everyone();
     bad_sid.set_sid("not a socket id");
-    auto sid = raw_broadcast(daemon, id, json_event("[\"x\"]"), bad_sid);
+    auto sid = raw_broadcast(daemon.address(), id, json_event("[\"x\"]"), bad_sid);
     CHECK(sid.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK_THAT(sid.error_message(), Catch::Contains("opts.sid"));
     pb::BroadcastOptions bad_server;
     bad_server.set_server_id("short");
-    CHECK(raw_broadcast(daemon, id, json_event("[\"x\"]"), bad_server).error_code() ==
+    CHECK(raw_broadcast(daemon.address(), id, json_event("[\"x\"]"), bad_server).error_code() ==
           grpc::StatusCode::INVALID_ARGUMENT);
     auto rooms = a.client().add_sockets("/", to_everyone(), {""});
     CHECK(rooms.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK_THAT(rooms.status.error_message(), Catch::Contains("empty room"));
-    auto bad_id = raw_broadcast(daemon, "nonsense", json_event("[\"x\"]"));
+    auto bad_id = raw_broadcast(daemon.address(), "nonsense", json_event("[\"x\"]"));
     CHECK(bad_id.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     // An Attach stream that does not start with Hello.
     auto stub = pb::Bridge::NewStub(
@@ -141,32 +126,34 @@ TEST_CASE("every error code, with a message a person can act on") {
     CHECK_THAT(status.error_message(), Catch::Contains("Hello"));
   }
   SECTION("FAILED_PRECONDITION") {
-    auto stale = raw_broadcast(daemon, "AbCdEfGh.7", json_event("[\"x\"]"));
+    auto stale = raw_broadcast(daemon.address(), "AbCdEfGh.7", json_event("[\"x\"]"));
     CHECK(stale.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
     CHECK_THAT(stale.error_message(), Catch::Contains("attach again"));
-    auto not_joined = raw_broadcast(daemon, id, json_event("[\"x\"]", "/elsewhere"));
+    auto not_joined = raw_broadcast(daemon.address(), id, json_event("[\"x\"]", "/elsewhere"));
     CHECK(not_joined.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
     CHECK_THAT(not_joined.error_message(), Catch::Contains("/elsewhere"));
     auto gone = a.client().attachment_id();
     const std::string unknown = gone.substr(0, gone.find('.')) + ".999999";
-    CHECK(raw_broadcast(daemon, unknown, json_event("[\"x\"]")).error_code() ==
+    CHECK(raw_broadcast(daemon.address(), unknown, json_event("[\"x\"]")).error_code() ==
           grpc::StatusCode::FAILED_PRECONDITION);
   }
   SECTION("RESOURCE_EXHAUSTED") {
     auto big = json_event("[\"" + std::string(100 << 10, 'x') + "\"]");
-    auto over = raw_broadcast(daemon, id, big);
+    auto over = raw_broadcast(daemon.address(), id, big);
     CHECK(over.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
     CHECK_THAT(over.error_message(),
                Catch::Contains("max_message_bytes") && Catch::Contains("65536"));
-    auto huge = raw_broadcast(daemon, id, json_event("[\"" + std::string(2 << 20, 'x') + "\"]"));
+    auto huge =
+        raw_broadcast(daemon.address(), id, json_event("[\"" + std::string(2 << 20, 'x') + "\"]"));
     CHECK(huge.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
     // Attachments count toward the limit too.
     auto packet = json_event("[\"file\",{\"_placeholder\":true,\"num\":0}]");
     packet.mutable_data()->add_attachments(std::string(70 << 10, '\x01'));
-    CHECK(raw_broadcast(daemon, id, packet).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    CHECK(raw_broadcast(daemon.address(), id, packet).error_code() ==
+          grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   // Still serving after all that.
-  CHECK(raw_broadcast(daemon, id, json_event("[\"fine\"]")).ok());
+  CHECK(raw_broadcast(daemon.address(), id, json_event("[\"fine\"]")).ok());
 }
 
 TEST_CASE("while MongoDB cannot be reached: broadcasts queue, questions are UNAVAILABLE at once") {
@@ -279,15 +266,8 @@ TEST_CASE("memory stays bounded when an attached server stops reading") {
        "127.0.0.1:" + std::to_string(metrics_port)},
       {{"ASAN_OPTIONS", "quarantine_size_mb=8:detect_leaks=0"}});
   REQUIRE(daemon.wait_ready());
-  // A server that attaches and then never reads its stream.
-  auto stub = pb::Bridge::NewStub(
-      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext stalled_context;
-  auto stalled = stub->Attach(&stalled_context);
-  pb::ServerMessage hello;
-  hello.mutable_hello()->set_name("stalled");
-  hello.mutable_hello()->add_namespaces("/");
-  REQUIRE(stalled->Write(hello));
+  StalledReader stalled(daemon.address(), "stalled");
+  REQUIRE(stalled.hello_sent());
 
   ClientServer sender(daemon.address(), "sender");
   REQUIRE(sender.client().wait_attached(std::chrono::seconds(20)));
@@ -304,11 +284,7 @@ TEST_CASE("memory stays bounded when an attached server stops reading") {
   // volatile ones, sent beside them, are dropped for it instead.
   auto stalled_gone = [&] {
     auto s = sender.client().status();
-    if (!s.ok()) return false;
-    for (const auto& a : s.value.attachments()) {
-      if (a.name() == "stalled") return false;
-    }
-    return true;
+    return s.ok() && !is_attached(sender.client(), "stalled");
   };
   std::atomic<bool> closed{false};
   std::thread volatile_sender([&] {
@@ -333,7 +309,6 @@ TEST_CASE("memory stays bounded when an attached server stops reading") {
   CHECK(metric_value(metrics, "siobridge_volatile_dropped_total") > 0);
   CHECK(metric_value(metrics, "siobridge_attachments_closed_total{reason=\"stalled reader\"}") ==
         1);
-  stalled_context.TryCancel();
 }
 
 TEST_CASE("one Attach stream, two servers: separate identities, calls answered in order") {

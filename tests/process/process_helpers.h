@@ -44,6 +44,55 @@ inline client::pb::BroadcastOptions to_everyone() {
   return opts;
 }
 
+// A unary Broadcast with `attachment` as given, as any client might send it.
+inline grpc::Status raw_broadcast(const std::string& address, const std::string& attachment,
+                                  const client::pb::Packet& packet,
+                                  const client::pb::BroadcastOptions& opts = to_everyone()) {
+  auto stub =
+      client::pb::Bridge::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  client::pb::BroadcastRequest request;
+  request.set_attachment_id(attachment);
+  *request.mutable_packet() = packet;
+  *request.mutable_opts() = opts;
+  client::pb::OperationReply reply;
+  return stub->Broadcast(&context, request, &reply);
+}
+
+// A server that attaches to "/" and then never reads its stream.
+class StalledReader {
+ public:
+  StalledReader(const std::string& address, const std::string& name)
+      : stub_(client::pb::Bridge::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+        stream_(stub_->Attach(&context_)) {
+    client::pb::ServerMessage hello;
+    hello.mutable_hello()->set_name(name);
+    hello.mutable_hello()->add_namespaces("/");
+    hello_sent_ = stream_->Write(hello);
+  }
+  ~StalledReader() { context_.TryCancel(); }
+  bool hello_sent() const { return hello_sent_; }
+
+ private:
+  std::unique_ptr<client::pb::Bridge::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<client::pb::ServerMessage, client::pb::DaemonMessage>>
+      stream_;
+  bool hello_sent_ = false;
+};
+
+// Whether the daemon lists a server called `name` among its attachments.
+inline bool is_attached(client::BridgeClient& client, const std::string& name) {
+  auto status = client.status();
+  if (!status.ok()) return false;
+  for (const auto& a : status.value.attachments()) {
+    if (a.name() == name) return true;
+  }
+  return false;
+}
+
 // A loopback port nothing listens on right now.
 inline int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -463,10 +463,13 @@ export class Connection {
       }
       case "namespace_error": {
         const refused = message.namespace_error;
-        // NamespaceError carries no status code: a refused namespace change
-        // leaves the server unable to use that namespace.
+        // The daemon's status code; daemons that sent none refused for a
+        // precondition: the server cannot use that namespace.
         this.options.onError(
-          new SiobridgeError(Status.FAILED_PRECONDITION, `namespace ${refused.namespace}: ${refused.message}`),
+          new SiobridgeError(
+            refused.status_code || Status.FAILED_PRECONDITION,
+            `namespace ${refused.namespace}: ${refused.message}`,
+          ),
         );
         return;
       }

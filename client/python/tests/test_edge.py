@@ -154,6 +154,33 @@ async def test_refused_calls_are_reported_with_their_codes(daemon, peers):
     await eventually(attached_again, 30, "attached again after the restart")
 
 
+async def test_a_refused_namespace_is_reported_with_the_daemons_status_code(daemon):
+    reported = asyncio.Queue()
+    manager = AsyncSiobridgeManager(daemon.address, name="namespaces", on_error=reported.put_nowait)
+    socketio.AsyncServer(client_manager=manager, async_mode="aiohttp")
+    try:
+        await manager.wait_attached(15)
+        # A malformed namespace: INVALID_ARGUMENT.
+        manager.add_namespace("admin")
+        malformed = await asyncio.wait_for(reported.get(), 15)
+        assert isinstance(malformed, SiobridgeError)
+        assert malformed.code == 3 and malformed.status.name == "INVALID_ARGUMENT"
+        assert str(malformed) == "namespace admin: namespace \"admin\" must start with '/'"
+        # A join for an attachment this stream does not hold (a server of the
+        # connection that detached meanwhile): FAILED_PRECONDITION.
+        session = manager._session
+        instance = session.attachment_id.split(".")[0]
+        session.connection.write(
+            pb.ServerMessage(join_namespace=pb.NamespaceChange(namespace="/late", attachment_id=f"{instance}.999"))
+        )
+        unknown = await asyncio.wait_for(reported.get(), 15)
+        assert unknown.code == 9 and unknown.status.name == "FAILED_PRECONDITION"
+        assert str(unknown).startswith(f"namespace /late: attachment {instance}.999 is not attached")
+        assert (await manager.server_count()) >= 1  # still attached and serving
+    finally:
+        await manager.close()
+
+
 async def test_unreadable_work_is_skipped_and_reported_never_thrown_into_the_app(daemon, peers):
     py = await peers.server("python", daemon.address, "unreadable")
     await counted([py], 1)  # attached, in "/": the external emitter's work reaches it

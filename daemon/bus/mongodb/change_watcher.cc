@@ -1,10 +1,10 @@
 #include "daemon/bus/mongodb/change_watcher.h"
 
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include "daemon/bus/mongodb/change_stream_filter.h"
 #include "daemon/bus/mongodb/collection_setup.h"
+#include "daemon/common/memory.h"
 #include "daemon/wire/pack.h"
 
 namespace siobridge::bus::mongodb {
@@ -15,7 +15,6 @@ constexpr std::uint32_t kChangeStreamFatalError = 280;
 constexpr std::uint32_t kChangeStreamHistoryLost = 286;
 constexpr std::uint32_t kNamespaceNotFound = 26;
 constexpr std::int64_t kClockSkewMs = 5000;
-constexpr std::uint32_t kLargeEvent = 1u << 20;
 // A token is kept for the lagged save at most this often.
 constexpr std::chrono::milliseconds kMarkEvery{100};
 
@@ -209,12 +208,12 @@ ChangeWatcher::Outcome ChangeWatcher::read(mongoc_change_stream_t* stream) {
         type = bson_iter_utf8(&it, nullptr);
       }
       if (type == "insert") {
-        const bool large = event->len >= kLargeEvent;
+        const bool large = event->len >= kLargeFreeBytes;
         handle_insert(event);
         remember(mongoc_change_stream_get_resume_token(stream));
         // Give a large event's memory back to the system now (a garbage
         // document of 15 MiB would otherwise stay in the heap).
-        if (large) ::malloc_trim(0);
+        if (large) release_free_memory();
       } else if (type == "invalidate") {
         spdlog::warn("the collection was dropped or renamed: setting it up again");
         remember(mongoc_change_stream_get_resume_token(stream));

@@ -356,7 +356,10 @@ class Connection:
             session = self.by_attachment.get(error.attachment_id)
             if session is not None and error.namespace in session.namespaces:
                 session.namespaces.remove(error.namespace)
-            self.on_error(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", errors.INVALID_ARGUMENT))
+            # The daemon's status code; daemons that sent none refused for a
+            # precondition, as the Node adapter reports it.
+            code = error.status_code or errors.FAILED_PRECONDITION
+            self.on_error(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", code))
         # Kinds added by later API versions are ignored.
 
     def _on_welcome(self, welcome):
