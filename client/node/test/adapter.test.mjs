@@ -263,6 +263,8 @@ describe("edge cases on one daemon", () => {
         ));
       raw.close();
       assert.deepEqual(await heard.next(), [[1]]);
+      // The report travels over IPC, the event over the websocket: either may come first.
+      await eventually(async () => server.errors.length >= 1, 10000, "the skip reported");
       assert.equal(server.errors.length, 1);
       assert.match(server.errors[0].message, /skipped a broadcast command in \/: .*JSON/);
       assert.equal(server.errors[0].code, 3); // INVALID_ARGUMENT
