@@ -127,6 +127,15 @@ for (const topology of topologies) {
       await one.do("emit", { event: "ev", volatile: true, args: ["volatile"] });
       await two.do("emit", { event: "ev", args: ["all-from-two"] });
       await one.do("emit", { event: "ev", args: ["all-from-one"] });
+      // Work from outside any Node server (what a Python server or siobridgectl sends: no recovery count).
+      const raw = daemons[0].client();
+      await new Promise((done, fail) =>
+        raw.Broadcast(
+          { packet: { namespace: "/", type: 2, data: { kind: 0, data: Buffer.from('["ev","external"]') } },
+            opts: { exclude_sid: true } },
+          (e) => (e ? fail(e) : done()),
+        ));
+      raw.close();
       // Every packet above went out before this marker: once it reached
       // another client, the cluster has them all.
       const witness = await client(one);
@@ -136,9 +145,9 @@ for (const topology of topologies) {
       await c.reconnect();
       assert.equal(c.socket.recovered, true);
       assert.equal(c.socket.id, sid);
-      await until(c, "ev", 5);
+      await until(c, "ev", 6);
       // Servers' sends interleave in no set order; each server's keep theirs.
-      assert.deepEqual(c.texts("ev").sort(), ["all-from-one", "all-from-two", "before", "private", "red-from-two"]);
+      assert.deepEqual(c.texts("ev").sort(), ["all-from-one", "all-from-two", "before", "external", "private", "red-from-two"]);
       const fromOne = c.texts("ev").filter((t) => ["before", "private", "all-from-one"].includes(t));
       assert.deepEqual(fromOne, ["before", "private", "all-from-one"]);
       const [state] = (await one.do("sockets")).filter((s) => s.id === sid);
