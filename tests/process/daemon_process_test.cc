@@ -300,6 +300,10 @@ TEST_CASE("memory stays bounded when an attached server stops reading") {
   REQUIRE(poll_until(stalled_gone));
   closed = true;
   volatile_sender.join();
+  // What the proto promises such a server: RESOURCE_EXHAUSTED, saying why.
+  const auto ended = stalled.drain();
+  CHECK(ended.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK_THAT(ended.error_message(), Catch::Contains("stopped reading"));
   const long growth_kib = daemon.rss_kib() - rss_before;
   INFO("RSS grew by " << growth_kib << " KiB");
   CHECK(growth_kib < 64 * 1024);

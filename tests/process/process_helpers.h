@@ -74,6 +74,13 @@ class StalledReader {
   }
   ~StalledReader() { context_.TryCancel(); }
   bool hello_sent() const { return hello_sent_; }
+  // Reads what is left, then the status the daemon ended the stream with.
+  grpc::Status drain() {
+    client::pb::DaemonMessage message;
+    while (stream_->Read(&message)) {
+    }
+    return stream_->Finish();
+  }
 
  private:
   std::unique_ptr<client::pb::Bridge::Stub> stub_;

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 
+#include "tests/process/process_helpers.h"
 #include "tests/support/daemon_process.h"
 
 using namespace siobridge::testing;
@@ -74,4 +75,16 @@ TEST_CASE("settings start-up would refuse are refused by --check-config, named")
     CHECK(code == 2);
     CHECK_THAT(out, Catch::Contains(c.says));
   }
+}
+
+TEST_CASE("API over TCP reachable by others without TLS: refused unless allowed, then a warning") {
+  const std::string address = fmt::format("0.0.0.0:{}", free_port());
+  auto [code, out] = run_daemon_command({"--check-config", "--listen-tcp", address});
+  CHECK(code == 2);
+  CHECK_THAT(out, Catch::Contains("allow_insecure_tcp"));
+
+  DaemonProcess daemon(
+      {"--listen-tcp", address, "--listen-allow-insecure-tcp", "true", "--metrics-listen", ""});
+  REQUIRE(daemon.wait_ready());
+  CHECK_THAT(daemon.log(), Catch::Contains("without TLS") && Catch::Contains(address));
 }
