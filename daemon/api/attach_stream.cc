@@ -428,7 +428,7 @@ void AttachStream::close(const grpc::Status& status, const char* reason) {
   // its code); one that never does is cut off after a minute.
   detach_all();
   std::weak_ptr<AttachStream> weak = shared_from_this();
-  context_.engine.after(core::Millis{60'000}, [weak] {
+  context_.engine.after(Millis{60'000}, [weak] {
     if (auto self = weak.lock()) {
       MutexLock lock(self->mutex_);
       if (self->reactor_) self->call_->TryCancel();

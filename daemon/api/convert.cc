@@ -204,7 +204,7 @@ Result<core::Command> from_proto(const pb::Command& command) {
       if (!p.ok()) return p.error();
       out.kind = core::CommandKind::kBroadcastWithAck;
       out.packet = std::move(*p);
-      out.timeout = core::Millis{command.broadcast_with_ack().ack_timeout_ms()};
+      out.timeout = Millis{command.broadcast_with_ack().ack_timeout_ms()};
       break;
     }
     case pb::Command::kAddSockets:
@@ -230,7 +230,7 @@ Result<core::Command> from_proto(const pb::Command& command) {
       out.kind = core::CommandKind::kServerSideEmit;
       out.payload = command.server_side_emit().payload();
       out.wants_ack = command.server_side_emit().wants_ack();
-      out.timeout = core::Millis{command.server_side_emit().timeout_ms()};
+      out.timeout = Millis{command.server_side_emit().timeout_ms()};
       break;
     case pb::Command::KIND_NOT_SET:
       return make_error(ErrorCode::kInvalidArgument, "empty command");

@@ -112,8 +112,7 @@ void Operations::broadcast_with_ack(core::AttachmentId from, const pb::Broadcast
   run<Empty>(
       context_, "broadcast_with_ack", invalid, status_only(std::move(done)),
       [from, opts = opts.ok() ? *opts : wire::BroadcastOptions{},
-       packet = packet.ok() ? *packet : wire::Packet{},
-       timeout = core::Millis{request.ack_timeout_ms()},
+       packet = packet.ok() ? *packet : wire::Packet{}, timeout = Millis{request.ack_timeout_ms()},
        on_event = std::move(on_event)](core::Node& node, auto& finish) {
         core::AckStream stream{[on_event](std::uint32_t count) {
                                  pb::AckEvent event;
@@ -233,7 +232,7 @@ void Operations::server_side_emit(core::AttachmentId from, const pb::ServerSideE
       context_, "server_side_emit", invalid, std::move(done),
       [from, ns = request.namespace_(), payload = request.payload(),
        wants_ack = request.wants_ack(),
-       timeout = core::Millis{request.timeout_ms()}](core::Node& node, auto& finish) {
+       timeout = Millis{request.timeout_ms()}](core::Node& node, auto& finish) {
         auto status = node.server_side_emit(from, ns, payload, wants_ack, timeout,
                                             [finish](core::EmitResult result) {
                                               pb::ServerSideEmitReply reply;

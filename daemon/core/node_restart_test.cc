@@ -8,6 +8,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::Millis;
 using namespace siobridge::core::testing;
 
 namespace {

@@ -124,7 +124,7 @@ TEST_CASE(
   if (!fail_inserts(db.client(), app_name, 1, why)) {
     WARN("skipped: the server refuses configureFailPoint ("
          << why << "); start it with enableTestCommands");
-    (*bus)->stop(core::Millis{0});
+    (*bus)->stop(Millis{0});
     return;
   }
   // The write is applied, but its answer says the write concern was not
@@ -142,5 +142,5 @@ TEST_CASE(
   CHECK(db.count(kColl) == 1);
   CHECK((*bus)->stats().insert_failures.load() == 1);
   CHECK((*bus)->stats().dropped.load() == 0);
-  (*bus)->stop(core::Millis{1000});
+  (*bus)->stop(Millis{1000});
 }
