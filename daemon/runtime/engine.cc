@@ -51,7 +51,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
     engine->mongo_bus_ = bus->get();
     engine->bus_ = std::move(*bus);
   } else {
-    engine->hub_ = std::make_unique<bus::MemoryHub>();
+    engine->hub_ = std::make_unique<bus::memory::MemoryHub>();
     auto& endpoint = engine->hub_->add_endpoint();
     endpoint.connect(engine->uid_, raw);
     // The hub owns the endpoint; the engine refers to it through a non-owning wrapper.

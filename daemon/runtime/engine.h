@@ -105,7 +105,7 @@ class Engine final : private bus::BusListener {
   std::unique_ptr<FlowGate> flow_gate_;
   SteadyClock clock_;
   core::TimerQueue timers_;
-  std::unique_ptr<bus::MemoryHub> hub_;
+  std::unique_ptr<bus::memory::MemoryHub> hub_;
   bus::mongodb::MongoBus* mongo_bus_ = nullptr;
   std::unique_ptr<bus::Bus> bus_;
   std::unique_ptr<core::Node> node_;

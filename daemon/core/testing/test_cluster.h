@@ -101,7 +101,7 @@ class TestNode final : public bus::BusListener {
   void on_bus_state(bus::BusState, const std::string&) override {}
 
  private:
-  bus::MemoryBus& bus_;
+  bus::memory::MemoryBus& bus_;
   std::unique_ptr<Node> node_;
 };
 
@@ -121,7 +121,7 @@ class RawPeer final : public bus::BusListener {
   std::vector<wire::Document> received;
 
  private:
-  bus::MemoryBus& bus_;
+  bus::memory::MemoryBus& bus_;
 };
 
 class TestCluster {
@@ -140,7 +140,7 @@ class TestCluster {
 
   FakeClock clock;
   TimerQueue timers;
-  bus::MemoryHub hub;
+  bus::memory::MemoryHub hub;
 
  private:
   std::vector<std::unique_ptr<TestNode>> nodes_;
