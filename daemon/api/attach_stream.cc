@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/api/convert.h"
+#include "daemon/core/validation.h"
 
 namespace siobridge::api {
 
@@ -122,8 +123,8 @@ void AttachStream::on_message(const pb::ServerMessage& message) {
 
 void AttachStream::on_hello(const pb::Hello& hello) {
   for (const auto& ns : hello.namespaces()) {
-    if (auto s = check_namespace(ns); !s.ok()) {
-      finish(invalid("Hello.namespaces: " + s.error_message()));
+    if (auto s = core::check_namespace(ns); !s) {
+      finish(invalid("Hello.namespaces: " + s.error().message));
       return;
     }
   }
@@ -202,8 +203,8 @@ void AttachStream::change_namespace(const pb::NamespaceChange& change, bool join
     report(change.namespace_(), change.attachment_id(), id.error().message);
     return;
   }
-  if (auto s = check_namespace(change.namespace_()); !s.ok()) {
-    report(change.namespace_(), change.attachment_id(), s.error_message());
+  if (auto s = core::check_namespace(change.namespace_()); !s) {
+    report(change.namespace_(), change.attachment_id(), s.error().message);
     return;
   }
   context_.engine.post([self = shared_from_this(), id = *id, ns = change.namespace_(), join, report,

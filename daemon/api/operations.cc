@@ -4,6 +4,7 @@
 
 #include "daemon/api/attach_stream.h"
 #include "daemon/api/convert.h"
+#include "daemon/core/validation.h"
 
 namespace siobridge::api {
 
@@ -140,11 +141,9 @@ void Operations::broadcast_with_ack(core::AttachmentId from, const pb::Broadcast
 void Operations::change_rooms(core::AttachmentId from, const pb::RoomsRequest& request, bool join,
                               StatusDone done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
-  if (invalid.ok() && request.rooms_size() == 0)
-    invalid = api::invalid("rooms: at least one room is needed");
-  if (invalid.ok()) invalid = check_rooms(request.rooms(), "rooms");
+  if (invalid.ok()) invalid = to_grpc(core::check_target_rooms(request.rooms(), "rooms"));
   run<Empty>(
       context_, join ? "add_sockets" : "del_sockets", invalid, status_only(std::move(done)),
       [from, join, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{},
@@ -160,7 +159,7 @@ void Operations::change_rooms(core::AttachmentId from, const pb::RoomsRequest& r
 void Operations::disconnect_sockets(core::AttachmentId from, const pb::DisconnectRequest& request,
                                     StatusDone done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<Empty>(
       context_, "disconnect_sockets", invalid, status_only(std::move(done)),
@@ -174,7 +173,7 @@ void Operations::disconnect_sockets(core::AttachmentId from, const pb::Disconnec
 void Operations::fetch_sockets(core::AttachmentId from, const pb::QueryRequest& request,
                                Done<pb::FetchSocketsReply> done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<pb::FetchSocketsReply>(
       context_, "fetch_sockets", invalid, std::move(done),
@@ -193,7 +192,7 @@ void Operations::fetch_sockets(core::AttachmentId from, const pb::QueryRequest& 
 void Operations::all_rooms(core::AttachmentId from, const pb::QueryRequest& request,
                            Done<pb::AllRoomsReply> done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<pb::AllRoomsReply>(
       context_, "all_rooms", invalid, std::move(done),
@@ -211,8 +210,8 @@ void Operations::all_rooms(core::AttachmentId from, const pb::QueryRequest& requ
 
 void Operations::server_count(const pb::ServerCountRequest& request,
                               Done<pb::ServerCountReply> done) {
-  run<pb::ServerCountReply>(context_, "server_count", check_namespace(request.namespace_()),
-                            std::move(done),
+  run<pb::ServerCountReply>(context_, "server_count",
+                            to_grpc(core::check_namespace(request.namespace_())), std::move(done),
                             [ns = request.namespace_()](core::Node& node, auto& finish) {
                               pb::ServerCountReply reply;
                               reply.set_count(node.server_count(ns));
@@ -222,7 +221,7 @@ void Operations::server_count(const pb::ServerCountRequest& request,
 
 void Operations::server_side_emit(core::AttachmentId from, const pb::ServerSideEmitRequest& request,
                                   Done<pb::ServerSideEmitReply> done) {
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok() && request.payload().size() > context_.limits.max_message_bytes) {
     invalid = {grpc::StatusCode::RESOURCE_EXHAUSTED,
                fmt::format("payload of {} bytes exceeds max_message_bytes ({})",

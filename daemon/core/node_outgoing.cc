@@ -6,35 +6,12 @@
 
 #include "daemon/core/node.h"
 #include "daemon/core/node_operation.h"
+#include "daemon/core/validation.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/payload_codec.h"
 
 namespace siobridge::core {
 namespace {
-
-Status check_options(const wire::BroadcastOptions& opts) {
-  for (const auto* list : {&opts.rooms, &opts.except}) {
-    for (const auto& room : *list) {
-      if (room.empty()) return make_error(ErrorCode::kInvalidArgument, "empty room name");
-    }
-  }
-  if (opts.sid && !wire::is_valid_socket_id(*opts.sid)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "opts.sid is not a socket id (1..64 characters of [A-Za-z0-9_-])");
-  }
-  if (opts.server_id && !wire::is_valid_id(*opts.server_id)) {
-    return make_error(ErrorCode::kInvalidArgument, "opts.server_id is not a 16-character node uid");
-  }
-  return {};
-}
-
-Status check_rooms(const std::vector<std::string>& rooms) {
-  if (rooms.empty()) return make_error(ErrorCode::kInvalidArgument, "no rooms given");
-  for (const auto& room : rooms) {
-    if (room.empty()) return make_error(ErrorCode::kInvalidArgument, "empty room name");
-  }
-  return {};
-}
 
 // Local fan-out happened; other hosts were not reached. A message the bus can
 // never store (larger than a document may be) keeps its RESOURCE_EXHAUSTED:
@@ -118,7 +95,7 @@ Status Node::broadcast(AttachmentId from, const wire::Packet& packet,
 Status Node::add_sockets(AttachmentId from, const std::string& ns,
                          const wire::BroadcastOptions& opts,
                          const std::vector<std::string>& rooms) {
-  if (auto s = check_rooms(rooms); !s) return s;
+  if (auto s = check_target_rooms(rooms, "rooms"); !s) return s;
   Command command;
   command.kind = CommandKind::kAddSockets;
   command.rooms = rooms;
@@ -129,7 +106,7 @@ Status Node::add_sockets(AttachmentId from, const std::string& ns,
 Status Node::del_sockets(AttachmentId from, const std::string& ns,
                          const wire::BroadcastOptions& opts,
                          const std::vector<std::string>& rooms) {
-  if (auto s = check_rooms(rooms); !s) return s;
+  if (auto s = check_target_rooms(rooms, "rooms"); !s) return s;
   Command command;
   command.kind = CommandKind::kDelSockets;
   command.rooms = rooms;
