@@ -11,11 +11,16 @@
 #include <vector>
 
 #include "daemon/bus/mongodb/collection_setup.h"
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 #include "daemon/runtime/engine.h"
 #include "tests/support/engine_server.h"
-#include "tests/support/mongo_test_env.h"
 
 namespace siobridge::testing {
+
+using bus::mongodb::testing::ClientHandle;
+using bus::mongodb::testing::connect;
+using bus::mongodb::testing::mongodb_uri;
+using bus::mongodb::testing::TestDatabase;
 
 inline core::NodeConfig quick_node_config() {
   core::NodeConfig config;
