@@ -127,10 +127,7 @@ TEST_CASE("clients that do not ack end the broadcast at its deadline with what a
 TEST_CASE("a node that never counts is reported missing") {
   Cluster t;
   auto& raw = t.cluster.add_raw_peer(wire::generate_id());
-  wire::Request hb{raw.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(hb),
-               std::nullopt});
+  raw.announce();
   t.cluster.settle();
   Collected got;
   REQUIRE(t.a.node()
@@ -164,9 +161,7 @@ TEST_CASE("the responder sends one count, the sum, before any ack") {
       event("[\"hello\"]"),
       std::nullopt,
       wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(request),
-               std::nullopt});
+  raw.publish_request(request);
   cluster.settle();
   std::vector<wire::Response> responses;
   for (const auto& doc : raw.received) {
@@ -197,9 +192,7 @@ TEST_CASE("the responder counts 0 when no server is stuck and nobody matched") {
                         event("[\"x\"]"),
                         std::nullopt,
                         wire::BroadcastOptions{0, {"empty-room"}, {}, std::nullopt, std::nullopt}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(request),
-               std::nullopt});
+  raw.publish_request(request);
   cluster.settle();
   REQUIRE(raw.received.size() >= 1);
   auto last = wire::decode_response(raw.received.back().data);
@@ -225,9 +218,7 @@ TEST_CASE("the responder leaves out a server that sends no count") {
       event("[\"x\"]"),
       std::nullopt,
       wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(request),
-               std::nullopt});
+  raw.publish_request(request);
   cluster.settle();
   // b1 counted and acked, but its ack waits for the count, which waits for b2.
   std::size_t responses_before = 0;

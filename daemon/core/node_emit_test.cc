@@ -26,10 +26,7 @@ struct Cluster {
     a.attach(a2);
     b.attach(b1);
     b.attach(b2);
-    wire::Request hb{rust.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
-    rust.publish({{wire::MessageKind::kRequest, "/", rust.uid, std::nullopt, std::nullopt},
-                  wire::encode_request(hb),
-                  std::nullopt});
+    rust.announce();
     cluster.settle();
     rust.received.clear();
   }

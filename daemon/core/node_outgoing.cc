@@ -158,58 +158,52 @@ void Node::discard(CommandId id) {
   operations_.erase(it);
 }
 
-Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
-                       std::function<void(RoomsResult)> done) {
+Status Node::ask(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                 wire::RequestType type, CommandKind kind,
+                 const std::function<std::unique_ptr<Gathering>(CommandId)>& make,
+                 const std::function<void()>& answer_empty) {
   if (auto s = check_caller(from, ns); !s) return s;
   if (auto s = check_options(opts); !s) return s;
   if (opts.has(wire::broadcast_flags::kLocal)) {
-    done(RoomsResult{});  // the caller's own rooms only
+    answer_empty();
     return {};
   }
   if (!is_local_only(opts)) {
     if (auto s = check_cluster_reachable(); !s) return s;
   }
-  auto gathering = std::make_unique<RoomsGathering>(*this, next_command_id(), ns, std::move(done));
+  auto gathering = make(next_command_id());
   const auto target = target_of(opts);
   std::function<Status(const std::string&)> publish;
   if (!is_local_only(opts)) {
     publish = [&](const std::string& request_id) {
-      return publish_request(ns, {uid_, request_id, wire::RequestType::kAllRooms, {}, {}, opts},
-                             target, wire::RequestInfo{});
+      return publish_request(ns, {uid_, request_id, type, {}, {}, opts}, target,
+                             wire::RequestInfo{});
     };
   }
-  return run_gathering(from, ns, std::move(gathering),
-                       make_command(CommandKind::kAllRooms, ns, opts),
+  return run_gathering(from, ns, std::move(gathering), make_command(kind, ns, opts),
                        target ? std::vector<std::string>{*target} : peers_of(ns).uids(),
                        config_.request_timeout, publish);
+}
+
+Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                       std::function<void(RoomsResult)> done) {
+  return ask(
+      from, ns, opts, wire::RequestType::kAllRooms, CommandKind::kAllRooms,
+      [&](CommandId id) {
+        return std::make_unique<RoomsGathering>(*this, id, ns, std::move(done));
+      },
+      [&] { done(RoomsResult{}); });  // the caller's own rooms only
 }
 
 Status Node::fetch_sockets(AttachmentId from, const std::string& ns,
                            const wire::BroadcastOptions& opts,
                            std::function<void(SocketsResult)> done) {
-  if (auto s = check_caller(from, ns); !s) return s;
-  if (auto s = check_options(opts); !s) return s;
-  if (opts.has(wire::broadcast_flags::kLocal)) {
-    done(SocketsResult{});
-    return {};
-  }
-  if (!is_local_only(opts)) {
-    if (auto s = check_cluster_reachable(); !s) return s;
-  }
-  auto gathering =
-      std::make_unique<SocketsGathering>(*this, next_command_id(), ns, std::move(done));
-  const auto target = target_of(opts);
-  std::function<Status(const std::string&)> publish;
-  if (!is_local_only(opts)) {
-    publish = [&](const std::string& request_id) {
-      return publish_request(ns, {uid_, request_id, wire::RequestType::kFetchSockets, {}, {}, opts},
-                             target, wire::RequestInfo{});
-    };
-  }
-  return run_gathering(from, ns, std::move(gathering),
-                       make_command(CommandKind::kFetchSockets, ns, opts),
-                       target ? std::vector<std::string>{*target} : peers_of(ns).uids(),
-                       config_.request_timeout, publish);
+  return ask(
+      from, ns, opts, wire::RequestType::kFetchSockets, CommandKind::kFetchSockets,
+      [&](CommandId id) {
+        return std::make_unique<SocketsGathering>(*this, id, ns, std::move(done));
+      },
+      [&] { done(SocketsResult{}); });  // the caller's own sockets only
 }
 
 Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::Bytes payload,

@@ -113,6 +113,10 @@ class RawPeer final : public bus::BusListener {
   void publish(wire::Document document) {
     (void)bus_.publish(std::move(document), bus::Audience::kEveryNode);
   }
+  // `request` to every node of `ns`, as socketioxide publishes it.
+  void publish_request(const wire::Request& request, const std::string& ns = "/");
+  // Its first heartbeat (InitHeartbeat): the nodes of `ns` count it as a peer.
+  void announce(const std::string& ns = "/");
   void on_document(wire::Document document, const std::string&) override {
     received.push_back(std::move(document));
   }
