@@ -27,6 +27,13 @@ struct Collected {
   }
 };
 
+// A socketioxide-format BroadcastWithAck from `raw`, as the reference sends it.
+wire::Request ack_request(const RawPeer& raw, const std::string& data,
+                          wire::BroadcastOptions opts) {
+  return {raw.uid,     wire::generate_id(), wire::RequestType::kBroadcastWithAck,
+          event(data), std::nullopt,        std::move(opts)};
+}
+
 AckStream collect(Collected& c) {
   return AckStream{
       [&c](std::uint32_t n) { c.count += n; },
@@ -153,14 +160,9 @@ TEST_CASE("the responder sends one count, the sum, before any ack") {
   b.attach(b2);
   auto& raw = cluster.add_raw_peer(wire::generate_id());
   cluster.settle();
-  // A socketioxide-format BroadcastWithAck, as the reference sends it.
-  wire::Request request{
-      raw.uid,
-      wire::generate_id(),
-      wire::RequestType::kBroadcastWithAck,
-      event("[\"hello\"]"),
-      std::nullopt,
-      wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt}};
+  const auto request =
+      ack_request(raw, "[\"hello\"]",
+                  wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt});
   raw.publish_request(request);
   cluster.settle();
   std::vector<wire::Response> responses;
@@ -186,12 +188,8 @@ TEST_CASE("the responder counts 0 when no server is stuck and nobody matched") {
   auto& b1 = cluster.server("b1");
   b.attach(b1);
   auto& raw = cluster.add_raw_peer(wire::generate_id());
-  wire::Request request{raw.uid,
-                        wire::generate_id(),
-                        wire::RequestType::kBroadcastWithAck,
-                        event("[\"x\"]"),
-                        std::nullopt,
-                        wire::BroadcastOptions{0, {"empty-room"}, {}, std::nullopt, std::nullopt}};
+  const auto request = ack_request(
+      raw, "[\"x\"]", wire::BroadcastOptions{0, {"empty-room"}, {}, std::nullopt, std::nullopt});
   raw.publish_request(request);
   cluster.settle();
   REQUIRE(raw.received.size() >= 1);
@@ -211,13 +209,9 @@ TEST_CASE("the responder leaves out a server that sends no count") {
   b.attach(b1);
   b.attach(b2);
   auto& raw = cluster.add_raw_peer(wire::generate_id());
-  wire::Request request{
-      raw.uid,
-      wire::generate_id(),
-      wire::RequestType::kBroadcastWithAck,
-      event("[\"x\"]"),
-      std::nullopt,
-      wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt}};
+  const auto request =
+      ack_request(raw, "[\"x\"]",
+                  wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt});
   raw.publish_request(request);
   cluster.settle();
   // b1 counted and acked, but its ack waits for the count, which waits for b2.
