@@ -35,12 +35,12 @@
 #include "daemon/wire/payload_codec.h"
 
 using namespace siobridge;
-using Clock = std::chrono::steady_clock;
+using BenchClock = std::chrono::steady_clock;
 
 namespace {
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(BenchClock::now().time_since_epoch())
       .count();
 }
 
@@ -137,7 +137,7 @@ FloorResult run_floor(const std::string& uri, const std::string& db, const std::
 
   mongoc_client_t* client = client_for(uri);
   mongoc_collection_t* coll = mongoc_client_get_collection(client, db.c_str(), coll_name.c_str());
-  const auto start = Clock::now();
+  const auto start = BenchClock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
   long sent = 0;
   auto make_doc = [&](bson_t* out, std::int64_t created_ns) {
@@ -160,11 +160,11 @@ FloorResult run_floor(const std::string& uri, const std::string& db, const std::
   };
   // Saturated: batches of 100 back to back. Steady: messages fall due at
   // 1,000/s and each insertMany takes every message that fell due meanwhile.
-  while (Clock::now() < end) {
+  while (BenchClock::now() < end) {
     std::vector<std::int64_t> due;
     if (steady) {
-      const long due_now =
-          static_cast<long>(std::chrono::duration<double>(Clock::now() - start).count() * 1000);
+      const long due_now = static_cast<long>(
+          std::chrono::duration<double>(BenchClock::now() - start).count() * 1000);
       if (due_now <= sent) {
         std::this_thread::sleep_until(start + std::chrono::microseconds(1000 * (sent + 1)));
         continue;
@@ -194,12 +194,12 @@ FloorResult run_floor(const std::string& uri, const std::string& db, const std::
       sent += static_cast<long>(due.size());
     }
   }
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const double elapsed = std::chrono::duration<double>(BenchClock::now() - start).count();
   // Let the stream catch up with what was inserted.
-  const auto drain_deadline = Clock::now() + std::chrono::seconds(30);
-  while (received < sent && Clock::now() < drain_deadline)
+  const auto drain_deadline = BenchClock::now() + std::chrono::seconds(30);
+  while (received < sent && BenchClock::now() < drain_deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  const double total = std::chrono::duration<double>(Clock::now() - start).count();
+  const double total = std::chrono::duration<double>(BenchClock::now() - start).count();
   stop = true;
   reader.join();
   mongoc_collection_destroy(coll);
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
       uri.c_str(), seconds, rounds, concern ? concern : "majority");
 
   runtime::EngineOptions options;
-  options.node.heartbeat_interval = core::Millis{2000};
+  options.node.heartbeat_interval = Millis{2000};
   bus::mongodb::MongoBusConfig bus_config;
   bus_config.uri = uri;
   bus_config.database = db;
@@ -303,8 +303,8 @@ int main(int argc, char** argv) {
     return n.broadcast(source_id, packet, all).ok();
   };
   auto wait_for_sink = [&](long target) {
-    const auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (sink.received < target && Clock::now() < deadline) {
+    const auto deadline = BenchClock::now() + std::chrono::seconds(60);
+    while (sink.received < target && BenchClock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   };
@@ -313,9 +313,9 @@ int main(int argc, char** argv) {
   auto engine_saturated = [&] {
     const long before = sink.received;
     long accepted = 0;
-    const auto start = Clock::now();
+    const auto start = BenchClock::now();
     const auto end = start + std::chrono::duration<double>(seconds);
-    while (Clock::now() < end) {
+    while (BenchClock::now() < end) {
       if (sender->mongo_stats()->queued.load() > 20000) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
@@ -328,16 +328,16 @@ int main(int argc, char** argv) {
     }
     wait_for_sink(before + accepted);
     return static_cast<double>(sink.received - before) /
-           std::chrono::duration<double>(Clock::now() - start).count();
+           std::chrono::duration<double>(BenchClock::now() - start).count();
   };
   // A steady 1,000 msgs/s.
   auto engine_steady = [&] {
     sink.latencies.clear();
     const long before = sink.received;
     long sent = 0;
-    const auto start = Clock::now();
+    const auto start = BenchClock::now();
     const auto end = start + std::chrono::duration<double>(seconds);
-    while (Clock::now() < end) {
+    while (BenchClock::now() < end) {
       sent += sender->call([&](core::Node& n) { return broadcast_now(n) ? 1 : 0; });
       std::this_thread::sleep_until(start + std::chrono::microseconds(1000 * (sent + 1)));
     }
@@ -412,8 +412,8 @@ int main(int argc, char** argv) {
   const auto in_flight =
       sender->call([](core::Node& n) { return n.status().operations_in_flight; });
   const long heap_after = heap_in_use();
-  sender->stop(core::Millis{2000});
-  receiver->stop(core::Millis{2000});
+  sender->stop(Millis{2000});
+  receiver->stop(Millis{2000});
 
   const double ratio_sat = engine_tp / floor_tp;
   const double ratio_p50 = engine_p50 / std::max(0.001, floor_p50);

@@ -30,7 +30,7 @@ ApiContext::~ApiContext() {
 }
 
 void ApiContext::schedule_stall_check() {
-  engine.after(core::Millis{1000}, [this, cancelled = stall_check_cancelled_] {
+  engine.after(Millis{1000}, [this, cancelled = stall_check_cancelled_] {
     if (*cancelled) return;
     const auto now = std::chrono::steady_clock::now();
     for (const auto& attachment : attachments()) attachment->close_if_stalled(now);

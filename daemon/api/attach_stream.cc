@@ -5,6 +5,7 @@
 #include "daemon/api/convert.h"
 #include "daemon/api/recovery_offset.h"
 #include "daemon/common/memory.h"
+#include "daemon/core/validation.h"
 
 namespace siobridge::api {
 
@@ -125,8 +126,8 @@ void AttachStream::on_message(const pb::ServerMessage& message) {
 
 void AttachStream::on_hello(const pb::Hello& hello) {
   for (const auto& ns : hello.namespaces()) {
-    if (auto s = check_namespace(ns); !s.ok()) {
-      finish(invalid("Hello.namespaces: " + s.error_message()));
+    if (auto s = core::check_namespace(ns); !s) {
+      finish(invalid("Hello.namespaces: " + s.error().message));
       return;
     }
   }
@@ -207,13 +208,13 @@ void AttachStream::change_namespace(const pb::NamespaceChange& change, bool join
     report(change.namespace_(), change.attachment_id(), to_grpc(id.error()));
     return;
   }
-  if (auto s = check_namespace(change.namespace_()); !s.ok()) {
-    report(change.namespace_(), change.attachment_id(), s);
+  if (auto s = core::check_namespace(change.namespace_()); !s) {
+    report(change.namespace_(), change.attachment_id(), to_grpc(s));
     return;
   }
   context_.engine.post([self = shared_from_this(), id = *id, ns = change.namespace_(), join, report,
                         attachment = change.attachment_id(),
-                        recovery = core::Millis{change.recovery_ms()}](core::Node& node) {
+                        recovery = Millis{change.recovery_ms()}](core::Node& node) {
     auto status = join ? node.join_namespace(id, ns, recovery) : node.leave_namespace(id, ns);
     if (!status.ok()) report(ns, attachment, to_grpc(status));
   });
@@ -458,7 +459,7 @@ void AttachStream::close(const grpc::Status& status, const char* reason) {
   // its code); one that never does is cut off after a minute.
   detach_all();
   std::weak_ptr<AttachStream> weak = shared_from_this();
-  context_.engine.after(core::Millis{60'000}, [weak] {
+  context_.engine.after(Millis{60'000}, [weak] {
     if (auto self = weak.lock()) {
       MutexLock lock(self->mutex_);
       if (self->reactor_) self->call_->TryCancel();

@@ -2,20 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "daemon/core/validation.h"
 #include "daemon/wire/ids.h"
 
 namespace siobridge::api {
-namespace {
-
-constexpr std::size_t kMaxNamespaceBytes = 256;
-constexpr std::size_t kMaxRoomBytes = 1024;
-constexpr int kMaxRooms = 10000;
-
-std::string shown(const std::string& s) {
-  return s.size() > 64 ? s.substr(0, 64) + "..." : s;
-}
-
-}  // namespace
 
 grpc::Status to_grpc(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -47,65 +37,16 @@ grpc::Status invalid(const std::string& message) {
   return {grpc::StatusCode::INVALID_ARGUMENT, message};
 }
 
-grpc::Status check_namespace(const std::string& ns) {
-  if (ns.empty() || ns[0] != '/') {
-    return invalid(fmt::format("namespace \"{}\" must start with '/'", shown(ns)));
-  }
-  if (ns.size() > kMaxNamespaceBytes) {
-    return invalid(
-        fmt::format("namespace of {} bytes; the limit is {}", ns.size(), kMaxNamespaceBytes));
-  }
-  if (ns.find('\0') != std::string::npos) return invalid("namespace contains a NUL byte");
-  return grpc::Status::OK;
-}
-
-grpc::Status check_rooms(const google::protobuf::RepeatedPtrField<std::string>& rooms,
-                         const char* field) {
-  if (rooms.size() > kMaxRooms) {
-    return invalid(fmt::format("{}: {} rooms; the limit is {}", field, rooms.size(), kMaxRooms));
-  }
-  for (int i = 0; i < rooms.size(); ++i) {
-    const auto& room = rooms[i];
-    if (room.empty()) return invalid(fmt::format("{}[{}]: empty room name", field, i));
-    if (room.size() > kMaxRoomBytes) {
-      return invalid(fmt::format("{}[{}]: room name of {} bytes; the limit is {}", field, i,
-                                 room.size(), kMaxRoomBytes));
-    }
-  }
-  return grpc::Status::OK;
-}
-
 Result<wire::BroadcastOptions> from_proto(const pb::BroadcastOptions& opts) {
-  for (const auto& [list, field] :
-       {std::pair{&opts.rooms(), "opts.rooms"}, {&opts.except(), "opts.except"}}) {
-    if (auto s = check_rooms(*list, field); !s.ok()) {
-      return make_error(ErrorCode::kInvalidArgument, s.error_message());
-    }
-  }
   wire::BroadcastOptions out;
   out.rooms.assign(opts.rooms().begin(), opts.rooms().end());
   out.except.assign(opts.except().begin(), opts.except().end());
-  if (opts.has_sid()) {
-    if (!wire::is_valid_socket_id(opts.sid())) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        fmt::format("opts.sid \"{}\" is not a socket id (1..64 characters of "
-                                    "[A-Za-z0-9_-])",
-                                    shown(opts.sid())));
-    }
-    out.sid = opts.sid();
-  }
-  if (opts.has_server_id()) {
-    if (!wire::is_valid_id(opts.server_id())) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        fmt::format("opts.server_id \"{}\" is not a node uid (16 characters of "
-                                    "[A-Za-z0-9_-])",
-                                    shown(opts.server_id())));
-    }
-    out.server_id = opts.server_id();
-  }
+  if (opts.has_sid()) out.sid = opts.sid();
+  if (opts.has_server_id()) out.server_id = opts.server_id();
   if (opts.exclude_sid()) out.flags |= wire::broadcast_flags::kBroadcast;
   if (opts.volatile_()) out.flags |= wire::broadcast_flags::kVolatile;
   if (opts.local()) out.flags |= wire::broadcast_flags::kLocal;
+  if (auto s = core::check_options(out); !s) return s.error();
   return out;
 }
 
@@ -132,8 +73,8 @@ Result<wire::Value> from_proto(const pb::Value& value, std::size_t max_bytes) {
 }
 
 Result<wire::Packet> from_proto(const pb::Packet& packet, std::size_t max_bytes) {
-  if (auto s = check_namespace(packet.namespace_()); !s.ok()) {
-    return make_error(ErrorCode::kInvalidArgument, "packet." + s.error_message());
+  if (auto s = core::check_namespace(packet.namespace_()); !s) {
+    return make_error(ErrorCode::kInvalidArgument, "packet." + s.error().message);
   }
   if (packet.type() < 0 || packet.type() > wire::kMaxPacketType) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -176,7 +117,7 @@ Result<std::vector<wire::SocketDetails>> from_proto(const pb::SocketList& socket
   for (const auto& s : sockets.sockets()) {
     if (!wire::is_valid_socket_id(s.id())) {
       return make_error(ErrorCode::kInvalidArgument,
-                        fmt::format("sockets: \"{}\" is not a socket id", shown(s.id())));
+                        fmt::format("sockets: \"{}\" is not a socket id", core::excerpt(s.id())));
     }
     out.push_back({s.id(), {s.rooms().begin(), s.rooms().end()}, s.handshake(), s.data()});
   }
@@ -204,7 +145,7 @@ Result<core::Command> from_proto(const pb::Command& command) {
       if (!p.ok()) return p.error();
       out.kind = core::CommandKind::kBroadcastWithAck;
       out.packet = std::move(*p);
-      out.timeout = core::Millis{command.broadcast_with_ack().ack_timeout_ms()};
+      out.timeout = Millis{command.broadcast_with_ack().ack_timeout_ms()};
       break;
     }
     case pb::Command::kAddSockets:
@@ -230,7 +171,7 @@ Result<core::Command> from_proto(const pb::Command& command) {
       out.kind = core::CommandKind::kServerSideEmit;
       out.payload = command.server_side_emit().payload();
       out.wants_ack = command.server_side_emit().wants_ack();
-      out.timeout = core::Millis{command.server_side_emit().timeout_ms()};
+      out.timeout = Millis{command.server_side_emit().timeout_ms()};
       break;
     case pb::Command::kRecoveryMark:
       out.kind = core::CommandKind::kRecoveryMark;

@@ -1,6 +1,7 @@
-// Between the gRPC API (proto/siobridge/v1) and the core's types: validation
-// of everything a caller sends, with a precise message, and conversion both
-// ways. Stateless and thread-safe.
+// Between the gRPC API (proto/siobridge/v1) and the core's types: conversion
+// both ways, refusing what a caller sends with a precise message (the rules on
+// namespaces, rooms and options are the core's: core/validation.h).
+// Stateless and thread-safe.
 #pragma once
 
 #include <grpcpp/support/status.h>
@@ -22,12 +23,6 @@ namespace pb = ::siobridge::v1;
 
 grpc::Status to_grpc(const Status& status);
 grpc::Status invalid(const std::string& message);
-
-// Each returns INVALID_ARGUMENT (or RESOURCE_EXHAUSTED for sizes) with a
-// message naming the field.
-grpc::Status check_namespace(const std::string& ns);
-grpc::Status check_rooms(const google::protobuf::RepeatedPtrField<std::string>& rooms,
-                         const char* field);
 
 Result<wire::BroadcastOptions> from_proto(const pb::BroadcastOptions& opts);
 // `max_bytes` bounds the payload: event data and attachments together.

@@ -5,6 +5,7 @@
 #include "daemon/api/attach_stream.h"
 #include "daemon/api/convert.h"
 #include "daemon/api/recovery_offset.h"
+#include "daemon/core/validation.h"
 #include "daemon/wire/ids.h"
 
 namespace siobridge::api {
@@ -108,7 +109,7 @@ void Operations::broadcast(core::AttachmentId from, const pb::BroadcastRequest& 
 
 void Operations::persist_session(core::AttachmentId from, const pb::PersistSessionRequest& request,
                                  StatusDone done) {
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok() && (request.pid().empty() || request.pid().size() > 256)) {
     invalid = {grpc::StatusCode::INVALID_ARGUMENT, "persist_session: pid must be 1..256 bytes"};
   }
@@ -134,7 +135,7 @@ void Operations::persist_session(core::AttachmentId from, const pb::PersistSessi
 
 void Operations::restore_session(core::AttachmentId from, const pb::RestoreSessionRequest& request,
                                  Done<pb::RestoreSessionReply> done) {
-  const grpc::Status invalid = check_namespace(request.namespace_());
+  const grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   auto point = parse_recovery_offset(context_, request.offset());
   const auto attachment_id = context_.attachment_id(from);
   run<pb::RestoreSessionReply>(
@@ -177,8 +178,7 @@ void Operations::broadcast_with_ack(core::AttachmentId from, const pb::Broadcast
   run<Empty>(
       context_, "broadcast_with_ack", invalid, status_only(std::move(done)),
       [from, opts = opts.ok() ? *opts : wire::BroadcastOptions{},
-       packet = packet.ok() ? *packet : wire::Packet{},
-       timeout = core::Millis{request.ack_timeout_ms()},
+       packet = packet.ok() ? *packet : wire::Packet{}, timeout = Millis{request.ack_timeout_ms()},
        on_event = std::move(on_event)](core::Node& node, auto& finish) {
         core::AckStream stream{[on_event](std::uint32_t count) {
                                  pb::AckEvent event;
@@ -206,11 +206,9 @@ void Operations::broadcast_with_ack(core::AttachmentId from, const pb::Broadcast
 void Operations::change_rooms(core::AttachmentId from, const pb::RoomsRequest& request, bool join,
                               StatusDone done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
-  if (invalid.ok() && request.rooms_size() == 0)
-    invalid = api::invalid("rooms: at least one room is needed");
-  if (invalid.ok()) invalid = check_rooms(request.rooms(), "rooms");
+  if (invalid.ok()) invalid = to_grpc(core::check_target_rooms(request.rooms(), "rooms"));
   run<Empty>(
       context_, join ? "add_sockets" : "del_sockets", invalid, status_only(std::move(done)),
       [from, join, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{},
@@ -226,7 +224,7 @@ void Operations::change_rooms(core::AttachmentId from, const pb::RoomsRequest& r
 void Operations::disconnect_sockets(core::AttachmentId from, const pb::DisconnectRequest& request,
                                     StatusDone done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<Empty>(
       context_, "disconnect_sockets", invalid, status_only(std::move(done)),
@@ -240,7 +238,7 @@ void Operations::disconnect_sockets(core::AttachmentId from, const pb::Disconnec
 void Operations::fetch_sockets(core::AttachmentId from, const pb::QueryRequest& request,
                                Done<pb::FetchSocketsReply> done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<pb::FetchSocketsReply>(
       context_, "fetch_sockets", invalid, std::move(done),
@@ -259,7 +257,7 @@ void Operations::fetch_sockets(core::AttachmentId from, const pb::QueryRequest& 
 void Operations::all_rooms(core::AttachmentId from, const pb::QueryRequest& request,
                            Done<pb::AllRoomsReply> done) {
   auto opts = from_proto(request.opts());
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<pb::AllRoomsReply>(
       context_, "all_rooms", invalid, std::move(done),
@@ -277,8 +275,8 @@ void Operations::all_rooms(core::AttachmentId from, const pb::QueryRequest& requ
 
 void Operations::server_count(const pb::ServerCountRequest& request,
                               Done<pb::ServerCountReply> done) {
-  run<pb::ServerCountReply>(context_, "server_count", check_namespace(request.namespace_()),
-                            std::move(done),
+  run<pb::ServerCountReply>(context_, "server_count",
+                            to_grpc(core::check_namespace(request.namespace_())), std::move(done),
                             [ns = request.namespace_()](core::Node& node, auto& finish) {
                               pb::ServerCountReply reply;
                               reply.set_count(node.server_count(ns));
@@ -288,7 +286,7 @@ void Operations::server_count(const pb::ServerCountRequest& request,
 
 void Operations::server_side_emit(core::AttachmentId from, const pb::ServerSideEmitRequest& request,
                                   Done<pb::ServerSideEmitReply> done) {
-  grpc::Status invalid = check_namespace(request.namespace_());
+  grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok() && request.payload().size() > context_.limits.max_message_bytes) {
     invalid = {grpc::StatusCode::RESOURCE_EXHAUSTED,
                fmt::format("payload of {} bytes exceeds max_message_bytes ({})",
@@ -298,7 +296,7 @@ void Operations::server_side_emit(core::AttachmentId from, const pb::ServerSideE
       context_, "server_side_emit", invalid, std::move(done),
       [from, ns = request.namespace_(), payload = request.payload(),
        wants_ack = request.wants_ack(),
-       timeout = core::Millis{request.timeout_ms()}](core::Node& node, auto& finish) {
+       timeout = Millis{request.timeout_ms()}](core::Node& node, auto& finish) {
         auto status = node.server_side_emit(from, ns, payload, wants_ack, timeout,
                                             [finish](core::EmitResult result) {
                                               pb::ServerSideEmitReply reply;

@@ -26,7 +26,7 @@ Error bad(const std::string& what) {
   return make_error(ErrorCode::kInvalidArgument, what);
 }
 
-Apply duration(core::Millis core::NodeConfig::*field) {
+Apply duration(Millis core::NodeConfig::*field) {
   return [field](DaemonConfig& c, const std::string& v) -> Status {
     auto d = parse_duration(v);
     if (!d) return d.error();
@@ -537,7 +537,7 @@ Leading leading_number(const std::string& text) {
 
 }  // namespace
 
-Result<core::Millis> parse_duration(const std::string& text) {
+Result<Millis> parse_duration(const std::string& text) {
   const auto n = leading_number(text);
   const std::string unit = text.substr(n.digits);
   if (n.digits == 0 || (unit.empty() && text != "0")) {
@@ -554,7 +554,7 @@ Result<core::Millis> parse_duration(const std::string& text) {
   if (n.overflow || n.value > kMaxMs / scale) {
     return bad(fmt::format("\"{}\" is too long (at most 366 days)", text));
   }
-  return core::Millis{static_cast<std::int64_t>(n.value * scale)};
+  return Millis{static_cast<std::int64_t>(n.value * scale)};
 }
 
 Result<std::uint64_t> parse_size(const std::string& text) {

@@ -43,7 +43,7 @@ struct DaemonConfig {
   api::ApiLimits limits;
   LogConfig log;
   std::string metrics_listen;  // host:port; empty: no metrics endpoint
-  core::Millis drain_timeout{10'000};
+  Millis drain_timeout{10'000};
 };
 
 // Where a setting's value came from.
@@ -87,7 +87,7 @@ std::size_t max_message_bytes_for(wire::DataFormat format);
 bool is_loopback(const std::string& host_port);
 
 // "10s" / "250ms" / "2m" / "1h".
-Result<core::Millis> parse_duration(const std::string& text);
+Result<Millis> parse_duration(const std::string& text);
 // "1048576" / "512KiB" / "16MiB" / "1GiB".
 Result<std::uint64_t> parse_size(const std::string& text);
 // "100000": digits only.

@@ -30,9 +30,9 @@ TEST_CASE("defaults: in-memory bus, socketioxide's defaults") {
   REQUIRE(loaded.ok());
   const auto& c = loaded->config;
   CHECK_FALSE(c.mongodb);
-  CHECK(c.node.heartbeat_interval == core::Millis{10000});
-  CHECK(c.node.heartbeat_timeout == core::Millis{60000});
-  CHECK(c.node.request_timeout == core::Millis{5000});
+  CHECK(c.node.heartbeat_interval == Millis{10000});
+  CHECK(c.node.heartbeat_timeout == Millis{60000});
+  CHECK(c.node.request_timeout == Millis{5000});
   CHECK(c.limits.max_message_bytes == 1 << 20);
   CHECK(c.listen.unix_mode == 0660);
   CHECK(c.listen.unix_path == default_unix_socket());
@@ -53,7 +53,7 @@ TEST_CASE("flags over environment over file over defaults") {
   CHECK(loaded->config.mongodb->uri == "mongodb://file/?replicaSet=rs0");
   CHECK(loaded->config.mongodb->database == "from_flag");
   CHECK(loaded->config.mongodb->collection == "from_env");
-  CHECK(loaded->config.node.request_timeout == core::Millis{7000});
+  CHECK(loaded->config.node.request_timeout == Millis{7000});
   CHECK(setting(*loaded, "mongodb.uri").source == Source::kFile);
   CHECK(setting(*loaded, "mongodb.uri").origin == file.path + ":2");
   CHECK(setting(*loaded, "mongodb.collection").origin == "SIOBRIDGE_MONGODB_COLLECTION");
@@ -101,11 +101,11 @@ TEST_CASE("settings that contradict each other are refused") {
 }
 
 TEST_CASE("durations and sizes") {
-  CHECK(parse_duration("250ms").value() == core::Millis{250});
-  CHECK(parse_duration("10s").value() == core::Millis{10000});
-  CHECK(parse_duration("2m").value() == core::Millis{120000});
-  CHECK(parse_duration("1h").value() == core::Millis{3600000});
-  CHECK(parse_duration("0").value() == core::Millis{0});
+  CHECK(parse_duration("250ms").value() == Millis{250});
+  CHECK(parse_duration("10s").value() == Millis{10000});
+  CHECK(parse_duration("2m").value() == Millis{120000});
+  CHECK(parse_duration("1h").value() == Millis{3600000});
+  CHECK(parse_duration("0").value() == Millis{0});
   CHECK_FALSE(parse_duration("10").ok());
   CHECK_FALSE(parse_duration("s").ok());
   CHECK_FALSE(parse_duration("10 s").ok());

@@ -129,7 +129,7 @@ int run(const LoadedConfig& loaded) {
     auto started = Metrics::start(config.metrics_listen, **engine);
     if (!started.ok()) {
       spdlog::error("{}", started.error().message);
-      (*engine)->stop(core::Millis{0});
+      (*engine)->stop(Millis{0});
       return 1;
     }
     metrics = std::move(*started);
@@ -141,7 +141,7 @@ int run(const LoadedConfig& loaded) {
   if (!server.ok()) {
     spdlog::error("{}", server.error().message);
     metrics.reset();
-    (*engine)->stop(core::Millis{0});
+    (*engine)->stop(Millis{0});
     return 1;
   }
   // Health follows the bus: SERVING while it is ready (a MongoDB outage makes
@@ -177,9 +177,8 @@ int run(const LoadedConfig& loaded) {
                       std::max(std::chrono::steady_clock::duration::zero(),
                                deadline - std::chrono::steady_clock::now()));
   metrics.reset();
-  const auto left =
-      std::chrono::duration_cast<core::Millis>(deadline - std::chrono::steady_clock::now());
-  (*engine)->stop(std::max(core::Millis{100}, left));
+  const auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+  (*engine)->stop(std::max(Millis{100}, left));
   server->reset();
   spdlog::info("stopped");
   spdlog::shutdown();

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/core/time.h"
+#include "daemon/common/time.h"
 #include "daemon/wire/extension.h"
 #include "daemon/wire/messages.h"
 

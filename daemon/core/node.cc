@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "daemon/core/node_operation.h"
+#include "daemon/core/validation.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/payload_codec.h"
 
@@ -79,10 +80,7 @@ Status Node::join_namespace(AttachmentId id, const std::string& ns, Millis recov
   if (it == attachments_.end()) {
     return make_error(ErrorCode::kFailedPrecondition, "unknown attachment");
   }
-  if (ns.empty() || ns[0] != '/') {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "namespace \"" + ns.substr(0, 64) + "\" must start with '/'");
-  }
+  if (auto s = check_namespace(ns); !s) return s;
   // Also when joined already: a Hello names namespaces without their settings.
   if (recovery > Millis{0}) enable_recovery(id, ns, recovery);
   if (!it->second.namespaces.insert(ns).second) return {};
@@ -120,13 +118,7 @@ Status Node::leave_namespace(AttachmentId id, const std::string& ns) {
 }
 
 Status Node::check_caller(AttachmentId from, const std::string& ns) const {
-  if (from == kNoAttachment) {
-    if (ns.empty() || ns[0] != '/') {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "namespace \"" + ns.substr(0, 64) + "\" must start with '/'");
-    }
-    return {};
-  }
+  if (from == kNoAttachment) return check_namespace(ns);
   auto it = attachments_.find(from);
   if (it == attachments_.end()) {
     return make_error(ErrorCode::kFailedPrecondition,

@@ -215,6 +215,14 @@ class Node {
                        std::unique_ptr<Gathering> gathering, Command command,
                        std::vector<std::string> remote, Millis deadline,
                        const std::function<Status(const std::string& request_id)>& publish);
+  // A question to every server that `opts` selects (fetch_sockets, all_rooms):
+  // checks, then run_gathering with the gathering that `make` returns for its
+  // command id. With the local flag only `answer_empty` runs: the caller
+  // answers for its own sockets.
+  Status ask(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+             wire::RequestType type, CommandKind kind,
+             const std::function<std::unique_ptr<Gathering>(CommandId)>& make,
+             const std::function<void()>& answer_empty);
   void discard(CommandId id);
 
   // node_recovery.cc

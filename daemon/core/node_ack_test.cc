@@ -8,6 +8,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::Millis;
 using namespace siobridge::core::testing;
 namespace flags = siobridge::wire::broadcast_flags;
 
@@ -25,6 +26,13 @@ struct Collected {
     return out;
   }
 };
+
+// A socketioxide-format BroadcastWithAck from `raw`, as the reference sends it.
+wire::Request ack_request(const RawPeer& raw, const std::string& data,
+                          wire::BroadcastOptions opts) {
+  return {raw.uid,     wire::generate_id(), wire::RequestType::kBroadcastWithAck,
+          event(data), std::nullopt,        std::move(opts)};
+}
 
 AckStream collect(Collected& c) {
   return AckStream{
@@ -126,10 +134,7 @@ TEST_CASE("clients that do not ack end the broadcast at its deadline with what a
 TEST_CASE("a node that never counts is reported missing") {
   Cluster t;
   auto& raw = t.cluster.add_raw_peer(wire::generate_id());
-  wire::Request hb{raw.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(hb),
-               std::nullopt});
+  raw.announce();
   t.cluster.settle();
   Collected got;
   REQUIRE(t.a.node()
@@ -155,17 +160,10 @@ TEST_CASE("the responder sends one count, the sum, before any ack") {
   b.attach(b2);
   auto& raw = cluster.add_raw_peer(wire::generate_id());
   cluster.settle();
-  // A socketioxide-format BroadcastWithAck, as the reference sends it.
-  wire::Request request{
-      raw.uid,
-      wire::generate_id(),
-      wire::RequestType::kBroadcastWithAck,
-      event("[\"hello\"]"),
-      std::nullopt,
-      wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(request),
-               std::nullopt});
+  const auto request =
+      ack_request(raw, "[\"hello\"]",
+                  wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt});
+  raw.publish_request(request);
   cluster.settle();
   std::vector<wire::Response> responses;
   for (const auto& doc : raw.received) {
@@ -190,15 +188,9 @@ TEST_CASE("the responder counts 0 when no server is stuck and nobody matched") {
   auto& b1 = cluster.server("b1");
   b.attach(b1);
   auto& raw = cluster.add_raw_peer(wire::generate_id());
-  wire::Request request{raw.uid,
-                        wire::generate_id(),
-                        wire::RequestType::kBroadcastWithAck,
-                        event("[\"x\"]"),
-                        std::nullopt,
-                        wire::BroadcastOptions{0, {"empty-room"}, {}, std::nullopt, std::nullopt}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(request),
-               std::nullopt});
+  const auto request = ack_request(
+      raw, "[\"x\"]", wire::BroadcastOptions{0, {"empty-room"}, {}, std::nullopt, std::nullopt});
+  raw.publish_request(request);
   cluster.settle();
   REQUIRE(raw.received.size() >= 1);
   auto last = wire::decode_response(raw.received.back().data);
@@ -217,16 +209,10 @@ TEST_CASE("the responder leaves out a server that sends no count") {
   b.attach(b1);
   b.attach(b2);
   auto& raw = cluster.add_raw_peer(wire::generate_id());
-  wire::Request request{
-      raw.uid,
-      wire::generate_id(),
-      wire::RequestType::kBroadcastWithAck,
-      event("[\"x\"]"),
-      std::nullopt,
-      wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(request),
-               std::nullopt});
+  const auto request =
+      ack_request(raw, "[\"x\"]",
+                  wire::BroadcastOptions{flags::kBroadcast, {}, {}, std::nullopt, std::nullopt});
+  raw.publish_request(request);
   cluster.settle();
   // b1 counted and acked, but its ack waits for the count, which waits for b2.
   std::size_t responses_before = 0;

@@ -38,9 +38,7 @@ struct Cluster {
                       std::optional<std::vector<std::string>> rooms = std::nullopt) {
     wire::Request req{rust.uid,          wire::generate_id(), type,
                       std::move(packet), std::move(rooms),    std::move(opts)};
-    rust.publish({{wire::MessageKind::kRequest, "/", rust.uid, std::nullopt, std::nullopt},
-                  wire::encode_request(req),
-                  std::nullopt});
+    rust.publish_request(req);
     cluster.settle();
     return req.id;
   }

@@ -9,6 +9,8 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::FakeClock;
+using siobridge::Millis;
 using namespace siobridge::core::testing;
 namespace flags = siobridge::wire::broadcast_flags;
 

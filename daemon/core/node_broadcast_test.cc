@@ -7,6 +7,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::FakeClock;
 using namespace siobridge::core::testing;
 namespace flags = siobridge::wire::broadcast_flags;
 

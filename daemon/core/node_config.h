@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/common/time.h"
 #include "daemon/core/recovery_log.h"
-#include "daemon/core/time.h"
 
 namespace siobridge::core {
 

@@ -7,6 +7,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::Millis;
 using namespace siobridge::core::testing;
 
 namespace {
@@ -25,13 +26,21 @@ struct Cluster {
     a.attach(a2);
     b.attach(b1);
     b.attach(b2);
-    wire::Request hb{rust.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
-    rust.publish({{wire::MessageKind::kRequest, "/", rust.uid, std::nullopt, std::nullopt},
-                  wire::encode_request(hb),
-                  std::nullopt});
+    rust.announce();
     cluster.settle();
     rust.received.clear();
   }
+
+  // a1 emits "ping" with acks to every other server; the result, once it came.
+  const std::optional<EmitResult>& ask_with_acks(Millis timeout) {
+    REQUIRE(a.node()
+                .server_side_emit(a1.id, "/", "[\"ping\"]", true, timeout,
+                                  [this](EmitResult r) { result = std::move(r); })
+                .ok());
+    cluster.settle();
+    return result;
+  }
+  std::optional<EmitResult> result;
 };
 
 }  // namespace
@@ -56,12 +65,7 @@ TEST_CASE("serverSideEmit reaches every other server and no socketioxide node") 
 TEST_CASE("serverSideEmit with acks collects one response per server") {
   Cluster t;
   t.b1.emit_reply = "[\"b1\"]";
-  std::optional<EmitResult> result;
-  REQUIRE(t.a.node()
-              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{1000},
-                                [&](EmitResult r) { result = r; })
-              .ok());
-  t.cluster.settle();
+  const auto& result = t.ask_with_acks(Millis{1000});
   REQUIRE(result);
   CHECK(result->expected == 3);  // a2, b1, b2; the socketioxide node cannot answer
   CHECK(result->responses.size() == 3);
@@ -73,12 +77,7 @@ TEST_CASE("serverSideEmit with acks times out with the responses that came") {
   Cluster t;
   t.b2.answers = false;
   t.a2.answers = false;
-  std::optional<EmitResult> result;
-  REQUIRE(t.a.node()
-              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{150},
-                                [&](EmitResult r) { result = r; })
-              .ok());
-  t.cluster.settle();
+  const auto& result = t.ask_with_acks(Millis{150});
   CHECK_FALSE(result);
   t.cluster.advance(Millis{150});
   REQUIRE(result);
@@ -90,12 +89,7 @@ TEST_CASE("serverSideEmit with acks times out with the responses that came") {
 TEST_CASE("a server that leaves during serverSideEmit with acks is no longer expected") {
   Cluster t;
   t.b2.answers = false;
-  std::optional<EmitResult> result;
-  REQUIRE(t.a.node()
-              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{1000},
-                                [&](EmitResult r) { result = r; })
-              .ok());
-  t.cluster.settle();
+  const auto& result = t.ask_with_acks(Millis{1000});
   CHECK_FALSE(result);
   t.b.node().detach(t.b2.id);  // b2 closes inside its handler
   t.cluster.settle();
@@ -108,12 +102,7 @@ TEST_CASE("a server that leaves during serverSideEmit with acks is no longer exp
 TEST_CASE("the caller's timeout, not the other node's local timeout, bounds serverSideEmit") {
   Cluster t;
   t.b1.answers = false;  // b1 answers late: after B's local_timeout, within the caller's
-  std::optional<EmitResult> result;
-  REQUIRE(t.a.node()
-              .server_side_emit(t.a1.id, "/", "[\"ping\"]", true, Millis{3000},
-                                [&](EmitResult r) { result = r; })
-              .ok());
-  t.cluster.settle();
+  const auto& result = t.ask_with_acks(Millis{3000});
   t.cluster.advance(TestCluster::default_config().local_timeout * 3);
   CHECK_FALSE(result);
   t.b1.answers = true;

@@ -7,6 +7,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::Millis;
 using namespace siobridge::core::testing;
 
 namespace {

@@ -6,35 +6,12 @@
 
 #include "daemon/core/node.h"
 #include "daemon/core/node_operation.h"
+#include "daemon/core/validation.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/payload_codec.h"
 
 namespace siobridge::core {
 namespace {
-
-Status check_options(const wire::BroadcastOptions& opts) {
-  for (const auto* list : {&opts.rooms, &opts.except}) {
-    for (const auto& room : *list) {
-      if (room.empty()) return make_error(ErrorCode::kInvalidArgument, "empty room name");
-    }
-  }
-  if (opts.sid && !wire::is_valid_socket_id(*opts.sid)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "opts.sid is not a socket id (1..64 characters of [A-Za-z0-9_-])");
-  }
-  if (opts.server_id && !wire::is_valid_id(*opts.server_id)) {
-    return make_error(ErrorCode::kInvalidArgument, "opts.server_id is not a 16-character node uid");
-  }
-  return {};
-}
-
-Status check_rooms(const std::vector<std::string>& rooms) {
-  if (rooms.empty()) return make_error(ErrorCode::kInvalidArgument, "no rooms given");
-  for (const auto& room : rooms) {
-    if (room.empty()) return make_error(ErrorCode::kInvalidArgument, "empty room name");
-  }
-  return {};
-}
 
 // Local fan-out happened; other hosts were not reached. A message the bus can
 // never store (larger than a document may be) keeps its RESOURCE_EXHAUSTED:
@@ -126,7 +103,7 @@ Status Node::broadcast(AttachmentId from, const wire::Packet& packet,
 Status Node::add_sockets(AttachmentId from, const std::string& ns,
                          const wire::BroadcastOptions& opts,
                          const std::vector<std::string>& rooms) {
-  if (auto s = check_rooms(rooms); !s) return s;
+  if (auto s = check_target_rooms(rooms, "rooms"); !s) return s;
   Command command;
   command.kind = CommandKind::kAddSockets;
   command.rooms = rooms;
@@ -137,7 +114,7 @@ Status Node::add_sockets(AttachmentId from, const std::string& ns,
 Status Node::del_sockets(AttachmentId from, const std::string& ns,
                          const wire::BroadcastOptions& opts,
                          const std::vector<std::string>& rooms) {
-  if (auto s = check_rooms(rooms); !s) return s;
+  if (auto s = check_target_rooms(rooms, "rooms"); !s) return s;
   Command command;
   command.kind = CommandKind::kDelSockets;
   command.rooms = rooms;
@@ -189,58 +166,52 @@ void Node::discard(CommandId id) {
   operations_.erase(it);
 }
 
-Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
-                       std::function<void(RoomsResult)> done) {
+Status Node::ask(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                 wire::RequestType type, CommandKind kind,
+                 const std::function<std::unique_ptr<Gathering>(CommandId)>& make,
+                 const std::function<void()>& answer_empty) {
   if (auto s = check_caller(from, ns); !s) return s;
   if (auto s = check_options(opts); !s) return s;
   if (opts.has(wire::broadcast_flags::kLocal)) {
-    done(RoomsResult{});  // the caller's own rooms only
+    answer_empty();
     return {};
   }
   if (!is_local_only(opts)) {
     if (auto s = check_cluster_reachable(); !s) return s;
   }
-  auto gathering = std::make_unique<RoomsGathering>(*this, next_command_id(), ns, std::move(done));
+  auto gathering = make(next_command_id());
   const auto target = target_of(opts);
   std::function<Status(const std::string&)> publish;
   if (!is_local_only(opts)) {
     publish = [&](const std::string& request_id) {
-      return publish_request(ns, {uid_, request_id, wire::RequestType::kAllRooms, {}, {}, opts},
-                             target, wire::RequestInfo{});
+      return publish_request(ns, {uid_, request_id, type, {}, {}, opts}, target,
+                             wire::RequestInfo{});
     };
   }
-  return run_gathering(from, ns, std::move(gathering),
-                       make_command(CommandKind::kAllRooms, ns, opts),
+  return run_gathering(from, ns, std::move(gathering), make_command(kind, ns, opts),
                        target ? std::vector<std::string>{*target} : peers_of(ns).uids(),
                        config_.request_timeout, publish);
+}
+
+Status Node::all_rooms(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
+                       std::function<void(RoomsResult)> done) {
+  return ask(
+      from, ns, opts, wire::RequestType::kAllRooms, CommandKind::kAllRooms,
+      [&](CommandId id) {
+        return std::make_unique<RoomsGathering>(*this, id, ns, std::move(done));
+      },
+      [&] { done(RoomsResult{}); });  // the caller's own rooms only
 }
 
 Status Node::fetch_sockets(AttachmentId from, const std::string& ns,
                            const wire::BroadcastOptions& opts,
                            std::function<void(SocketsResult)> done) {
-  if (auto s = check_caller(from, ns); !s) return s;
-  if (auto s = check_options(opts); !s) return s;
-  if (opts.has(wire::broadcast_flags::kLocal)) {
-    done(SocketsResult{});
-    return {};
-  }
-  if (!is_local_only(opts)) {
-    if (auto s = check_cluster_reachable(); !s) return s;
-  }
-  auto gathering =
-      std::make_unique<SocketsGathering>(*this, next_command_id(), ns, std::move(done));
-  const auto target = target_of(opts);
-  std::function<Status(const std::string&)> publish;
-  if (!is_local_only(opts)) {
-    publish = [&](const std::string& request_id) {
-      return publish_request(ns, {uid_, request_id, wire::RequestType::kFetchSockets, {}, {}, opts},
-                             target, wire::RequestInfo{});
-    };
-  }
-  return run_gathering(from, ns, std::move(gathering),
-                       make_command(CommandKind::kFetchSockets, ns, opts),
-                       target ? std::vector<std::string>{*target} : peers_of(ns).uids(),
-                       config_.request_timeout, publish);
+  return ask(
+      from, ns, opts, wire::RequestType::kFetchSockets, CommandKind::kFetchSockets,
+      [&](CommandId id) {
+        return std::make_unique<SocketsGathering>(*this, id, ns, std::move(done));
+      },
+      [&] { done(SocketsResult{}); });  // the caller's own sockets only
 }
 
 Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::Bytes payload,

@@ -10,6 +10,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::Millis;
 using namespace siobridge::core::testing;
 namespace flags = siobridge::wire::broadcast_flags;
 
@@ -39,10 +40,7 @@ struct Cluster {
   // A socketioxide-like node that heartbeats but answers nothing.
   RawPeer& deaf_peer() {
     auto& raw = cluster.add_raw_peer(wire::generate_id());
-    wire::Request hb{raw.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
-    raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-                 wire::encode_request(hb),
-                 std::nullopt});
+    raw.announce();
     cluster.settle();
     return raw;
   }
@@ -158,10 +156,7 @@ TEST_CASE("a peer that expires while awaited is reported at once") {
   auto& a1 = cluster.server("a1");
   a.attach(a1);
   auto& raw = cluster.add_raw_peer(wire::generate_id());
-  wire::Request hb{raw.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
-  raw.publish({{wire::MessageKind::kRequest, "/", raw.uid, std::nullopt, std::nullopt},
-               wire::encode_request(hb),
-               std::nullopt});
+  raw.announce();
   cluster.settle();
   std::optional<RoomsResult> result;
   REQUIRE(a.node().all_rooms(a1.id, "/", kEveryone, [&](RoomsResult r) { result = r; }).ok());

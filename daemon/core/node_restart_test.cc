@@ -8,6 +8,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::Millis;
 using namespace siobridge::core::testing;
 
 namespace {
@@ -190,10 +191,7 @@ TEST_CASE("a node that says goodbye is forgotten at once and no longer expected"
   b.attach(b1, {"/", "/chat"});
   b1.answers = false;  // B would answer only after its local timeout
   auto& rust = cluster.add_raw_peer(wire::generate_id());  // never answers
-  wire::Request hb{rust.uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}};
-  rust.publish({{wire::MessageKind::kRequest, "/", rust.uid, std::nullopt, std::nullopt},
-                wire::encode_request(hb),
-                std::nullopt});
+  rust.announce();
   cluster.settle();
   std::optional<RoomsResult> rooms;
   REQUIRE(a.node()

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "daemon/bus/bus.h"
+#include "daemon/common/time.h"
 #include "daemon/core/local_server.h"
-#include "daemon/core/time.h"
 
 namespace siobridge::core {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/core/time.h"
+#include "daemon/common/time.h"
 
 namespace siobridge::core {
 

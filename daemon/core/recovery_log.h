@@ -23,7 +23,7 @@
 
 #include "daemon/common/result.h"
 #include "daemon/core/local_server.h"
-#include "daemon/core/time.h"
+#include "daemon/common/time.h"
 #include "daemon/wire/messages.h"
 
 namespace siobridge::core {

@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "daemon/core/time.h"
+#include "daemon/common/time.h"
 
 namespace siobridge::core {
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 using namespace siobridge::core;
+using siobridge::Millis;
 
 TEST_CASE("timers run in deadline order, ties in scheduling order") {
   TimerQueue q;

@@ -51,7 +51,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
     engine->mongo_bus_ = bus->get();
     engine->bus_ = std::move(*bus);
   } else {
-    engine->hub_ = std::make_unique<bus::MemoryHub>();
+    engine->hub_ = std::make_unique<bus::memory::MemoryHub>();
     auto& endpoint = engine->hub_->add_endpoint();
     endpoint.connect(engine->uid_, raw);
     // The hub owns the endpoint; the engine refers to it through a non-owning wrapper.
@@ -80,7 +80,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
 }
 
 Engine::~Engine() {
-  stop(core::Millis{0});
+  stop(Millis{0});
   if (!started_) {
     // The handles were initialized but the loop never ran: close them here.
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
@@ -115,7 +115,7 @@ void Engine::start() {
   thread_ = std::thread([this] { loop_main(); });
 }
 
-void Engine::stop(core::Millis drain) {
+void Engine::stop(Millis drain) {
   if (!started_ || stopped_) return;
   stopped_ = true;
   if (mongo_bus_) mongo_bus_->stop(drain);  // no more posts from the bus after this
@@ -135,7 +135,7 @@ void Engine::post(std::function<void(core::Node&)> fn) {
   enqueue([this, fn = std::move(fn)] { fn(*node_); });
 }
 
-void Engine::after(core::Millis delay, std::function<void()> fn) {
+void Engine::after(Millis delay, std::function<void()> fn) {
   enqueue([this, delay, fn = std::move(fn)]() mutable {
     timers_.schedule(clock_.now() + delay, std::move(fn));
   });
@@ -238,8 +238,8 @@ void Engine::after_events() {
 void Engine::save_state(bool force) {
   if (!state_dir_ || state_frozen_) return;
   if (!force && node_->state_version() == saved_state_version_) return;
-  const core::Millis now = clock_.now();
-  const core::Millis next = last_state_save_ + core::Millis{1000};
+  const Millis now = clock_.now();
+  const Millis next = last_state_save_ + Millis{1000};
   if (!force && now < next) {
     if (!state_save_timer_) {
       state_save_timer_ = timers_.schedule(next, [this] {

@@ -54,7 +54,7 @@ class Engine final : private bus::BusListener {
   // siobridge nodes are told that this node leaves.
   void leave_cluster();
   // Stops the bus (writing what is queued for up to `drain`), then the loop.
-  void stop(core::Millis drain);
+  void stop(Millis drain);
 
   // Runs `fn` on the core thread.
   void post(std::function<void(core::Node&)> fn);
@@ -64,7 +64,7 @@ class Engine final : private bus::BusListener {
   auto call(Fn&& fn) -> decltype(fn(std::declval<core::Node&>()));
 
   // Runs `fn` on the core thread after `delay`.
-  void after(core::Millis delay, std::function<void()> fn);
+  void after(Millis delay, std::function<void()> fn);
   // "database.collection" on MongoDB, empty in memory.
   std::string collection() const;
 
@@ -103,9 +103,9 @@ class Engine final : private bus::BusListener {
   std::string uid_;
   std::optional<StateDir> state_dir_;
   std::unique_ptr<FlowGate> flow_gate_;
-  core::SteadyClock clock_;
+  SteadyClock clock_;
   core::TimerQueue timers_;
-  std::unique_ptr<bus::MemoryHub> hub_;
+  std::unique_ptr<bus::memory::MemoryHub> hub_;
   bus::mongodb::MongoBus* mongo_bus_ = nullptr;
   std::unique_ptr<bus::Bus> bus_;
   std::unique_ptr<core::Node> node_;
@@ -123,7 +123,7 @@ class Engine final : private bus::BusListener {
   // The hand-over snapshot (core thread only): the version last saved, when,
   // a save waiting for its turn, and whether saving stopped (leaving).
   std::uint64_t saved_state_version_ = 0;
-  core::Millis last_state_save_{0};
+  Millis last_state_save_{0};
   core::TimerId state_save_timer_ = 0;
   bool state_frozen_ = false;
   std::thread thread_;

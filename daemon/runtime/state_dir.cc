@@ -120,7 +120,7 @@ Result<StateDir::NodeState> StateDir::load_node() const {
   if (bson_iter_init_find(&it, stored, "savedAt") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
     saved_at = bson_iter_date_time(&it);
   }
-  const core::Millis since_saved{std::max<std::int64_t>(0, wall_clock_ms() - saved_at)};
+  const Millis since_saved{std::max<std::int64_t>(0, wall_clock_ms() - saved_at)};
   if (!bson_iter_init_find(&it, stored, "namespaces") || !BSON_ITER_HOLDS_ARRAY(&it)) {
     return state;
   }
@@ -153,7 +153,7 @@ Result<StateDir::NodeState> StateDir::load_node() const {
             peer.servers = static_cast<std::uint32_t>(std::max(0, bson_iter_int32(&p)));
           }
           if (name == "seenAgoMs" && BSON_ITER_HOLDS_INT64(&p)) {
-            peer.seen_ago = core::Millis{bson_iter_int64(&p)} + since_saved;
+            peer.seen_ago = Millis{bson_iter_int64(&p)} + since_saved;
           }
         }
         if (wire::is_valid_id(peer.uid)) snapshot.peers.push_back(std::move(peer));

@@ -42,10 +42,10 @@ TEST_CASE("an unusable state directory is a clear error") {
 TEST_CASE("the node's uid and hand-over survive a restart") {
   const std::string path = fresh_directory();
   core::Handover handover;
-  handover.namespaces["/"] = core::NamespaceSnapshot{
-      2,
-      {core::PeerSnapshot{std::string(16, 'B'), 3, core::Millis{1500}},
-       core::PeerSnapshot{std::string(16, 'C'), std::nullopt, core::Millis{0}}}};
+  handover.namespaces["/"] =
+      core::NamespaceSnapshot{2,
+                              {core::PeerSnapshot{std::string(16, 'B'), 3, Millis{1500}},
+                               core::PeerSnapshot{std::string(16, 'C'), std::nullopt, Millis{0}}}};
   handover.namespaces["/chat"] = core::NamespaceSnapshot{1, {}};
   {
     auto dir = StateDir::open(path);
@@ -63,7 +63,7 @@ TEST_CASE("the node's uid and hand-over survive a restart") {
   CHECK(root.servers == 2);
   REQUIRE(root.peers.size() == 2);
   CHECK(root.peers[0].servers == std::optional<std::uint32_t>(3));
-  CHECK(root.peers[0].seen_ago >= core::Millis{1500});  // plus the time since the save
+  CHECK(root.peers[0].seen_ago >= Millis{1500});  // plus the time since the save
   CHECK_FALSE(root.peers[1].servers);
   CHECK(loaded->handover.namespaces.at("/chat").servers == 1);
   std::filesystem::remove_all(path);

@@ -11,19 +11,24 @@
 #include <vector>
 
 #include "daemon/bus/mongodb/collection_setup.h"
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 #include "daemon/runtime/engine.h"
 #include "tests/support/engine_server.h"
-#include "tests/support/mongo_test_env.h"
 
 namespace siobridge::testing {
 
+using bus::mongodb::testing::ClientHandle;
+using bus::mongodb::testing::connect;
+using bus::mongodb::testing::mongodb_uri;
+using bus::mongodb::testing::TestDatabase;
+
 inline core::NodeConfig quick_node_config() {
   core::NodeConfig config;
-  config.heartbeat_interval = core::Millis{1000};
-  config.heartbeat_timeout = core::Millis{4000};
-  config.request_timeout = core::Millis{3000};
-  config.ack_timeout = core::Millis{2000};
-  config.local_timeout = core::Millis{1000};
+  config.heartbeat_interval = Millis{1000};
+  config.heartbeat_timeout = Millis{4000};
+  config.request_timeout = Millis{3000};
+  config.ack_timeout = Millis{2000};
+  config.local_timeout = Millis{1000};
   return config;
 }
 
@@ -37,7 +42,7 @@ class EngineSet {
     REQUIRE(status.ok());
   }
   ~EngineSet() {
-    for (auto& engine : engines_) engine->stop(core::Millis{0});
+    for (auto& engine : engines_) engine->stop(Millis{0});
   }
 
   bus::mongodb::MongoBusConfig bus_config() const {
@@ -46,9 +51,9 @@ class EngineSet {
     config.database = db_.name();
     config.collection = kCollection;
     config.expiration = expiration_;
-    config.retry_min = core::Millis{50};
-    config.retry_max = core::Millis{1000};
-    config.server_selection_timeout = core::Millis{2000};
+    config.retry_min = Millis{50};
+    config.retry_max = Millis{1000};
+    config.server_selection_timeout = Millis{2000};
     return config;
   }
 
@@ -64,7 +69,7 @@ class EngineSet {
     return *engines_.back();
   }
   // Stops an engine without its peers hearing anything: as if it were killed.
-  void kill(runtime::Engine& engine) { engine.stop(core::Millis{0}); }
+  void kill(runtime::Engine& engine) { engine.stop(Millis{0}); }
 
   const TestDatabase& db() const { return db_; }
   const std::string& uri() const { return uri_; }

@@ -8,6 +8,7 @@
 
 using namespace siobridge;
 using namespace siobridge::core;
+using siobridge::Millis;
 using namespace siobridge::testing;
 namespace flags = siobridge::wire::broadcast_flags;
 using bus::mongodb::Expiration;

@@ -43,10 +43,10 @@ BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
 BridgeClient::~BridgeClient() {
   stopping_ = true;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (stream_context_) stream_context_->TryCancel();
   }
-  changed_.notify_all();
+  changed_.signal_all();
   if (attach_thread_.joinable()) attach_thread_.join();
 }
 
@@ -56,8 +56,12 @@ void BridgeClient::run_attach_loop() {
     const bool welcomed = attach_once();
     if (stopping_) break;
     if (welcomed) backoff = options_.reconnect_min;
-    std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, backoff, [&] { return stopping_.load(); });
+    {
+      MutexLock lock(mutex_);
+      const auto deadline = std::chrono::steady_clock::now() + backoff;
+      while (!stopping_ && changed_.wait_until(deadline)) {
+      }
+    }
     backoff = std::min(options_.reconnect_max, backoff * 2);
   }
 }
@@ -69,7 +73,7 @@ bool BridgeClient::attach_once() {
   pb::ServerMessage hello;
   hello.mutable_hello()->set_name(options_.name);
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     for (const auto& ns : namespaces_) hello.mutable_hello()->add_namespaces(ns);
     // Visible to the destructor before Attach() starts: opening a wait-for-ready
     // stream blocks until the daemon answers, and only a cancel ends it when the
@@ -84,21 +88,21 @@ bool BridgeClient::attach_once() {
     while (stream->Read(&message)) {
       if (message.has_welcome()) {
         {
-          std::lock_guard lock(mutex_);
+          MutexLock lock(mutex_);
           attachment_id_ = message.welcome().attachment_id();
           node_uid_ = message.welcome().node_uid();
           stream_ = std::move(stream);
         }
         ++attach_count_;
         welcomed = true;
-        changed_.notify_all();
+        changed_.signal_all();
         break;
       }
     }
   }
   if (welcomed) {
     auto* reader = [&] {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       return stream_.get();
     }();
     pb::DaemonMessage message;
@@ -108,65 +112,67 @@ bool BridgeClient::attach_once() {
   }
   std::unique_ptr<grpc::ClientReaderWriter<pb::ServerMessage, pb::DaemonMessage>> finished;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     attachment_id_.clear();
     finished = welcomed ? std::move(stream_) : std::move(stream);
   }
   if (finished) {
-    std::lock_guard write(write_mutex_);
+    MutexLock write(write_mutex_);
     finished->Finish();
   }
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stream_context_.reset();
   }
   return welcomed;
 }
 
 bool BridgeClient::wait_attached(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  return changed_.wait_for(lock, timeout, [&] { return !attachment_id_.empty(); });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(mutex_);
+  while (attachment_id_.empty()) {
+    if (!changed_.wait_until(deadline)) return !attachment_id_.empty();
+  }
+  return true;
 }
 
 std::string BridgeClient::attachment_id() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return attachment_id_;
 }
 
 std::string BridgeClient::node_uid() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return node_uid_;
+}
+
+void BridgeClient::write(const pb::ServerMessage& message) {
+  if (!stream_) return;
+  MutexLock write(write_mutex_);
+  stream_->Write(message);
 }
 
 void BridgeClient::join_namespace(const std::string& ns) {
   pb::ServerMessage message;
   message.mutable_join_namespace()->set_namespace_(ns);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   namespaces_.insert(ns);
-  if (stream_) {
-    std::lock_guard write(write_mutex_);
-    stream_->Write(message);
-  }
+  write(message);  // without a stream, the next Hello lists it
 }
 
 void BridgeClient::leave_namespace(const std::string& ns) {
   pb::ServerMessage message;
   message.mutable_leave_namespace()->set_namespace_(ns);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   namespaces_.erase(ns);
-  if (stream_) {
-    std::lock_guard write(write_mutex_);
-    stream_->Write(message);
-  }
+  write(message);
 }
 
 void BridgeClient::reply(const pb::Reply& reply) {
   pb::ServerMessage message;
   *message.mutable_reply() = reply;
-  std::lock_guard lock(mutex_);
-  if (!stream_) return;  // the stream ended: the daemon forgot the command anyway
-  std::lock_guard write(write_mutex_);
-  stream_->Write(message);
+  MutexLock lock(mutex_);
+  write(message);  // without a stream the daemon forgot the command anyway
 }
 
 std::unique_ptr<grpc::ClientContext> BridgeClient::call_context() const {
@@ -186,11 +192,12 @@ Outcome<Reply> BridgeClient::with_attachment(Call&& call) {
     if (!stale || !options_.attach) break;
     // The daemon restarted: wait for the new attachment and try once more.
     {
-      std::unique_lock lock(mutex_);
+      const auto deadline = std::chrono::steady_clock::now() + options_.call_timeout;
+      MutexLock lock(mutex_);
       const auto old = attachment_id_;
-      changed_.wait_for(lock, options_.call_timeout, [&] {
-        return (!attachment_id_.empty() && attachment_id_ != old) || stopping_.load();
-      });
+      while ((attachment_id_.empty() || attachment_id_ == old) && !stopping_) {
+        if (!changed_.wait_until(deadline)) break;
+      }
     }
   }
   return outcome;

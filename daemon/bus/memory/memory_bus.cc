@@ -1,6 +1,6 @@
 #include "daemon/bus/memory/memory_bus.h"
 
-namespace siobridge::bus {
+namespace siobridge::bus::memory {
 
 void MemoryBus::connect(std::string uid, BusListener* listener, bool siobridge) {
   uid_ = std::move(uid);
@@ -45,4 +45,4 @@ std::size_t MemoryHub::deliver_all() {
   return deliveries;
 }
 
-}  // namespace siobridge::bus
+}  // namespace siobridge::bus::memory

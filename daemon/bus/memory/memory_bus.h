@@ -18,7 +18,7 @@
 
 #include "daemon/bus/bus.h"
 
-namespace siobridge::bus {
+namespace siobridge::bus::memory {
 
 class MemoryHub;
 
@@ -62,4 +62,4 @@ class MemoryHub {
   std::uint64_t published_ = 0;
 };
 
-}  // namespace siobridge::bus
+}  // namespace siobridge::bus::memory

@@ -111,7 +111,7 @@ void BusContext::request_stop() {
   changed_.signal_all();
 }
 
-bool BusContext::sleep_for(core::Millis duration) {
+bool BusContext::sleep_for(Millis duration) {
   const auto deadline = std::chrono::steady_clock::now() + duration;
   MutexLock lock(mutex_);
   const auto kicks = kicks_;

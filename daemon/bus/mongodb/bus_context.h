@@ -69,7 +69,7 @@ class BusContext {
   bool stopping() const { return stopping_.load(); }
   // Sleeps up to `duration`; returns false when woken by a stop request. A
   // server becoming reachable again cuts the sleep short (kick()).
-  bool sleep_for(core::Millis duration) SIOBRIDGE_EXCLUDES(mutex_);
+  bool sleep_for(Millis duration) SIOBRIDGE_EXCLUDES(mutex_);
   void kick() SIOBRIDGE_EXCLUDES(mutex_);
 
  private:
@@ -95,7 +95,7 @@ class Backoff {
  public:
   explicit Backoff(const MongoBusConfig& config)
       : min_(config.retry_min), max_(config.retry_max), next_(min_) {}
-  core::Millis next() {
+  Millis next() {
     auto current = next_;
     next_ = std::min(max_, next_ * 2);
     return current;
@@ -103,7 +103,7 @@ class Backoff {
   void reset() { next_ = min_; }
 
  private:
-  core::Millis min_, max_, next_;
+  Millis min_, max_, next_;
 };
 
 // Transient failures (the server is unreachable, stepping down, shutting

@@ -10,14 +10,14 @@
 #include <map>
 
 #include "daemon/bus/mongodb/collection_setup.h"
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 #include "daemon/wire/document.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/payload_codec.h"
-#include "tests/support/mongo_test_env.h"
 
 using namespace siobridge;
 using namespace siobridge::wire;
-using siobridge::testing::TestDatabase;
+using siobridge::bus::mongodb::testing::TestDatabase;
 
 namespace {
 
@@ -25,7 +25,8 @@ const std::string kColl = "socket.io-adapter";
 
 struct Watcher {
   std::string uid;
-  siobridge::testing::ClientHandle client = siobridge::testing::connect();
+  siobridge::bus::mongodb::testing::ClientHandle client =
+      siobridge::bus::mongodb::testing::connect();
   mongoc_collection_t* coll = nullptr;
   mongoc_change_stream_t* stream = nullptr;
 

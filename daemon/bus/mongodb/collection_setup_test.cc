@@ -8,12 +8,12 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 #include "daemon/wire/owned_bson.h"
-#include "tests/support/mongo_test_env.h"
 
 using namespace siobridge;
 using namespace siobridge::bus::mongodb;
-using siobridge::testing::TestDatabase;
+using siobridge::bus::mongodb::testing::TestDatabase;
 using siobridge::wire::OwnedBson;
 
 namespace {
@@ -139,7 +139,7 @@ void set_up_concurrently(const TestDatabase& db, const Expiration& expiration, i
   std::vector<std::string> errors(static_cast<std::size_t>(daemons));
   for (int i = 0; i < daemons; ++i) {
     threads.emplace_back([&, i] {
-      auto client = siobridge::testing::connect();
+      auto client = siobridge::bus::mongodb::testing::connect();
       auto status = ensure_collection(client.get(), db.name(), kColl, expiration);
       if (!status.ok()) errors[static_cast<std::size_t>(i)] = status.error().describe();
     });
@@ -253,7 +253,7 @@ TEST_CASE("invalid strategies are refused before touching the server") {
 }
 
 TEST_CASE("an unreachable server is reported as unavailable, not a hang") {
-  auto client = siobridge::testing::connect(
+  auto client = siobridge::bus::mongodb::testing::connect(
       "mongodb://127.0.0.1:1/?replicaSet=rs0&serverSelectionTimeoutMS=300&connectTimeoutMS=300");
   auto status = ensure_collection(client.get(), "x", "y", Expiration::ttl(60));
   REQUIRE_FALSE(status.ok());

@@ -138,7 +138,7 @@ Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
   return {};
 }
 
-void DocumentWriter::close(core::Millis drain) {
+void DocumentWriter::close(Millis drain) {
   {
     MutexLock lock(mutex_);
     closed_ = true;

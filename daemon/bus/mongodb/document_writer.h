@@ -42,7 +42,7 @@ class DocumentWriter {
   Status enqueue(wire::Document document, Audience audience) SIOBRIDGE_EXCLUDES(mutex_);
   void run() SIOBRIDGE_EXCLUDES(mutex_);
   // Stops accepting; run() returns once the queue is written or `drain` passed.
-  void close(core::Millis drain) SIOBRIDGE_EXCLUDES(mutex_);
+  void close(Millis drain) SIOBRIDGE_EXCLUDES(mutex_);
   void wake();
 
  private:

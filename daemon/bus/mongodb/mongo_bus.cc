@@ -60,7 +60,7 @@ Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::s
 }
 
 MongoBus::~MongoBus() {
-  stop(core::Millis{0});
+  stop(Millis{0});
   if (pool_) mongoc_client_pool_destroy(pool_);
 }
 
@@ -73,7 +73,7 @@ void MongoBus::start() {
   watcher_thread_ = std::thread([this] { watcher_->run(); });
 }
 
-void MongoBus::stop(core::Millis drain) {
+void MongoBus::stop(Millis drain) {
   if (!started_ || stopped_) return;
   stopped_ = true;
   writer_->close(drain);

@@ -37,7 +37,7 @@ class MongoBus final : public Bus {
 
   void start();
   // Writes what is queued for up to `drain`, then stops both threads.
-  void stop(core::Millis drain);
+  void stop(Millis drain);
 
   Status publish(wire::Document document, Audience audience) override;
   BusState state() const override { return context_->state(); }

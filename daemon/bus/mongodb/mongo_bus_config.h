@@ -6,7 +6,7 @@
 #include <string>
 
 #include "daemon/bus/mongodb/expiration.h"
-#include "daemon/core/time.h"
+#include "daemon/common/time.h"
 #include "daemon/wire/document.h"
 
 namespace siobridge::bus::mongodb {
@@ -38,19 +38,19 @@ struct MongoBusConfig {
   std::size_t queue_bytes = 96u << 20;
   // Older documents are dropped, not written late; 0: the collection's
   // retention (the TTL, or 60 s for a capped collection).
-  core::Millis queue_age{0};
-  core::Millis retry_min{100};  // backoff after errors
-  core::Millis retry_max{5000};
-  core::Millis recreate_step{1000};             // stagger of re-creation by rank
-  core::Millis server_selection_timeout{5000};  // unless the URI sets one
-  core::Millis heartbeat_frequency{1000};       // server monitoring, unless the URI sets one
+  Millis queue_age{0};
+  Millis retry_min{100};  // backoff after errors
+  Millis retry_max{5000};
+  Millis recreate_step{1000};             // stagger of re-creation by rank
+  Millis server_selection_timeout{5000};  // unless the URI sets one
+  Millis heartbeat_frequency{1000};       // server monitoring, unless the URI sets one
   // How long a call waits for a member's answer, unless the URI sets one
   // (socketTimeoutMS). libmongoc's default, 5 minutes, held the writer and the
   // change stream that long on a member that stopped answering (a frozen host,
   // a partition). Longer than an election (electionTimeoutMillis, 10 s by
   // default): a majority write to a cut-off primary fails when it steps down,
   // before this, so its look-up never reads a primary about to roll back.
-  core::Millis socket_timeout{20000};
+  Millis socket_timeout{20000};
 };
 
 }  // namespace siobridge::bus::mongodb

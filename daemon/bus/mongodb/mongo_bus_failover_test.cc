@@ -11,15 +11,15 @@
 #include <vector>
 
 #include "daemon/bus/mongodb/mongo_bus.h"
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/owned_bson.h"
 #include "daemon/wire/payload_codec.h"
-#include "tests/support/mongo_test_env.h"
 
 using namespace siobridge;
 using namespace siobridge::bus;
 using namespace siobridge::bus::mongodb;
-using siobridge::testing::TestDatabase;
+using siobridge::bus::mongodb::testing::TestDatabase;
 using siobridge::wire::OwnedBson;
 
 namespace {
@@ -101,7 +101,7 @@ TEST_CASE(
   TestDatabase db;
   // Only this bus's inserts fail: the fail point matches its appName.
   const std::string app_name = "siobridge-failover-" + wire::generate_id();
-  std::string uri = siobridge::testing::mongodb_uri();
+  std::string uri = siobridge::bus::mongodb::testing::mongodb_uri();
   if (uri.find('?') != std::string::npos) {
     uri += "&";
   } else {
@@ -124,7 +124,7 @@ TEST_CASE(
   if (!fail_inserts(db.client(), app_name, 1, why)) {
     WARN("skipped: the server refuses configureFailPoint ("
          << why << "); start it with enableTestCommands");
-    (*bus)->stop(core::Millis{0});
+    (*bus)->stop(Millis{0});
     return;
   }
   // The write is applied, but its answer says the write concern was not
@@ -142,5 +142,5 @@ TEST_CASE(
   CHECK(db.count(kColl) == 1);
   CHECK((*bus)->stats().insert_failures.load() == 1);
   CHECK((*bus)->stats().dropped.load() == 0);
-  (*bus)->stop(core::Millis{1000});
+  (*bus)->stop(Millis{1000});
 }

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "daemon/wire/ids.h"
+#include "daemon/wire/payload_codec.h"
+
 namespace siobridge::core::testing {
 namespace {
 
@@ -181,6 +184,16 @@ AttachmentId TestNode::attach(FakeServer& server, const std::vector<std::string>
 RawPeer::RawPeer(TestCluster& cluster, std::string peer_uid)
     : uid(std::move(peer_uid)), bus_(cluster.hub.add_endpoint()) {
   bus_.connect(uid, this, /*siobridge=*/false);
+}
+
+void RawPeer::publish_request(const wire::Request& request, const std::string& ns) {
+  publish({{wire::MessageKind::kRequest, ns, uid, std::nullopt, std::nullopt},
+           wire::encode_request(request),
+           std::nullopt});
+}
+
+void RawPeer::announce(const std::string& ns) {
+  publish_request({uid, wire::generate_id(), wire::RequestType::kInitHeartbeat, {}, {}, {}}, ns);
 }
 
 // ---- TestCluster ----

@@ -101,7 +101,7 @@ class TestNode final : public bus::BusListener {
   void on_bus_state(bus::BusState, const std::string&) override {}
 
  private:
-  bus::MemoryBus& bus_;
+  bus::memory::MemoryBus& bus_;
   std::unique_ptr<Node> node_;
 };
 
@@ -113,6 +113,10 @@ class RawPeer final : public bus::BusListener {
   void publish(wire::Document document) {
     (void)bus_.publish(std::move(document), bus::Audience::kEveryNode);
   }
+  // `request` to every node of `ns`, as socketioxide publishes it.
+  void publish_request(const wire::Request& request, const std::string& ns = "/");
+  // Its first heartbeat (InitHeartbeat): the nodes of `ns` count it as a peer.
+  void announce(const std::string& ns = "/");
   void on_document(wire::Document document, const std::string&) override {
     received.push_back(std::move(document));
   }
@@ -121,7 +125,7 @@ class RawPeer final : public bus::BusListener {
   std::vector<wire::Document> received;
 
  private:
-  bus::MemoryBus& bus_;
+  bus::memory::MemoryBus& bus_;
 };
 
 class TestCluster {
@@ -140,7 +144,7 @@ class TestCluster {
 
   FakeClock clock;
   TimerQueue timers;
-  bus::MemoryHub hub;
+  bus::memory::MemoryHub hub;
 
  private:
   std::vector<std::unique_ptr<TestNode>> nodes_;

@@ -3,23 +3,26 @@
 // stream that reconnects with backoff after the daemon restarts, restoring its
 // namespaces; every operation as a blocking call with a deadline.
 //
-// Thread-safe. Commands are handed to the CommandHandler on the client's
-// stream thread; answer them with reply() from any thread.
+// Thread-safety, per type: ClientOptions and Outcome are values (not
+// thread-safe, copied where they are used). A CommandHandler is called on the
+// client's stream thread, one Command at a time. BridgeClient is thread-safe:
+// any thread may call any method (the operations block their caller only);
+// answer Commands with reply() from any thread. Its locking is checked by
+// clang's -Wthread-safety (daemon/common/thread_annotations.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "daemon/common/mutex.h"
 #include "siobridge/v1/bridge.grpc.pb.h"
 
 namespace siobridge::client {
@@ -64,16 +67,16 @@ class BridgeClient {
   BridgeClient& operator=(const BridgeClient&) = delete;
 
   // Attached clients: waits for Welcome (after each reconnect too).
-  bool wait_attached(std::chrono::milliseconds timeout);
-  std::string attachment_id() const;
-  std::string node_uid() const;
+  bool wait_attached(std::chrono::milliseconds timeout) SIOBRIDGE_EXCLUDES(mutex_);
+  std::string attachment_id() const SIOBRIDGE_EXCLUDES(mutex_);
+  std::string node_uid() const SIOBRIDGE_EXCLUDES(mutex_);
   // How many times the Attach stream was established.
   int attach_count() const { return attach_count_; }
 
-  void join_namespace(const std::string& ns);
-  void leave_namespace(const std::string& ns);
+  void join_namespace(const std::string& ns) SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
+  void leave_namespace(const std::string& ns) SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
   // Answers a Command that has an id.
-  void reply(const pb::Reply& reply);
+  void reply(const pb::Reply& reply) SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
 
   Outcome<pb::OperationReply> broadcast(const pb::Packet& packet, const pb::BroadcastOptions& opts);
   // Streams counts and acks to `on_event`; returns the Done event.
@@ -101,26 +104,34 @@ class BridgeClient {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
-  void run_attach_loop();
-  bool attach_once();
+  void run_attach_loop() SIOBRIDGE_EXCLUDES(mutex_);
+  bool attach_once() SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
+  // Writes `message` on the stream if there is one (the daemon forgets what
+  // a stream that ended carried, so there is nothing to keep).
+  void write(const pb::ServerMessage& message) SIOBRIDGE_REQUIRES(mutex_)
+      SIOBRIDGE_EXCLUDES(write_mutex_);
   std::unique_ptr<grpc::ClientContext> call_context() const;
   // Runs `call` with the current attachment id; retries once after a
   // reattach when the daemon no longer knows the id (it restarted).
   template <typename Reply, typename Call>
-  Outcome<Reply> with_attachment(Call&& call);
+  Outcome<Reply> with_attachment(Call&& call) SIOBRIDGE_EXCLUDES(mutex_);
 
   ClientOptions options_;
   CommandHandler* handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Bridge::Stub> stub_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  std::string attachment_id_, node_uid_;
-  std::set<std::string> namespaces_;
-  std::unique_ptr<grpc::ClientContext> stream_context_;
-  std::unique_ptr<grpc::ClientReaderWriter<pb::ServerMessage, pb::DaemonMessage>> stream_;
-  std::mutex write_mutex_;
+  mutable Mutex mutex_;
+  CondVar changed_{mutex_};  // the attachment changed, or the client stops
+  std::string attachment_id_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::string node_uid_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::set<std::string> namespaces_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::unique_ptr<grpc::ClientContext> stream_context_ SIOBRIDGE_GUARDED_BY(mutex_);
+  // Read by the stream thread alone (gRPC allows one reader beside one
+  // writer); writes and Finish() hold write_mutex_.
+  std::unique_ptr<grpc::ClientReaderWriter<pb::ServerMessage, pb::DaemonMessage>> stream_
+      SIOBRIDGE_GUARDED_BY(mutex_);
+  Mutex write_mutex_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> attach_count_{0};
   std::thread attach_thread_;

@@ -1,11 +1,11 @@
-// Time as the core sees it: milliseconds since an arbitrary epoch, read from an
-// injected Clock so that tests drive it by hand. SteadyClock is thread-safe;
-// FakeClock is not.
+// Time as the daemon sees it: milliseconds since an arbitrary epoch, read from
+// an injected Clock so that tests drive it by hand (the core, the buses'
+// timeouts). SteadyClock is thread-safe; FakeClock is not.
 #pragma once
 
 #include <chrono>
 
-namespace siobridge::core {
+namespace siobridge {
 
 using Millis = std::chrono::milliseconds;
 
@@ -32,4 +32,4 @@ class FakeClock final : public Clock {
   Millis now_{1'000'000};
 };
 
-}  // namespace siobridge::core
+}  // namespace siobridge

@@ -1,4 +1,4 @@
-#include "tests/support/mongo_test_env.h"
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 
 #include <catch2/catch.hpp>
 
@@ -6,7 +6,7 @@
 
 #include "daemon/wire/ids.h"
 
-namespace siobridge::testing {
+namespace siobridge::bus::mongodb::testing {
 namespace {
 
 struct MongocLifetime {
@@ -67,4 +67,4 @@ std::int64_t TestDatabase::count(const std::string& collection_name) const {
   return n;
 }
 
-}  // namespace siobridge::testing
+}  // namespace siobridge::bus::mongodb::testing

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-namespace siobridge::testing {
+namespace siobridge::bus::mongodb::testing {
 
 // The URI from the environment; fails the current test when unset.
 std::string mongodb_uri();
@@ -40,4 +40,4 @@ class TestDatabase {
   ClientHandle client_;
 };
 
-}  // namespace siobridge::testing
+}  // namespace siobridge::bus::mongodb::testing

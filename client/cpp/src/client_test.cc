@@ -1,0 +1,217 @@
+// Unit tests of BridgeClient against a fake Bridge service in this process (a
+// gRPC server on a Unix socket): calls as a tool, the Attach stream (Welcome,
+// commands to the handler, replies, namespace changes), and the one retry of a
+// call after the daemon forgot the attachment.
+#include "siobridge/client.h"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "daemon/common/mutex.h"
+
+namespace siobridge::client {
+namespace {
+
+using namespace std::chrono_literals;
+using Stream = grpc::ServerReaderWriter<pb::DaemonMessage, pb::ServerMessage>;
+
+constexpr auto kDeadline = 20s;
+
+// The daemon's side of the API, as far as these tests need it. Attachment ids
+// are "att-1", "att-2", ... in Attach order; forget() makes the current one
+// unknown, as a daemon restart does.
+class FakeBridge final : public pb::Bridge::Service {
+ public:
+  grpc::Status Attach(grpc::ServerContext* context, Stream* stream) override {
+    pb::ServerMessage hello;
+    if (!stream->Read(&hello) || !hello.has_hello()) return {grpc::INVALID_ARGUMENT, "no Hello"};
+    pb::DaemonMessage welcome;
+    {
+      MutexLock lock(mutex_);
+      current_ = "att-" + std::to_string(hellos_.size() + 1);
+      hellos_.emplace_back(hello.hello().namespaces().begin(), hello.hello().namespaces().end());
+      context_ = context;
+      stream_ = stream;
+      welcome.mutable_welcome()->set_attachment_id(current_);
+      welcome.mutable_welcome()->set_node_uid("NNNNNNNNNNNNNNNN");
+      stream->Write(welcome);
+    }
+    pb::ServerMessage message;
+    while (stream->Read(&message)) {
+      MutexLock lock(mutex_);
+      received_.push_back(message);
+      changed_.signal_all();
+    }
+    MutexLock lock(mutex_);
+    if (stream_ == stream) stream_ = nullptr, context_ = nullptr;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Broadcast(grpc::ServerContext*, const pb::BroadcastRequest* request,
+                         pb::OperationReply*) override {
+    MutexLock lock(mutex_);
+    broadcasts_.push_back(request->attachment_id());
+    if (request->attachment_id() != current_) {
+      // The client learns of the restart from this answer; its stream ends too.
+      if (context_) context_->TryCancel();
+      return {grpc::FAILED_PRECONDITION,
+              "unknown attachment: the daemon restarted since it was given; attach again"};
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ServerCount(grpc::ServerContext*, const pb::ServerCountRequest* request,
+                           pb::ServerCountReply* reply) override {
+    reply->set_count(request->namespace_() == "/three" ? 3 : 0);
+    return grpc::Status::OK;
+  }
+
+  void forget() {
+    MutexLock lock(mutex_);
+    current_.clear();
+  }
+  // Sends `message` on the current Attach stream.
+  bool send(const pb::DaemonMessage& message) {
+    MutexLock lock(mutex_);
+    return stream_ && stream_->Write(message);
+  }
+  // Waits until `holds` is true of what the streams received.
+  bool wait_received(const std::function<bool(const std::vector<pb::ServerMessage>&)>& holds) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    MutexLock lock(mutex_);
+    while (!holds(received_)) {
+      if (!changed_.wait_until(deadline)) return holds(received_);
+    }
+    return true;
+  }
+  std::vector<std::vector<std::string>> hellos() const {
+    MutexLock lock(mutex_);
+    return hellos_;
+  }
+  std::vector<std::string> broadcasts() const {
+    MutexLock lock(mutex_);
+    return broadcasts_;
+  }
+
+ private:
+  mutable Mutex mutex_;
+  CondVar changed_{mutex_};
+  std::string current_ SIOBRIDGE_GUARDED_BY(mutex_);
+  grpc::ServerContext* context_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;
+  Stream* stream_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;
+  std::vector<std::vector<std::string>> hellos_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::vector<pb::ServerMessage> received_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::vector<std::string> broadcasts_ SIOBRIDGE_GUARDED_BY(mutex_);
+};
+
+// The fake on a Unix socket of its own; shut down before the fake goes.
+struct Daemon {
+  FakeBridge bridge;
+  std::string address;
+  std::unique_ptr<grpc::Server> server;
+
+  Daemon() {
+    static int count = 0;
+    address = "/tmp/siobridge-client-test-" + std::to_string(getpid()) + "-" +
+              std::to_string(++count) + ".sock";
+    unlink(address.c_str());
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix:" + address, grpc::InsecureServerCredentials());
+    builder.RegisterService(&bridge);
+    server = builder.BuildAndStart();
+    REQUIRE(server);
+  }
+  ~Daemon() {
+    server->Shutdown(std::chrono::system_clock::now() + 5s);
+    unlink(address.c_str());
+  }
+};
+
+ClientOptions attaching(const Daemon& daemon, std::vector<std::string> namespaces) {
+  ClientOptions options;
+  options.address = daemon.address;  // a path: the client adds "unix:"
+  options.attach = true;
+  options.namespaces = std::move(namespaces);
+  options.reconnect_min = 10ms;
+  options.call_timeout = kDeadline;
+  return options;
+}
+
+class Handler final : public CommandHandler {
+ public:
+  void on_command(const pb::Command& command) override { first_.set_value(command); }
+  std::future<pb::Command> first() { return first_.get_future(); }
+
+ private:
+  std::promise<pb::Command> first_;
+};
+
+}  // namespace
+
+TEST_CASE("client: a tool calls operations without attaching") {
+  Daemon daemon;
+  ClientOptions options;
+  options.address = "unix:" + daemon.address;
+  BridgeClient client(options);
+  auto count = client.server_count("/three");
+  REQUIRE(count.ok());
+  CHECK(count.value.count() == 3);
+  CHECK(client.attachment_id().empty());
+  CHECK(daemon.bridge.hellos().empty());
+}
+
+TEST_CASE("client: attached, commands reach the handler and replies reach the daemon") {
+  Daemon daemon;
+  Handler handler;
+  auto first = handler.first();
+  BridgeClient client(attaching(daemon, {"/", "/chat"}), &handler);
+  REQUIRE(client.wait_attached(kDeadline));
+  CHECK(client.attachment_id() == "att-1");
+  CHECK(client.node_uid() == "NNNNNNNNNNNNNNNN");
+  CHECK(client.attach_count() == 1);
+  CHECK(daemon.bridge.hellos() == std::vector<std::vector<std::string>>{{"/", "/chat"}});
+
+  pb::DaemonMessage command;
+  command.mutable_command()->set_id(5);
+  command.mutable_command()->set_namespace_("/chat");
+  REQUIRE(daemon.bridge.send(command));
+  REQUIRE(first.wait_for(kDeadline) == std::future_status::ready);
+  CHECK(first.get().id() == 5);
+
+  pb::Reply reply;
+  reply.set_command_id(5);
+  reply.set_ack_count(2);
+  client.reply(reply);
+  client.join_namespace("/admin");
+  CHECK(daemon.bridge.wait_received([](const std::vector<pb::ServerMessage>& received) {
+    return received.size() == 2 && received[0].reply().command_id() == 5 &&
+           received[0].reply().ack_count() == 2 &&
+           received[1].join_namespace().namespace_() == "/admin";
+  }));
+}
+
+TEST_CASE("client: a call the daemon refuses for a forgotten attachment is retried once") {
+  Daemon daemon;
+  BridgeClient client(attaching(daemon, {"/"}));
+  REQUIRE(client.wait_attached(kDeadline));
+  client.join_namespace("/b");
+  client.leave_namespace("/");
+  daemon.bridge.forget();
+
+  pb::Packet packet;
+  packet.set_namespace_("/b");
+  auto outcome = client.broadcast(packet, {});
+  CHECK(outcome.ok());
+  CHECK(daemon.bridge.broadcasts() == std::vector<std::string>{"att-1", "att-2"});
+  // The new stream's Hello carries the namespaces as they are now.
+  CHECK(daemon.bridge.hellos().back() == std::vector<std::string>{"/b"});
+}
+
+}  // namespace siobridge::client

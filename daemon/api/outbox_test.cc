@@ -1,0 +1,86 @@
+// Unit tests of Outbox: one write at a time in push order, the byte count that
+// back-pressure reads (FlowGate, the queue limits), and closing.
+#include "daemon/api/outbox.h"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+namespace siobridge::api {
+namespace {
+
+// Stands in for the reactor: records each StartWrite.
+struct Writer {
+  std::vector<std::string> started;
+  Outbox<std::string> outbox{[this](const std::string* m) { started.push_back(*m); }};
+};
+
+}  // namespace
+
+TEST_CASE("outbox: one write at a time, in push order") {
+  Writer w;
+  REQUIRE(w.outbox.push("a", 10));
+  CHECK(w.started == std::vector<std::string>{"a"});  // the first push starts a write
+  REQUIRE(w.outbox.push("b", 20));
+  REQUIRE(w.outbox.push("c", 30));
+  CHECK(w.started.size() == 1);  // the others wait for it
+  CHECK(w.outbox.size() == 3);
+
+  CHECK_FALSE(w.outbox.on_write_done(true));
+  CHECK(w.started == std::vector<std::string>{"a", "b"});
+  CHECK_FALSE(w.outbox.on_write_done(true));
+  CHECK(w.started == std::vector<std::string>{"a", "b", "c"});
+  CHECK(w.outbox.on_write_done(true));  // empty now
+  CHECK(w.outbox.size() == 0);
+
+  REQUIRE(w.outbox.push("d"));  // idle again: the next push starts at once
+  CHECK(w.started.back() == "d");
+}
+
+TEST_CASE("outbox: bytes count what waits and what is being written") {
+  Writer w;
+  CHECK(w.outbox.bytes() == 0);
+  w.outbox.push("a", 100);
+  w.outbox.push("b", 50);
+  w.outbox.push("c");  // counted as a message, not in bytes
+  CHECK(w.outbox.bytes() == 150);
+  w.outbox.on_write_done(true);
+  CHECK(w.outbox.bytes() == 50);
+  w.outbox.on_write_done(true);
+  CHECK(w.outbox.bytes() == 0);
+  CHECK(w.outbox.size() == 1);
+}
+
+TEST_CASE("outbox: a failed write closes it; later pushes are refused") {
+  Writer w;
+  w.outbox.push("a", 10);
+  w.outbox.push("b", 20);
+  CHECK_FALSE(w.outbox.on_write_done(false));  // "b" still queued, but never written
+  CHECK(w.started == std::vector<std::string>{"a"});
+  CHECK_FALSE(w.outbox.push("c", 5));
+  CHECK(w.outbox.size() == 1);
+  CHECK(w.outbox.bytes() == 20);
+}
+
+TEST_CASE("outbox: close drops what waits, keeps the write in flight, refuses pushes") {
+  Writer w;
+  w.outbox.push("a", 10);
+  w.outbox.push("b", 20);
+  w.outbox.push("c", 30);
+  w.outbox.close();
+  CHECK(w.outbox.size() == 1);
+  CHECK(w.outbox.bytes() == 10);
+  CHECK_FALSE(w.outbox.push("d", 40));
+  CHECK(w.outbox.on_write_done(true));  // the write in flight completes
+  CHECK(w.started == std::vector<std::string>{"a"});
+  CHECK(w.outbox.bytes() == 0);
+
+  Writer idle;
+  idle.outbox.close();  // nothing in flight: nothing kept
+  CHECK(idle.outbox.size() == 0);
+  CHECK_FALSE(idle.outbox.push("x"));
+  CHECK(idle.started.empty());
+}
+
+}  // namespace siobridge::api
