@@ -12,10 +12,12 @@
 #include "tests/process/process_helpers.h"
 #include "tests/support/client_server.h"
 #include "tests/support/daemon_process.h"
-#include "tests/support/mongo_test_env.h"
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 
 using namespace siobridge;
 using namespace siobridge::testing;
+using siobridge::bus::mongodb::testing::mongodb_uri;
+using siobridge::bus::mongodb::testing::TestDatabase;
 
 namespace {
 
