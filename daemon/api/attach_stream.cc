@@ -11,6 +11,9 @@ namespace siobridge::api {
 
 namespace pb = ::siobridge::v1;
 
+// The Hello.features this daemon accepts.
+constexpr const char* kCommandBatch = "command_batch";
+
 // ---- Attachment ----
 
 std::size_t Attachment::queued() const {
@@ -19,7 +22,7 @@ std::size_t Attachment::queued() const {
 }
 
 void Attachment::deliver(const core::Command& command) {
-  if (auto stream = stream_.lock()) stream->push_command(command, id_);
+  if (auto stream = stream_.lock()) stream->push_command(command, id_, reads_batches_);
 }
 
 void Attachment::close(const grpc::Status& status, const char* reason) {
@@ -72,10 +75,16 @@ AttachStream::AttachStream(ApiContext& context, Operations& operations,
     : context_(context),
       operations_(operations),
       call_(call),
-      outbox_([this](const pb::DaemonMessage* message) {
-        MutexLock lock(mutex_);
-        if (reactor_) reactor_->StartWrite(message);
-      }),
+      batcher_(CommandBatcher::Caps{}),
+      outbox_(
+          [this](const pb::DaemonMessage* message) {
+            MutexLock lock(mutex_);
+            if (reactor_) reactor_->StartWrite(message);
+          },
+          [this](pb::DaemonMessage& last, std::size_t last_items, std::size_t last_bytes,
+                 pb::DaemonMessage& next, std::size_t next_bytes) {
+            return batcher_.append(last, last_items, last_bytes, next, next_bytes);
+          }),
       progress_at_(std::chrono::steady_clock::now().time_since_epoch().count()) {}
 
 AttachStream::Reactor* AttachStream::start(ApiContext& context, Operations& operations,
@@ -136,7 +145,9 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     hello_seen_ = true;
   }
   std::string name = hello.name().empty() ? "unnamed" : hello.name().substr(0, 128);
-  auto attachment = std::make_shared<Attachment>(weak_from_this(), name);
+  bool reads_batches = false;
+  for (const auto& feature : hello.features()) reads_batches |= feature == kCommandBatch;
+  auto attachment = std::make_shared<Attachment>(weak_from_this(), name, reads_batches);
   std::vector<std::string> namespaces(hello.namespaces().begin(), hello.namespaces().end());
   context_.engine.post([self = shared_from_this(), attachment, namespaces,
                         client_ref = hello.client_ref()](core::Node& node) {
@@ -159,6 +170,7 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     w->set_max_message_bytes(self->context_.limits.max_message_bytes);
     w->set_daemon_version(SIOBRIDGE_VERSION);
     w->set_client_ref(client_ref);
+    if (attachment->reads_batches_) w->add_features(kCommandBatch);
     self->outbox_.push(std::move(welcome));
     // After the Welcome: joining can deliver at once what was held for the
     // namespace since a restart, and a client only knows the attachment id of
@@ -374,7 +386,7 @@ void AttachStream::on_call(const pb::Call& call) {
   }
 }
 
-void AttachStream::push_command(const core::Command& command, core::AttachmentId to) {
+void AttachStream::push_command(const core::Command& command, core::AttachmentId to, bool batch) {
   pb::DaemonMessage message;
   to_proto(command, message.mutable_command());
   message.mutable_command()->set_attachment_id(context_.attachment_id(to));
@@ -403,7 +415,7 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
     // Waiting starts now: an idle stream is not a stalled one.
     progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
   }
-  outbox_.push(std::move(message), bytes);
+  outbox_.push(std::move(message), bytes, batch);
   const std::size_t now_queued = queued_bytes + bytes;
   if (now_queued > peak_bytes_.load(std::memory_order_relaxed)) {
     peak_bytes_.store(now_queued, std::memory_order_relaxed);  // one producer: the core thread

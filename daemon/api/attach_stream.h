@@ -3,7 +3,9 @@
 // namespace changes, replies, calls) and writes what the daemon sends
 // (Welcomes, Commands, Results) from one bounded Outbox. Each Hello attaches
 // one server: an Attachment, which the core delivers Commands to. Calls made
-// on the stream run in the order they were sent.
+// on the stream run in the order they were sent. Commands for a server whose
+// Hello asked for "command_batch" that queue while a message is being written
+// go out together as one CommandBatch (CommandBatcher).
 //
 // A process that reads slower than the cluster sends slows the cluster's
 // producers down instead (the engine's FlowGate: this stream reports what waits
@@ -24,6 +26,7 @@
 #include <string>
 
 #include "daemon/api/api_context.h"
+#include "daemon/api/command_batcher.h"
 #include "daemon/api/operations.h"
 #include "daemon/api/outbox.h"
 #include "daemon/common/mutex.h"
@@ -37,8 +40,8 @@ class AttachStream;
 // One attached socket.io server.
 class Attachment final : public core::LocalServer {
  public:
-  Attachment(std::weak_ptr<AttachStream> stream, std::string name)
-      : stream_(std::move(stream)), name_(std::move(name)) {}
+  Attachment(std::weak_ptr<AttachStream> stream, std::string name, bool reads_batches)
+      : stream_(std::move(stream)), name_(std::move(name)), reads_batches_(reads_batches) {}
 
   core::AttachmentId id() const { return id_; }
   const std::string& name() const { return name_; }
@@ -55,6 +58,8 @@ class Attachment final : public core::LocalServer {
   // is dropped.
   std::weak_ptr<AttachStream> stream_;
   std::string name_;
+  // Its Hello asked for "command_batch".
+  const bool reads_batches_;
   std::atomic<core::AttachmentId> id_{0};
 };
 
@@ -66,8 +71,9 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   static Reactor* start(ApiContext& context, Operations& operations,
                         grpc::CallbackServerContext* call);
 
-  // Queues a Command for one of this stream's servers (core thread).
-  void push_command(const core::Command& command, core::AttachmentId to);
+  // Queues a Command for one of this stream's servers (core thread); it may
+  // join the Commands queued before it when that server reads batches.
+  void push_command(const core::Command& command, core::AttachmentId to, bool batch);
   // Ends the stream with `status` and detaches its servers.
   void close(const grpc::Status& status, const char* reason);
   std::size_t queued() const { return outbox_.size(); }
@@ -102,6 +108,7 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   ApiContext& context_;
   Operations& operations_;
   grpc::CallbackServerContext* const call_;
+  const CommandBatcher batcher_;
   Outbox<::siobridge::v1::DaemonMessage> outbox_;
 
   // When the outbox last made progress (a write completed, or it was empty).

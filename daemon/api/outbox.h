@@ -3,7 +3,11 @@
 // the reactor reports each write's completion. After close(), pushes are
 // refused, so a producer may outlive the RPC.
 //
-// Thread-safe. StartWrite is always called outside the lock.
+// With a Merge function, a mergeable push may join the newest queued message
+// instead of queueing its own (never the one being written): size() and
+// bytes() count what was pushed, merged or not.
+//
+// Thread-safe. StartWrite is always called outside the lock; Merge inside it.
 #pragma once
 
 #include <deque>
@@ -17,19 +21,37 @@ template <typename Message>
 class Outbox {
  public:
   using StartWrite = std::function<void(const Message*)>;
-  explicit Outbox(StartWrite start_write) : start_write_(std::move(start_write)) {}
+  // Moves `next` into `last` (holding `last_items` pushes of `last_bytes`) and
+  // returns true, or leaves both alone and returns false.
+  using Merge = std::function<bool(Message& last, std::size_t last_items, std::size_t last_bytes,
+                                   Message& next, std::size_t next_bytes)>;
 
-  // False when closed. `bytes` counts toward bytes().
-  bool push(Message message, std::size_t bytes = 0) SIOBRIDGE_EXCLUDES(mutex_) {
+  explicit Outbox(StartWrite start_write, Merge merge = nullptr)
+      : start_write_(std::move(start_write)), merge_(std::move(merge)) {}
+
+  // False when closed. `bytes` counts toward bytes(). A `mergeable` message may
+  // join the newest queued one when that was mergeable too.
+  bool push(Message message, std::size_t bytes = 0, bool mergeable = false)
+      SIOBRIDGE_EXCLUDES(mutex_) {
     const Message* start = nullptr;
     {
       MutexLock lock(mutex_);
       if (closed_) return false;
-      queue_.emplace_back(std::move(message), bytes);
+      items_ += 1;
       bytes_ += bytes;
+      // queue_.front() is being written whenever the queue is not empty.
+      if (mergeable && merge_ && queue_.size() >= 2 && queue_.back().mergeable) {
+        auto& last = queue_.back();
+        if (merge_(last.message, last.items, last.bytes, message, bytes)) {
+          last.items += 1;
+          last.bytes += bytes;
+          return true;
+        }
+      }
+      queue_.push_back(Entry{std::move(message), bytes, 1, mergeable});
       if (!writing_) {
         writing_ = true;
-        start = &queue_.front().first;
+        start = &queue_.front().message;
       }
     }
     if (start) start_write_(start);
@@ -42,13 +64,10 @@ class Outbox {
     bool empty = false;
     {
       MutexLock lock(mutex_);
-      if (!queue_.empty()) {
-        bytes_ -= queue_.front().second;
-        queue_.pop_front();
-      }
+      if (!queue_.empty()) drop(queue_.begin());
       if (!ok) closed_ = true;
       if (!queue_.empty() && !closed_) {
-        start = &queue_.front().first;
+        start = &queue_.front().message;
       } else {
         writing_ = false;
         empty = queue_.empty();
@@ -62,26 +81,44 @@ class Outbox {
   void close() SIOBRIDGE_EXCLUDES(mutex_) {
     MutexLock lock(mutex_);
     closed_ = true;
-    while (queue_.size() > (writing_ ? 1u : 0u)) {
-      bytes_ -= queue_.back().second;
-      queue_.pop_back();
-    }
+    while (queue_.size() > (writing_ ? 1u : 0u)) drop(std::prev(queue_.end()));
   }
 
+  // Pushes waiting or being written (a merged message counts each of its own).
   std::size_t size() const SIOBRIDGE_EXCLUDES(mutex_) {
     MutexLock lock(mutex_);
-    return queue_.size();
+    return items_;
   }
   std::size_t bytes() const SIOBRIDGE_EXCLUDES(mutex_) {
     MutexLock lock(mutex_);
     return bytes_;
   }
+  // Messages waiting or being written, after merging.
+  std::size_t messages() const SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
+    return queue_.size();
+  }
 
  private:
+  struct Entry {
+    Message message;
+    std::size_t bytes;
+    std::size_t items;
+    bool mergeable;
+  };
+
+  void drop(typename std::deque<Entry>::iterator entry) SIOBRIDGE_REQUIRES(mutex_) {
+    bytes_ -= entry->bytes;
+    items_ -= entry->items;
+    queue_.erase(entry);
+  }
+
   StartWrite start_write_;
+  Merge merge_;
   mutable Mutex mutex_;
-  std::deque<std::pair<Message, std::size_t>> queue_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::deque<Entry> queue_ SIOBRIDGE_GUARDED_BY(mutex_);
   std::size_t bytes_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::size_t items_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
   bool writing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   bool closed_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
 };

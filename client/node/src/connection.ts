@@ -9,7 +9,9 @@
 // the stream reattaches with backoff, restoring every session's namespaces.
 // One call's failure stays that call's: a payload over the daemon's limit is
 // refused here before it is sent (StreamWriter), since the daemon would end
-// the whole stream for it.
+// the whole stream for it. Each Hello asks for "command_batch": the daemon then
+// sends the Commands that queued while it was writing as one CommandBatch
+// message, applied exactly as that many single Commands.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { join } from "node:path";
@@ -34,6 +36,9 @@ import {
 import { StreamWriter } from "./writer";
 
 const PROTO_PATH = join(__dirname, "..", "proto", "siobridge", "v1", "bridge.proto");
+
+/** The Hello.features this adapter asks for. */
+const FEATURES = ["command_batch"];
 
 interface AttachCodec {
   path: string;
@@ -162,6 +167,11 @@ export class Session {
   lastPosition = "";
   /** Commands skipped as repeats, for tests and diagnostics. */
   repeatsSkipped = 0;
+  /** Whether the daemon sends this server CommandBatches (its Welcome accepted "command_batch"). */
+  readsBatches = false;
+  /** CommandBatch messages received, and the Commands they held, for tests and diagnostics. */
+  batchesReceived = 0;
+  batchedCommands = 0;
 
   constructor(
     readonly connection: Connection,
@@ -391,7 +401,12 @@ export class Connection {
 
   private hello(session: Session): void {
     const error = this.write({
-      hello: { name: session.name, namespaces: [...session.namespaces.keys()], client_ref: session.clientRef },
+      hello: {
+        name: session.name,
+        namespaces: [...session.namespaces.keys()],
+        client_ref: session.clientRef,
+        features: FEATURES,
+      },
     });
     if (error) {
       this.options.onError(new SiobridgeError(error.code, `server '${session.name}' cannot attach: ${error.message}`));
@@ -411,6 +426,7 @@ export class Connection {
         }
         session.attachmentId = welcome.attachment_id;
         session.nodeUid = welcome.node_uid;
+        session.readsBatches = welcome.features.includes("command_batch");
         this.maxMessageBytes = Number(welcome.max_message_bytes);
         this.writer.setMaxMessageBytes(this.maxMessageBytes);
         this.byAttachment.set(welcome.attachment_id, session);
@@ -426,23 +442,19 @@ export class Connection {
         for (const call of session.queue.splice(0)) this.transmit(session, call);
         return;
       }
-      case "command": {
-        // Applied together once this turn of the event loop has read what
-        // arrived: the sockets' writes of many commands then leave in one
-        // system call per client instead of one per command. Order is kept.
-        const command = oneof(message.command, "kind");
-        const session = this.byAttachment.get(command.attachment_id);
-        if (!session) return;
-        if (command.position) {
-          // Positions are fixed-width hex: text order is delivery order.
-          if (command.position <= session.lastPosition) {
-            session.repeatsSkipped += 1;
-            return;
-          }
-          session.lastPosition = command.position;
+      case "command":
+        this.receive(oneof(message.command, "kind"));
+        return;
+      case "command_batch": {
+        // Commands that queued in the daemon while it wrote: one message,
+        // applied exactly as that many single Commands, in order.
+        const commands = message.command_batch.commands;
+        const session = commands.length > 0 ? this.byAttachment.get(commands[0].attachment_id) : undefined;
+        if (session) {
+          session.batchesReceived += 1;
+          session.batchedCommands += commands.length;
         }
-        this.commands.push({ session, command });
-        if (this.commands.length === 1) setImmediate(() => this.applyCommands());
+        for (const command of commands) this.receive(oneof(command, "kind"));
         return;
       }
       case "result": {
@@ -476,6 +488,27 @@ export class Connection {
       default:
         return; // a message of a newer API version
     }
+  }
+
+  /**
+   * A Command from the daemon, single or from a batch. Applied together once
+   * this turn of the event loop has read what arrived: the sockets' writes of
+   * many commands then leave in one system call per client instead of one per
+   * command. Order is kept.
+   */
+  private receive(command: Command): void {
+    const session = this.byAttachment.get(command.attachment_id);
+    if (!session) return;
+    if (command.position) {
+      // Positions are fixed-width hex: text order is delivery order.
+      if (command.position <= session.lastPosition) {
+        session.repeatsSkipped += 1;
+        return;
+      }
+      session.lastPosition = command.position;
+    }
+    this.commands.push({ session, command });
+    if (this.commands.length === 1) setImmediate(() => this.applyCommands());
   }
 
   private applyCommands(): void {

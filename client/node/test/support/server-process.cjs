@@ -239,6 +239,11 @@ const handlers = {
   received: () => received,
   serverCount: (m) => io(m.server).of(m.ns ?? "/").adapter.serverCount(),
   errors: () => errors,
+  // How the daemon sent this server its Commands (the adapter's diagnostics).
+  batches: (m) => {
+    const session = io(m.server).of(m.ns ?? "/").adapter.server.session;
+    return { readsBatches: session.readsBatches, batches: session.batchesReceived, commands: session.batchedCommands };
+  },
   closeServer: async (m) => {
     await new Promise((done) => io(m.server).close(() => done()));
     return true;

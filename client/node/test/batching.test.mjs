@@ -1,0 +1,76 @@
+// Several Commands to a message on the Attach stream (Hello.features
+// "command_batch"): what queued in the daemon while a server could not read
+// reaches that server's clients complete and in order, sent as CommandBatches;
+// a server that did not ask for batches gets single Commands, the same ones.
+// Real daemons, socket.io servers in separate processes, socket.io-client
+// clients, and raw Attach streams that see the messages as the daemon sends them.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { eventually } from "./support/daemon.mjs";
+import { Inbox, ServerProcess, startDaemons, using } from "./support/cluster.mjs";
+import { RawAttachment } from "./support/raw.mjs";
+
+const topologies = [
+  { name: "within one daemon (in-memory bus)", kind: "memory" },
+  { name: "across two daemons (MongoDB)", kind: "mongodb" },
+];
+
+const BURST = 1000;
+
+for (const topology of topologies) {
+  describe(`command batches, ${topology.name}`,
+           { skip: topology.kind === "mongodb" && !process.env.MONGODB_URI && "MONGODB_URI not set" }, () => {
+    let daemons;
+    before(async () => {
+      daemons = await startDaemons(topology.kind, `siobridge_node_batch_${randomBytes(5).toString("hex")}`);
+    });
+    after(async () => {
+      for (const daemon of new Set(daemons)) await daemon.dispose();
+    });
+
+    test("a burst queued behind a blocked server arrives complete and in order, in batches", { timeout: 90000 },
+         async () => {
+      const [near, far] = daemons;
+      const plain = await new RawAttachment(far, { name: "plain" }).attached();
+      const batching = await new RawAttachment(far, { name: "batching", features: ["command_batch"] }).attached();
+      const sender = await new ServerProcess({ address: near.address, label: "sender" }).start();
+      const receiver = await new ServerProcess({ address: far.address, label: "receiver" }).start();
+      await using([sender, receiver, plain, batching], async () => {
+        assert.deepEqual((await plain.welcome).features, []);
+        assert.deepEqual((await batching.welcome).features, ["command_batch"]);
+        await eventually(async () => (await sender.do("serverCount")) === 4, 20000, "four servers");
+        const listener = await receiver.client();
+        const heard = new Inbox(listener, "burst");
+        const resume = join(far.dir, `resume-${randomBytes(4).toString("hex")}`);
+        // Neither reads: the daemon's writes to them stall and the burst queues.
+        batching.stream.pause();
+        const blocked = receiver.do("block", { until: resume });
+        await sender.do("emit", { event: "burst", numbered: true, args: [{ $repeat: 1000 }], times: BURST });
+        // The daemon hands each Command to all its servers at once: once the
+        // plain one has the burst, the others' copies wait in their queues.
+        await plain.received(BURST);
+        writeFileSync(resume, "");
+        await blocked;
+        batching.stream.resume();
+
+        const items = await heard.next(BURST, 60000);
+        assert.deepEqual(items.map(([n]) => n), [...Array(BURST).keys()]);
+        const stats = await receiver.do("batches");
+        assert.equal(stats.readsBatches, true);
+        assert.ok(stats.batches > 0, "the blocked server received CommandBatches");
+        assert.ok(stats.commands > stats.batches, "batches of several Commands");
+
+        await batching.received(BURST);
+        assert.ok(batching.batches.length > 0, "the raw stream that asked got CommandBatches");
+        assert.ok(batching.batches.every((n) => n >= 2), `batches hold several Commands: ${batching.batches}`);
+        assert.deepEqual(new Set(plain.kinds), new Set(["command"]), "the one that did not ask: single Commands");
+        // The same Commands in the same order, however they were sent.
+        const strip = ({ attachment_id, ...command }) => command;
+        assert.deepEqual(batching.commands.map(strip), plain.commands.map(strip));
+      });
+    });
+  });
+}
