@@ -72,7 +72,8 @@ const opts = {
   // A paced cell stops sending once the clients are this far behind (not sustained).
   maxLagSeconds: 1,
 };
-const selected = args.systems ? args.systems.split(",") : SYSTEMS.map((s) => s.key);
+// Comparison variants (`compare: true`) run only when named.
+const selected = args.systems ? args.systems.split(",") : SYSTEMS.filter((s) => !s.compare).map((s) => s.key);
 for (const key of selected) {
   if (!SYSTEMS.some((s) => s.key === key)) {
     console.error(`peers: unknown system ${key} (known: ${SYSTEMS.map((s) => s.key).join(", ")})`);

@@ -30,7 +30,11 @@ async function makeAdapter() {
       return undefined;
     case "siobridge": {
       const { createAdapter } = require(join(__dirname, "..", "..", "client", "node", "dist"));
-      return createAdapter({ address: env.BENCH_SIOBRIDGE_ADDRESS, onError });
+      return createAdapter({
+        address: env.BENCH_SIOBRIDGE_ADDRESS,
+        onError,
+        commandBatches: env.BENCH_SIOBRIDGE_BATCHES !== "0",
+      });
     }
     case "redis": {
       const { createClient } = require("redis");

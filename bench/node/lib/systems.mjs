@@ -24,6 +24,8 @@ export const SYSTEMS = [
   { key: "siobridge", label: "siobridge, two daemons, MongoDB", servers: 2, mongo: true, fetch: true, ack: true },
   { key: "siobridge-binary", label: "siobridge, two daemons, data_format: binary", servers: 2, mongo: true, fetch: true, ack: true },
   { key: "siobridge-memory", label: "siobridge, one daemon, memory bus", servers: 2, mongo: false, fetch: true, ack: true },
+  // For comparison only: the servers read one command per message (no CommandBatch).
+  { key: "siobridge-memory-single", label: "siobridge, one daemon, memory bus, no command batches", servers: 2, mongo: false, fetch: true, ack: true, compare: true },
 ];
 
 /** An error that ends an `until` wait at once (the process it waits for is gone). */
@@ -190,11 +192,13 @@ export async function startSystem(system, ctx) {
         return { processes, env: [{ BENCH_ADAPTER: "siobridge", BENCH_SIOBRIDGE_ADDRESS: a.address },
                                   { BENCH_ADAPTER: "siobridge", BENCH_SIOBRIDGE_ADDRESS: b.address }], stop, ready };
       }
-      case "siobridge-memory": {
+      case "siobridge-memory":
+      case "siobridge-memory-single": {
         const d = await startDaemon(ctx, "daemon", null);
         owned.push(d.child);
         processes.push({ role: "daemon", kind: "daemon", pid: d.child.pid });
-        const env = { BENCH_ADAPTER: "siobridge", BENCH_SIOBRIDGE_ADDRESS: d.address };
+        const env = { BENCH_ADAPTER: "siobridge", BENCH_SIOBRIDGE_ADDRESS: d.address,
+                      BENCH_SIOBRIDGE_BATCHES: system.key === "siobridge-memory" ? "1" : "0" };
         return { processes, env: [env, env], stop };
       }
       default:

@@ -41,6 +41,11 @@ export interface SiobridgeAdapterOptions {
   name?: string;
   /** Calls kept while the daemon is unreachable (then refused). Default 10000. */
   maxQueuedCalls?: number;
+  /**
+   * Whether the daemon may send several commands per message (CommandBatch)
+   * while this server reads. Default true; false only to compare.
+   */
+  commandBatches?: boolean;
   /** Errors of fire-and-forget operations and of the connection. Default: console.warn. */
   onError?: (error: SiobridgeError) => void;
 }
@@ -77,8 +82,13 @@ class ServerSession implements SessionSink {
   readonly session: Session;
   readonly adapters = new Map<string, SiobridgeAdapter>();
 
-  constructor(connection: Connection, name: string, private readonly onError: (error: SiobridgeError) => void) {
-    this.session = connection.register(name, this);
+  constructor(
+    connection: Connection,
+    name: string,
+    private readonly onError: (error: SiobridgeError) => void,
+    commandBatches: boolean,
+  ) {
+    this.session = connection.register(name, this, { commandBatches });
   }
 
   onAttached(): void {}
@@ -158,7 +168,9 @@ const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 
 export class SiobridgeAdapter extends Adapter {
   declare readonly nsp: Namespace;
-  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name">> & { parser: Parser };
+  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches">> & {
+    parser: Parser;
+  };
   private readonly server: ServerSession;
   private lastServerCount: Promise<number> = Promise.resolve(1);
   private closed = false;
@@ -194,7 +206,7 @@ export class SiobridgeAdapter extends Adapter {
       });
       serverNumber += 1;
       const name = options.name ?? `${hostname()} pid ${process.pid}${serverNumber > 1 ? ` #${serverNumber}` : ""}`;
-      server = new ServerSession(connection, name, onError);
+      server = new ServerSession(connection, name, onError, options.commandBatches ?? true);
       sessions.set(nsp.server, server);
     }
     this.server = server;

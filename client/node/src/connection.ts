@@ -178,6 +178,8 @@ export class Session {
     readonly clientRef: string,
     readonly name: string,
     readonly sink: SessionSink,
+    /** What this server asks of the daemon in its Hello (Hello.features). */
+    readonly features: string[] = FEATURES,
   ) {}
 
   joinNamespace(ns: string, recoveryMs = 0): void {
@@ -287,8 +289,9 @@ export class Connection {
   }
 
   /** Attaches one socket.io Server. */
-  register(name: string, sink: SessionSink): Session {
-    const session = new Session(this, String(this.nextSession++), name, sink);
+  register(name: string, sink: SessionSink, { commandBatches = true } = {}): Session {
+    const features = commandBatches ? FEATURES : [];
+    const session = new Session(this, String(this.nextSession++), name, sink, features);
     this.sessions.set(session.clientRef, session);
     this.closed = false;
     if (this.stream) this.hello(session);
@@ -405,7 +408,7 @@ export class Connection {
         name: session.name,
         namespaces: [...session.namespaces.keys()],
         client_ref: session.clientRef,
-        features: FEATURES,
+        features: session.features,
       },
     });
     if (error) {
