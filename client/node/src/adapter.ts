@@ -11,7 +11,6 @@ import { decodeDetail, decodePayload, decodeValue, encodeDetail, encodePayload, 
 import { Connection, Session, SessionSink } from "./connection";
 import { SiobridgeError, Status, timeoutError } from "./errors";
 import {
-  BroadcastOptions__Output,
   Command,
   Missing,
   oneof,
@@ -20,6 +19,7 @@ import {
   Reply,
   SocketInfo__Output,
 } from "./messages";
+import { fromProto, reachesSession, toProto } from "./options";
 import { Parser, resolveParser } from "./parser";
 
 export type { Parser };
@@ -123,38 +123,6 @@ class ServerSession implements SessionSink {
     if (command.kind === "fetch_sockets") this.session.reply({ command_id: id, sockets: { sockets: [] } });
     if (command.kind === "broadcast_with_ack") this.session.reply({ command_id: id, ack_count: 0 });
   }
-}
-
-function toProto(opts: BroadcastOptions) {
-  return {
-    rooms: [...(opts.rooms ?? [])],
-    except: [...(opts.except ?? [])],
-    // socket.io's "no rooms" means every socket: PROTOCOL.md's Broadcast flag.
-    exclude_sid: true,
-    volatile: !!opts.flags?.volatile,
-    local: false,
-  };
-}
-
-// PROTOCOL.md section 3: how options select sockets, in socket.io's terms.
-// Returns null when they select none.
-function fromProto(opts: BroadcastOptions__Output | null): BroadcastOptions | null {
-  const rooms = new Set<Room>(opts?.rooms ?? []);
-  const except = new Set<Room>(opts?.except ?? []);
-  const sid = opts?.sid || undefined;
-  if (sid) {
-    if (opts?.exclude_sid) except.add(sid);
-    else if (rooms.size === 0) rooms.add(sid);
-  } else if (rooms.size === 0 && !opts?.exclude_sid) {
-    return null;
-  }
-  return { rooms, except, flags: { volatile: !!opts?.volatile } };
-}
-
-// socket.io's rule for a packet missed by a session (its SessionAwareAdapter).
-function reachesSession(opts: BroadcastOptions, rooms: Room[]): boolean {
-  const included = opts.rooms.size === 0 || rooms.some((room) => opts.rooms.has(room));
-  return included && !rooms.some((room) => opts.except?.has(room));
 }
 
 /** A recoverable packet this server broadcast while a session was being restored. */
