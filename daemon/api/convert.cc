@@ -130,6 +130,7 @@ Result<core::Command> from_proto(const pb::Command& command) {
   core::Command out;
   out.id = command.id();
   out.ns = command.namespace_();
+  out.position = command.position();
   out.opts = std::move(*opts);
   auto packet = [](const pb::Packet& p) { return from_proto(p, SIZE_MAX); };
   switch (command.kind_case()) {

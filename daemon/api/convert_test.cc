@@ -35,6 +35,7 @@ void check_same(const core::Command& a, const core::Command& b) {
   CHECK(a.timeout == b.timeout);
   CHECK(a.payload == b.payload);
   CHECK(a.wants_ack == b.wants_ack);
+  CHECK(a.position == b.position);
 }
 
 }  // namespace
@@ -194,6 +195,7 @@ TEST_CASE("convert: every command kind survives to_proto and from_proto") {
   base.ns = "/ns";
   base.opts.rooms = {"room"};
   base.opts.flags = wire::broadcast_flags::kVolatile;
+  base.position = "00000001000000020000000a";
   wire::Packet packet{"/ns", wire::PacketType::kEvent,
                       wire::Value{wire::ValueKind::kStr, "[\"hi\"]", std::nullopt}, std::nullopt,
                       std::nullopt};

@@ -181,6 +181,30 @@ async def test_a_refused_namespace_is_reported_with_the_daemons_status_code(daem
         await manager.close()
 
 
+async def test_each_managers_errors_reach_its_own_on_error(daemon):
+    first, second = asyncio.Queue(), asyncio.Queue()
+    one = AsyncSiobridgeManager(daemon.address, name="first", on_error=first.put_nowait)
+    two = AsyncSiobridgeManager(daemon.address, name="second", on_error=second.put_nowait)
+    socketio.AsyncServer(client_manager=one, async_mode="aiohttp")
+    socketio.AsyncServer(client_manager=two, async_mode="aiohttp")
+    try:
+        await one.wait_attached(15)
+        await two.wait_attached(15)
+        assert one._session.connection is two._session.connection  # one stream for both
+        # Refused by the daemon, answered only because it failed.
+        entered = two.enter_room("a-socket-elsewhere", "/", "")
+        if asyncio.iscoroutine(entered):  # async in newer python-socketio
+            await entered
+        refused = await asyncio.wait_for(second.get(), 15)
+        assert refused.code == 3 and "empty room" in str(refused)
+        # A round trip of the first after the refusal: its handler heard nothing.
+        assert (await one.server_count()) >= 2
+        assert first.empty()
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_unreadable_work_is_skipped_and_reported_never_thrown_into_the_app(daemon, peers):
     py = await peers.server("python", daemon.address, "unreadable")
     await counted([py], 1)  # attached, in "/": the external emitter's work reaches it

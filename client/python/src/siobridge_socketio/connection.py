@@ -255,7 +255,7 @@ class Connection:
             if pending is not None:
                 pending.settle(error=error)
             else:
-                self.on_error(error)
+                self._report(error, session)
             return
         session.queue.append((kind, request, want_result, pending))
 
@@ -264,8 +264,27 @@ class Connection:
             if candidate is pending:
                 del self.pending[ref]
 
+    def _report(self, error, session=None):
+        """An error goes to the manager of the session it concerns, one of the
+        stream itself to every manager on it (each passed its own on_error;
+        the connection's is the first manager's)."""
+        targets = [session] if session is not None else list(self.sessions.values())
+        reported = False
+        for target in targets:
+            report = getattr(target.sink, "on_connection_error", None)
+            if report is not None:
+                report(error)
+                reported = True
+        if not reported:
+            self.on_error(error)
+
+    def _session_of_ref(self, ref):
+        return self.sessions.get(str(ref >> 32))
+
     def _transmit(self, session, kind, request, want_result, pending):
-        ref = self._next_ref
+        # The session's number in the high half: a failure of a call nobody
+        # waits for is reported to the manager that made it.
+        ref = (int(session.client_ref) << 32) | (self._next_ref & 0xFFFFFFFF)
         self._next_ref += 1
         if pending is not None:
             if pending.future.done():  # timed out while queued
@@ -309,7 +328,7 @@ class Connection:
                 if not self.closed:
                     details = error.details() if hasattr(error, "details") else str(error)
                     code = error.code().value[0] if hasattr(error, "code") else errors.UNAVAILABLE
-                    self.on_error(errors.SiobridgeError(f"siobridged stream: {details}", code))
+                    self._report(errors.SiobridgeError(f"siobridged stream: {details}", code))
             finally:
                 self._outgoing = None
                 self._streaming = False
@@ -359,7 +378,7 @@ class Connection:
             # The daemon's status code; daemons that sent none refused for a
             # precondition, as the Node adapter reports it.
             code = error.status_code or errors.FAILED_PRECONDITION
-            self.on_error(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", code))
+            self._report(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", code), session)
         # Kinds added by later API versions are ignored.
 
     def _on_welcome(self, welcome):
@@ -401,7 +420,7 @@ class Connection:
                 del self.pending[result.ref]
                 pending.settle(error=error)
             else:
-                self.on_error(error)
+                self._report(error, self._session_of_ref(result.ref))
             return
         if pending is None:
             return
@@ -411,7 +430,7 @@ class Connection:
                 try:
                     pending.on_event(result.ack_event)
                 except Exception as error:  # an application callback failed
-                    self.on_error(error)
+                    self._report(error, self._session_of_ref(result.ref))
             if result.ack_event.WhichOneof("kind") != "done":
                 return
         del self.pending[result.ref]

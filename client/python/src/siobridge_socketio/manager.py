@@ -243,6 +243,10 @@ class AsyncSiobridgeManager(ClusterWork, SocketDetails, socketio.AsyncManager):
         self._session.join_namespace(namespace)
         return self._session
 
+    def on_connection_error(self, error):
+        """Errors the shared connection reports for this manager's server."""
+        self._report(error)
+
     def _report(self, error):
         try:
             self.on_error(error)
