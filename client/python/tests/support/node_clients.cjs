@@ -69,6 +69,21 @@ const handlers = {
     return true;
   },
   connected: (m) => clients.get(m.client).connected,
+  // Loses the transport (connection state recovery keeps the session), then
+  // reconnects presenting the session id and the last offset.
+  drop: async (m) => {
+    const socket = clients.get(m.client);
+    const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+    socket.io.engine.close();
+    await gone;
+    return true;
+  },
+  reconnect: async (m) => {
+    const socket = clients.get(m.client);
+    socket.connect();
+    await connected(socket);
+    return { recovered: socket.recovered, sid: socket.id };
+  },
   close: (m) => {
     clients.get(m.client).disconnect();
     return true;
