@@ -207,6 +207,10 @@ class Node {
                          const wire::BroadcastOptions& opts, Command command,
                          std::optional<std::vector<std::string>> rooms,
                          const wire::RequestInfo& info);
+  // fire_and_forget without the checks, for callers that made them.
+  Status fan_out(AttachmentId from, const std::string& ns, wire::RequestType type,
+                 const wire::BroadcastOptions& opts, Command command,
+                 std::optional<std::vector<std::string>> rooms, const wire::RequestInfo& info);
   // Registers `gathering`, runs `publish` (when it waits for other nodes: they
   // are in `remote`), sends `command` to the other attached servers of `ns` and
   // arms `deadline`. On a publish error nothing is sent and the gathering is

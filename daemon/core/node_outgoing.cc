@@ -70,6 +70,12 @@ Status Node::fire_and_forget(AttachmentId from, const std::string& ns, wire::Req
                              const wire::RequestInfo& info) {
   if (auto s = check_caller(from, ns); !s) return s;
   if (auto s = check_options(opts); !s) return s;
+  return fan_out(from, ns, type, opts, std::move(command), std::move(rooms), info);
+}
+
+Status Node::fan_out(AttachmentId from, const std::string& ns, wire::RequestType type,
+                     const wire::BroadcastOptions& opts, Command command,
+                     std::optional<std::vector<std::string>> rooms, const wire::RequestInfo& info) {
   if (opts.has(wire::broadcast_flags::kLocal)) return {};  // the caller's own sockets only
   Status published;
   if (!is_local_only(opts)) {
@@ -88,16 +94,13 @@ Status Node::broadcast(AttachmentId from, const wire::Packet& packet,
   Command command;
   command.kind = CommandKind::kBroadcast;
   command.packet = packet;
-  const bool logging = recovery_log(packet.ns) != nullptr;
-  if (logging || tag.only) {
-    // Checked before it is logged: a refused packet is no one's.
-    if (auto s = check_caller(from, packet.ns); !s) return s;
-    if (auto s = check_options(opts); !s) return s;
-  }
-  if (logging) log_for_recovery(packet, opts, from, tag.own_seq, command);
+  // Checked before it is logged: a refused packet is no one's.
+  if (auto s = check_caller(from, packet.ns); !s) return s;
+  if (auto s = check_options(opts); !s) return s;
+  log_for_recovery(packet, opts, from, tag.own_seq, command);
   if (tag.only) return {};
-  return fire_and_forget(from, packet.ns, wire::RequestType::kBroadcast, opts, std::move(command),
-                         std::nullopt, wire::RequestInfo{});
+  return fan_out(from, packet.ns, wire::RequestType::kBroadcast, opts, std::move(command),
+                 std::nullopt, wire::RequestInfo{});
 }
 
 Status Node::add_sockets(AttachmentId from, const std::string& ns,

@@ -21,13 +21,7 @@ const RecoveryLog* Node::recovery_log(const std::string& ns) const {
 RecoveryTotals Node::recovery_totals() const {
   RecoveryTotals totals;
   for (const auto& [ns, log] : recovery_) {
-    const auto& s = log.stats();
-    totals.stats.packets_logged += s.packets_logged;
-    totals.stats.trimmed_early += s.trimmed_early;
-    totals.stats.sessions_saved += s.sessions_saved;
-    totals.stats.sessions_dropped += s.sessions_dropped;
-    totals.stats.restored += s.restored;
-    totals.stats.not_restored += s.not_restored;
+    totals.stats += log.stats();
     totals.packets += log.packets();
     totals.bytes += log.bytes();
     totals.sessions += log.sessions();

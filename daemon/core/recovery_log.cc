@@ -53,6 +53,16 @@ std::size_t size_of(const wire::Packet& packet, const wire::BroadcastOptions& op
 
 }  // namespace
 
+RecoveryStats& RecoveryStats::operator+=(const RecoveryStats& other) {
+  packets_logged += other.packets_logged;
+  trimmed_early += other.trimmed_early;
+  sessions_saved += other.sessions_saved;
+  sessions_dropped += other.sessions_dropped;
+  restored += other.restored;
+  not_restored += other.not_restored;
+  return *this;
+}
+
 bool is_recoverable(const wire::Packet& packet, const wire::BroadcastOptions& opts) {
   const bool event =
       packet.type == wire::PacketType::kEvent || packet.type == wire::PacketType::kBinaryEvent;

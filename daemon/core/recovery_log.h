@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "daemon/common/result.h"
-#include "daemon/core/local_server.h"
 #include "daemon/common/time.h"
+#include "daemon/core/local_server.h"
 #include "daemon/wire/messages.h"
 
 namespace siobridge::core {
@@ -76,6 +76,7 @@ struct RecoveryStats {
   std::uint64_t sessions_dropped = 0;  // over max_sessions before their time
   std::uint64_t restored = 0;
   std::uint64_t not_restored = 0;
+  RecoveryStats& operator+=(const RecoveryStats& other);
 };
 
 // What the logs of every namespace hold now, and their counts.

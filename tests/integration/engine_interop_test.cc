@@ -39,6 +39,15 @@ class RustNode {
     mongoc_collection_destroy(coll_);
   }
 
+  // Announces itself as the reference does at start (InitHeartbeat) and takes
+  // the engine's answer, so that the engine knows a socketioxide peer.
+  void introduce() {
+    send_request("96 b0 " + std::string(kUidHex) + " b0 A… 15 c0 c0 c0");
+    (void)next();  // the engine's Heartbeat
+  }
+  // The uid's bytes in a payload's hex.
+  static constexpr const char* kUidHex = "58 58 58 58 58 58 58 58 58 58 58 58 58 58 58 58";
+
   // Inserts {t:"Req", origin, ns:"/", data:[int32...]} the way the reference does.
   void send_request(const std::string& payload_hex) {
     const auto payload = from_hex(payload_hex);
@@ -194,9 +203,7 @@ TEST_CASE("a socketioxide node in the namespace gets every broadcast as a docume
   REQUIRE(
       eventually(engine, [](Node& n) { return n.status().bus_state == bus::BusState::kReady; }));
   RustNode rust(set);
-  const std::string X = "58 58 58 58 58 58 58 58 58 58 58 58 58 58 58 58";
-  rust.send_request("96 b0 " + X + " b0 A… 15 c0 c0 c0");  // InitHeartbeat
-  (void)rust.next();                                       // the engine's Heartbeat
+  rust.introduce();
   auto request_of = [](const wire::Document& doc) -> std::optional<wire::Request> {
     if (doc.header.kind != wire::MessageKind::kRequest || doc.header.target) return std::nullopt;
     auto request = wire::decode_request(doc.data);
@@ -260,9 +267,8 @@ TEST_CASE("a socketioxide node sees 16-character aliases of socket.io ids and ca
   REQUIRE(
       eventually(engine, [](Node& n) { return n.status().bus_state == bus::BusState::kReady; }));
   RustNode rust(set);
-  const std::string X = "58 58 58 58 58 58 58 58 58 58 58 58 58 58 58 58";
-  rust.send_request("96 b0 " + X + " b0 A… 15 c0 c0 c0");  // InitHeartbeat
-  (void)rust.next();
+  rust.introduce();
+  const std::string X = RustNode::kUidHex;
 
   // FetchSockets in room1: the socket under its alias.
   rust.send_request("96 b0 " + X + " b0 B… 06 c0 c0 95 00 91 a5 72 6f 6f 6d 31 90 c0 c0");
