@@ -16,10 +16,7 @@ constexpr std::size_t kInstanceLength = 8;
 }  // namespace
 
 ApiContext::ApiContext(runtime::Engine& engine_in, ApiLimits limits_in, ApiObserver* observer_in)
-    : engine(engine_in),
-      limits(limits_in),
-      observer(observer_in),
-      instance_(wire::generate_id().substr(0, kInstanceLength)) {
+    : engine(engine_in), limits(limits_in), observer(observer_in), instance_(engine.instance()) {
   schedule_stall_check();
 }
 

@@ -391,8 +391,8 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
   to_proto(command, message.mutable_command());
   message.mutable_command()->set_attachment_id(context_.attachment_id(to));
   if (command.log_seq) {
-    message.mutable_command()->set_recovery_base(
-        recovery_base(message.command().attachment_id(), *command.log_seq));
+    message.mutable_command()->set_recovery_base(recovery_base(
+        message.command().attachment_id(), *command.log_seq, command.log_seen_through));
   }
   const std::size_t bytes = message.ByteSizeLong();
   const auto& limits = context_.limits;

@@ -142,29 +142,31 @@ void Operations::restore_session(core::AttachmentId from, const pb::RestoreSessi
       context_, "restore_session", invalid, std::move(done),
       [from, ns = request.namespace_(), pid = request.pid(), point, attachment_id](core::Node& node,
                                                                                    auto& finish) {
-        pb::RestoreSessionReply reply;
-        auto restored = point.ok() ? node.restore_session(from, ns, pid, *point)
-                                   : Result<core::RestoredSession>(point.error());
-        if (!restored.ok()) {
-          if (restored.error().code != ErrorCode::kNotFound) {
-            finish(to_grpc(restored.error()), {});
+        auto answer = [finish, attachment_id](Result<core::RestoredSession> restored) {
+          pb::RestoreSessionReply reply;
+          if (!restored.ok()) {
+            if (restored.error().code != ErrorCode::kNotFound) {
+              finish(to_grpc(restored.error()), {});
+              return;
+            }
+            reply.set_reason(restored.error().message);
+            finish(grpc::Status::OK, std::move(reply));
             return;
           }
-          reply.set_reason(restored.error().message);
+          reply.set_found(true);
+          reply.set_sid(restored->session.sid);
+          for (const auto& room : restored->session.rooms) reply.add_rooms(room);
+          reply.set_data(restored->session.data);
+          for (const auto& missed : restored->missed) {
+            auto* out = reply.add_missed();
+            to_proto(missed.packet, out->mutable_packet());
+            out->set_offset(recovery_offset(
+                recovery_base(attachment_id, missed.seq, missed.seen_through), restored->own_seq));
+          }
           finish(grpc::Status::OK, std::move(reply));
-          return;
-        }
-        reply.set_found(true);
-        reply.set_sid(restored->session.sid);
-        for (const auto& room : restored->session.rooms) reply.add_rooms(room);
-        reply.set_data(restored->session.data);
-        for (const auto& missed : restored->missed) {
-          auto* out = reply.add_missed();
-          to_proto(missed.packet, out->mutable_packet());
-          out->set_offset(
-              recovery_offset(recovery_base(attachment_id, missed.seq), restored->own_seq));
-        }
-        finish(grpc::Status::OK, std::move(reply));
+        };
+        if (!point.ok()) return answer(point.error());
+        node.restore_session(from, ns, pid, *point, std::move(answer));
       });
 }
 

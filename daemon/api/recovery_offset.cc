@@ -1,6 +1,9 @@
 #include "daemon/api/recovery_offset.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -15,8 +18,10 @@ bool parse_number(std::string_view text, std::uint64_t& value) {
 
 }  // namespace
 
-std::string recovery_base(const std::string& attachment_id, std::uint64_t log_seq) {
-  return fmt::format("{}.{}", attachment_id, log_seq);
+std::string recovery_base(const std::string& attachment_id, std::uint64_t log_seq,
+                          const std::string& seen_through) {
+  return fmt::format("{}.{}.{}", attachment_id, log_seq,
+                     seen_through.empty() ? std::string_view("0") : seen_through);
 }
 
 std::string recovery_offset(const std::string& base, std::uint64_t own_seq) {
@@ -30,23 +35,36 @@ Result<core::RecoveryPoint> parse_recovery_offset(const ApiContext& context,
                       fmt::format("offset \"{}\" {}", offset.substr(0, 64), why));
   };
   if (offset.size() > 128) return unknown("is too long to be an offset");
-  const auto last = offset.rfind('.');
-  const auto middle =
-      last == std::string::npos || last == 0 ? std::string::npos : offset.rfind('.', last - 1);
-  if (middle == std::string::npos) return unknown("is not an offset of siobridge");
+  // instance . attachment . seq . position . own
+  std::vector<std::string_view> parts;
+  std::string_view rest(offset);
+  for (std::size_t dot; (dot = rest.find('.')) != std::string_view::npos;) {
+    parts.push_back(rest.substr(0, dot));
+    rest.remove_prefix(dot + 1);
+  }
+  parts.push_back(rest);
   core::RecoveryPoint point;
-  const std::string_view text(offset);
-  if (!parse_number(text.substr(middle + 1, last - middle - 1), point.seq) ||
-      !parse_number(text.substr(last + 1), point.own_seq)) {
+  std::uint64_t attachment = 0;
+  const auto is_hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  if (parts.size() != 5 || !parse_number(parts[1], attachment) ||
+      !parse_number(parts[2], point.seq) || !parse_number(parts[4], point.own_seq) ||
+      !(parts[3] == "0" ||
+        (parts[3].size() == 24 && std::all_of(parts[3].begin(), parts[3].end(), is_hex)))) {
     return unknown("is not an offset of siobridge");
   }
-  auto attachment = context.parse_attachment(offset.substr(0, middle));
-  if (!attachment.ok() || *attachment == core::kNoAttachment) {
-    return unknown(attachment.ok() || attachment.error().code == ErrorCode::kInvalidArgument
-                       ? "is not an offset of siobridge"
-                       : "was given before the daemon restarted");
+  if (parts[3] != "0") point.position = std::string(parts[3]);
+  auto local = context.parse_attachment(offset.substr(0, parts[0].size() + 1 + parts[1].size()));
+  if (local.ok()) {
+    if (*local == core::kNoAttachment) return unknown("is not an offset of siobridge");
+    point.attachment = *local;
+    return point;
   }
-  point.attachment = *attachment;
+  if (local.error().code == ErrorCode::kInvalidArgument) {
+    return unknown("is not an offset of siobridge");
+  }
+  // Another daemon instance's: its log entries are known here by their origin.
+  point.instance = std::string(parts[0]);
+  point.attachment = attachment;
   return point;
 }
 

@@ -46,6 +46,10 @@ class Bus {
   // document larger than the store takes): nothing was queued.
   virtual Status publish(wire::Document document, Audience audience) = 0;
   virtual BusState state() const = 0;
+  // Whether other nodes read what this node publishes. Then a document marked
+  // echo (wire::Document::echo) also comes back to this node, in the cluster's
+  // order and with its position.
+  virtual bool shared() const = 0;
 };
 
 }  // namespace siobridge::bus

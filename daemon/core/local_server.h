@@ -58,6 +58,8 @@ struct Command {
   // recovery log this broadcast is; the server builds its clients' offsets
   // from it.
   std::optional<std::uint64_t> log_seq;
+  // With log_seq: the bus position the daemon had read when it logged it.
+  std::string log_seen_through;
 };
 
 inline Command make_command(CommandKind kind, const std::string& ns,

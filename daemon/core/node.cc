@@ -42,6 +42,7 @@ Node::Node(NodeConfig config, bus::Bus& bus, const Clock& clock, TimerQueue& tim
       timers_(timers),
       aliases_(config_.socket_aliases) {
   uid_ = config_.uid.empty() ? wire::generate_id() : config_.uid;
+  instance_ = config_.instance.empty() ? wire::generate_id().substr(0, 8) : config_.instance;
   bus_state_ = bus_.state();
 }
 
@@ -394,7 +395,12 @@ std::uint32_t Node::server_count(const std::string& ns) const {
 // ---- documents from the bus ----
 
 void Node::on_document(const wire::Document& document, const std::string& position) {
+  if (document.header.origin == uid_) {
+    on_echo(document, position);
+    return;
+  }
   if (document.header.kind == wire::MessageKind::kResponse) {
+    read_through(position);
     on_response_document(document);
     return;
   }
@@ -405,19 +411,27 @@ void Node::on_document(const wire::Document& document, const std::string& positi
     if (auto ext = wire::decode_extension(*document.extension);
         ext.ok() && std::holds_alternative<wire::Goodbye>(*ext)) {
       ++stats_.extensions_in;
+      read_through(position);
       on_goodbye(document.header.origin);
       return;
     }
   }
   auto it = namespaces_.find(document.header.ns);
   if (it == namespaces_.end()) {
-    ++stats_.inactive_namespace;
+    read_through(position);
+    // Sessions outlive their server: recovery keeps logging without one.
+    if (recovery_.count(document.header.ns) != 0) {
+      on_unattended_document(document, position);
+    } else {
+      ++stats_.inactive_namespace;
+    }
     return;
   }
   if (auto held = held_.find(document.header.ns);
       held != held_.end() && hold(document, position, held->second)) {
     return;
   }
+  read_through(position);
   if (extension_target) {
     on_extension_request(document, position, it->second);
     return;

@@ -43,6 +43,7 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   const std::string& uid() const { return uid_; }
+  const std::string& instance() const { return instance_; }
   const NodeConfig& config() const { return config_; }
 
   // A broadcast with acks ends this long after the caller's ack timeout: what
@@ -97,9 +98,13 @@ class Node {
   // are given is logged, and broadcast commands carry their log entry.
   // kFailedPrecondition when `ns` has recovery off.
   Status persist_session(AttachmentId from, const std::string& ns, SessionRecord session);
-  // kNotFound (the client gets a new session) when there is nothing to restore.
-  Result<RestoredSession> restore_session(AttachmentId from, const std::string& ns,
-                                          const std::string& pid, const RecoveryPoint& point);
+  // Calls `done` once: kNotFound (the client gets a new session) when there is
+  // nothing to restore. On a shared bus the session is claimed across the
+  // cluster first (wire::RecoveryClaim): `done` runs when the claim came back,
+  // or with kNotFound after request_timeout.
+  void restore_session(AttachmentId from, const std::string& ns, const std::string& pid,
+                       const RecoveryPoint& point,
+                       std::function<void(Result<RestoredSession>)> done);
   // Null when `ns` has recovery off.
   const RecoveryLog* recovery_log(const std::string& ns) const;
   RecoveryTotals recovery_totals() const;
@@ -230,11 +235,43 @@ class Node {
   void discard(CommandId id);
 
   // node_recovery.cc
+  struct PendingRestore {
+    AttachmentId from;
+    std::string ns;
+    std::string pid;
+    RecoveryPoint point;
+    std::function<void(Result<RestoredSession>)> done;
+    TimerId timer = 0;
+    bool claimed = false;  // the claim came back before the session: waiting for it
+  };
   void enable_recovery(AttachmentId id, const std::string& ns, Millis retention);
   // Logs a recoverable packet given to servers of `ns` (when recovery is on)
-  // and marks `command` with its entry.
-  void log_for_recovery(const wire::Packet& packet, const wire::BroadcastOptions& opts,
-                        AttachmentId origin, std::uint64_t own_seq, Command& command);
+  // and marks `command` with its entry. On a shared bus, returns where it
+  // stands in the log, for the document that carries it.
+  std::optional<wire::RecoveryEntryInfo> log_for_recovery(const wire::Packet& packet,
+                                                          const wire::BroadcastOptions& opts,
+                                                          AttachmentId origin,
+                                                          std::uint64_t own_seq, Command& command);
+  // The same for a packet read from the bus at `position`.
+  void log_from_bus(const wire::Packet& packet, const wire::BroadcastOptions& opts,
+                    const std::optional<wire::RequestInfo>& info, const std::string& position,
+                    Command& command);
+  // A packet its server delivered itself: the other daemons log it too.
+  void publish_log_only(const wire::Packet& packet, const wire::BroadcastOptions& opts,
+                        const wire::RecoveryEntryInfo& entry);
+  // Sessions, claims and log-only packets; false for other extensions.
+  bool on_recovery_extension(const wire::Document& document, wire::Extension& extension,
+                             const std::string& position);
+  // What a namespace without servers here still logs.
+  void on_unattended_document(const wire::Document& document, const std::string& position);
+  // A document of this node's, back through the bus (wire::Document::echo).
+  void on_echo(const wire::Document& document, const std::string& position);
+  void on_claim(const std::string& ns, const std::string& claimant,
+                const wire::RecoveryClaim& claim);
+  void on_session(const std::string& ns, SessionRecord session);
+  // Answers a claimed restore with `session` and what its point missed.
+  void finish_restore(PendingRestore pending, SessionRecord session);
+  void read_through(const std::string& position);
   RecoveryLog* mutable_recovery_log(const std::string& ns);
 
   // node_incoming.cc: the responder side
@@ -266,6 +303,7 @@ class Node {
 
   NodeConfig config_;
   std::string uid_;
+  std::string instance_;
   bus::Bus& bus_;
   const Clock& clock_;
   TimerQueue& timers_;
@@ -279,6 +317,10 @@ class Node {
   // Kept while the node lives, not only while the namespace is active:
   // sessions outlive a restart of the app server.
   std::map<std::string, RecoveryLog> recovery_;
+  std::unordered_map<std::string, PendingRestore> pending_restores_;  // by claim id
+  // The position of the last document read from the bus (none held back):
+  // every recoverable packet before it is logged.
+  std::string bus_position_;
   TimerId handover_timer_ = 0;
   bool leaving_ = false;
   AttachmentId next_attachment_id_ = 1;

@@ -24,6 +24,7 @@ class RecordingBus final : public bus::Bus {
     return {};
   }
   bus::BusState state() const override { return bus::BusState::kReady; }
+  bool shared() const override { return false; }
 
   // The audience of the last request of `type` published.
   std::optional<bus::Audience> last(wire::RequestType type) const {

@@ -260,6 +260,7 @@ class RefusingBus final : public bus::Bus {
     return make_error(code_, "refused by the test bus");
   }
   bus::BusState state() const override { return bus::BusState::kReady; }
+  bool shared() const override { return false; }
 
  private:
   ErrorCode code_;

@@ -14,7 +14,10 @@
 namespace siobridge::core {
 
 struct NodeConfig {
-  std::string uid;                    // empty: a fresh random uid at start
+  std::string uid;  // empty: a fresh random uid at start
+  // This run of the node (a restart makes a new one): the recovery offsets it
+  // gives name it. Empty: 8 random id characters.
+  std::string instance;
   Millis heartbeat_interval{10'000};  // Heartbeat per active namespace
   Millis heartbeat_timeout{60'000};   // a peer not heard from for this long is gone
   Millis request_timeout{5'000};      // waiting for other nodes' answers

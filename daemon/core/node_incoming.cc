@@ -66,8 +66,7 @@ void Node::respond(const wire::Document& document, wire::Request request,
     case wire::RequestType::kBroadcast:
       command.kind = CommandKind::kBroadcast;
       command.packet = std::move(request.packet);
-      if (command.packet)
-        log_for_recovery(*command.packet, command.opts, kNoAttachment, 0, command);
+      if (command.packet) log_from_bus(*command.packet, command.opts, info, position, command);
       send_all();
       return;
     case wire::RequestType::kAddSockets:
@@ -178,6 +177,7 @@ void Node::on_extension_request(const wire::Document& document, const std::strin
     return;
   }
   ++stats_.extensions_in;
+  if (on_recovery_extension(document, *ext, position)) return;
   auto* emit = std::get_if<wire::ServerSideEmit>(&*ext);
   if (!emit) return;
   state.peers.touch(document.header.origin, clock_.now());

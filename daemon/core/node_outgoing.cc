@@ -55,6 +55,8 @@ Status Node::publish_request(const std::string& ns, wire::Request request,
   wire::Document doc{{wire::MessageKind::kRequest, ns, uid_, std::move(target), std::nullopt},
                      wire::encode_request(request),
                      wire::encode_extension(info)};
+  // Its position comes back for the recovery log.
+  doc.echo = info.recovery.has_value();
   auto status = bus_.publish(std::move(doc), audience);
   if (status.ok()) {
     ++stats_.requests_out[static_cast<std::size_t>(type)];
@@ -97,10 +99,16 @@ Status Node::broadcast(AttachmentId from, const wire::Packet& packet,
   // Checked before it is logged: a refused packet is no one's.
   if (auto s = check_caller(from, packet.ns); !s) return s;
   if (auto s = check_options(opts); !s) return s;
-  log_for_recovery(packet, opts, from, tag.own_seq, command);
+  wire::RequestInfo info;
+  info.recovery = log_for_recovery(packet, opts, from, tag.own_seq, command);
+  // What no other node receives is logged by the other daemons all the same.
+  if (info.recovery && (tag.only || is_local_only(opts))) {
+    publish_log_only(packet, opts, *info.recovery);
+    info.recovery.reset();
+  }
   if (tag.only) return {};
   return fan_out(from, packet.ns, wire::RequestType::kBroadcast, opts, std::move(command),
-                 std::nullopt, wire::RequestInfo{});
+                 std::nullopt, info);
 }
 
 Status Node::add_sockets(AttachmentId from, const std::string& ns,
@@ -131,7 +139,7 @@ Status Node::disconnect_sockets(AttachmentId from, const std::string& ns,
   command.kind = CommandKind::kDisconnectSockets;
   command.close = close;
   return fire_and_forget(from, ns, wire::RequestType::kDisconnectSockets, opts, std::move(command),
-                         std::nullopt, wire::RequestInfo{0, close});
+                         std::nullopt, wire::RequestInfo{0, close, std::nullopt, false});
 }
 
 Status Node::run_gathering(AttachmentId from, const std::string& ns,
@@ -311,7 +319,8 @@ Status Node::broadcast_with_ack(AttachmentId from, const wire::Packet& packet,
   }
   auto* registered = static_cast<AckQuery*>(start(std::move(query)));
   if (request) {
-    wire::RequestInfo info{static_cast<std::uint32_t>(ack_timeout.count()), false};
+    wire::RequestInfo info;
+    info.ack_timeout_ms = static_cast<std::uint32_t>(ack_timeout.count());
     if (auto s = publish_request(ns, std::move(*request), std::nullopt, info); !s) {
       discard(id);
       return s;

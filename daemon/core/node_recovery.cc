@@ -1,12 +1,32 @@
 // Connection state recovery (docs/recovery.md): the node logs what its
 // servers are given in namespaces where a server asked for recovery, and keeps
 // the sessions of disconnected clients, so that a client recovers on any
-// server attached to this daemon.
+// server attached to this daemon or, through a shared bus, to any daemon of
+// the cluster.
 #include <spdlog/spdlog.h>
 
 #include "daemon/core/node.h"
+#include "daemon/wire/ids.h"
+#include "daemon/wire/payload_codec.h"
 
 namespace siobridge::core {
+namespace {
+
+// How long a restore whose claim came back before the session waits for it:
+// the session's daemon may still be writing what its server sent before.
+constexpr Millis kSessionWait{1'500};
+
+void warn_if_trimmed(const RecoveryLog& log, std::uint64_t trimmed_before, const std::string& ns) {
+  if (log.stats().trimmed_early != trimmed_before && trimmed_before % 10'000 == 0) {
+    // Clients that were away longer than what is left cannot recover.
+    spdlog::warn(
+        "connection state recovery in {}: packets dropped for space before their time ({} so "
+        "far); raise recovery.log_bytes to keep maxDisconnectionDuration",
+        ns, log.stats().trimmed_early);
+  }
+}
+
+}  // namespace
 
 RecoveryLog* Node::mutable_recovery_log(const std::string& ns) {
   auto it = recovery_.find(ns);
@@ -29,8 +49,18 @@ RecoveryTotals Node::recovery_totals() const {
   return totals;
 }
 
+void Node::read_through(const std::string& position) {
+  if (position.empty()) return;
+  if (bus_position_.empty()) {
+    // The first document read: what came before was never seen here.
+    for (auto& [ns, log] : recovery_) log.start_reading_at(position);
+  }
+  if (position > bus_position_) bus_position_ = position;
+}
+
 void Node::enable_recovery(AttachmentId id, const std::string& ns, Millis retention) {
-  auto [it, created] = recovery_.try_emplace(ns, retention, config_.recovery);
+  auto [it, created] =
+      recovery_.try_emplace(ns, retention, config_.recovery, instance_, bus_position_);
   if (created) {
     spdlog::info("connection state recovery on in {}: packets and sessions kept {} s", ns,
                  retention.count() / 1000);
@@ -41,22 +71,59 @@ void Node::enable_recovery(AttachmentId id, const std::string& ns, Millis retent
   // it used the namespace were never its clients'.
   Command mark = make_command(CommandKind::kRecoveryMark, ns, {});
   mark.log_seq = it->second.last_seq();
+  mark.log_seen_through = bus_position_;
   send(id, mark);
 }
 
-void Node::log_for_recovery(const wire::Packet& packet, const wire::BroadcastOptions& opts,
-                            AttachmentId origin, std::uint64_t own_seq, Command& command) {
+std::optional<wire::RecoveryEntryInfo> Node::log_for_recovery(const wire::Packet& packet,
+                                                              const wire::BroadcastOptions& opts,
+                                                              AttachmentId origin,
+                                                              std::uint64_t own_seq,
+                                                              Command& command) {
+  RecoveryLog* log = mutable_recovery_log(packet.ns);
+  if (log == nullptr || !is_recoverable(packet, opts)) return std::nullopt;
+  const auto trimmed_before = log->stats().trimmed_early;
+  if (own_seq == 0) origin = kNoAttachment;
+  command.log_seq = log->append(packet, opts, origin, own_seq, clock_.now(), bus_position_);
+  command.log_seen_through = bus_position_;
+  warn_if_trimmed(*log, trimmed_before, packet.ns);
+  if (!bus_.shared()) return std::nullopt;
+  return wire::RecoveryEntryInfo{instance_, *command.log_seq, origin, own_seq};
+}
+
+void Node::log_from_bus(const wire::Packet& packet, const wire::BroadcastOptions& opts,
+                        const std::optional<wire::RequestInfo>& info, const std::string& position,
+                        Command& command) {
   RecoveryLog* log = mutable_recovery_log(packet.ns);
   if (log == nullptr || !is_recoverable(packet, opts)) return;
+  std::optional<EntryOrigin> origin;
+  if (info && info->recovery) {
+    const auto& r = *info->recovery;
+    origin = EntryOrigin{r.instance, r.seq, r.attachment, r.own_seq};
+  }
   const auto trimmed_before = log->stats().trimmed_early;
-  command.log_seq =
-      log->append(packet, opts, own_seq == 0 ? kNoAttachment : origin, own_seq, clock_.now());
-  if (log->stats().trimmed_early != trimmed_before && trimmed_before % 10'000 == 0) {
-    // Clients that were away longer than what is left cannot recover.
-    spdlog::warn(
-        "connection state recovery in {}: packets dropped for space before their time ({} so "
-        "far); raise recovery.log_bytes to keep maxDisconnectionDuration",
-        packet.ns, log->stats().trimmed_early);
+  command.log_seq = log->append_from_bus(packet, opts, std::move(origin), position, clock_.now());
+  command.log_seen_through = position;
+  warn_if_trimmed(*log, trimmed_before, packet.ns);
+}
+
+void Node::publish_log_only(const wire::Packet& packet, const wire::BroadcastOptions& opts,
+                            const wire::RecoveryEntryInfo& entry) {
+  wire::Request request{uid_,   wire::generate_id(), wire::RequestType::kBroadcast,
+                        packet, std::nullopt,        opts};
+  wire::RequestInfo info;
+  info.recovery = entry;
+  info.log_only = true;
+  wire::Document doc{{wire::MessageKind::kRequest, packet.ns, uid_,
+                      std::string(wire::kSiobridgeTarget), std::nullopt},
+                     wire::encode_request(request),
+                     wire::encode_extension(info)};
+  doc.echo = true;
+  if (bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
+    ++stats_.extensions_out;
+  } else {
+    // Logged here all the same: it is recoverable on this daemon's servers.
+    ++stats_.publish_failures;
   }
 }
 
@@ -67,18 +134,207 @@ Status Node::persist_session(AttachmentId from, const std::string& ns, SessionRe
     return make_error(ErrorCode::kFailedPrecondition, "connection state recovery is off in " + ns +
                                                           " (join the namespace with recovery_ms)");
   }
+  if (bus_.shared()) {
+    // After every packet its server sent before (the bus keeps a node's
+    // order), so a daemon that has read the session has read those too.
+    wire::Document doc{
+        {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
+        {},
+        wire::encode_extension(
+            wire::RecoverySession{session.pid, session.sid, session.rooms, session.data})};
+    if (bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
+      ++stats_.extensions_out;
+    } else {
+      ++stats_.publish_failures;
+      spdlog::warn("session {} of {} is kept on this daemon only: the bus refused it", session.sid,
+                   ns);
+    }
+  }
   log->save_session(std::move(session), clock_.now());
   return {};
 }
 
-Result<RestoredSession> Node::restore_session(AttachmentId from, const std::string& ns,
-                                              const std::string& pid, const RecoveryPoint& point) {
-  if (auto s = check_caller(from, ns); !s) return s.error();
+void Node::restore_session(AttachmentId from, const std::string& ns, const std::string& pid,
+                           const RecoveryPoint& point,
+                           std::function<void(Result<RestoredSession>)> done) {
+  if (auto s = check_caller(from, ns); !s) return done(s.error());
   RecoveryLog* log = mutable_recovery_log(ns);
   if (log == nullptr) {
-    return make_error(ErrorCode::kNotFound, "connection state recovery is off in " + ns);
+    return done(make_error(ErrorCode::kNotFound, "connection state recovery is off in " + ns));
   }
-  return log->restore(pid, point, from, clock_.now());
+  if (!bus_.shared()) return done(log->restore(pid, point, from, clock_.now()));
+  // Checked before the claim: the session stays when the offset cannot be used.
+  if (auto s = log->check_point(point); !s) {
+    log->count_restore(false);
+    return done(s.error());
+  }
+  // The session may be another daemon's and still on its way; the claim comes
+  // back after it, and after everything its server sent before it.
+  const std::string claim_id = wire::generate_id();
+  wire::Document doc{
+      {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
+      {},
+      wire::encode_extension(wire::RecoveryClaim{pid, claim_id})};
+  doc.echo = true;
+  if (!bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
+    ++stats_.publish_failures;
+    log->count_restore(false);
+    return done(make_error(ErrorCode::kNotFound,
+                           "the session could not be claimed: the bus refused the claim"));
+  }
+  ++stats_.extensions_out;
+  const TimerId timer = timers_.schedule(clock_.now() + config_.request_timeout, [this, claim_id] {
+    auto it = pending_restores_.find(claim_id);
+    if (it == pending_restores_.end()) return;
+    auto pending = std::move(it->second);
+    pending_restores_.erase(it);
+    if (RecoveryLog* log = mutable_recovery_log(pending.ns)) log->count_restore(false);
+    pending.done(make_error(ErrorCode::kNotFound,
+                            "the session claim did not come back through the bus in time"));
+  });
+  pending_restores_.emplace(claim_id,
+                            PendingRestore{from, ns, pid, point, std::move(done), timer, false});
+}
+
+void Node::on_claim(const std::string& ns, const std::string& claimant,
+                    const wire::RecoveryClaim& claim) {
+  RecoveryLog* log = mutable_recovery_log(ns);
+  // The first claim of a pid gets the session; every node forgets it then. A
+  // claim read before its session holds the pid for the session to come.
+  const Millis now = clock_.now();
+  auto session = log ? log->take_session(claim.pid, now) : std::nullopt;
+  // Every claim holds the pid for a while: a later claim of it fails at once,
+  // and a session still on its way is the first claimant's when it comes.
+  const bool first =
+      log != nullptr && log->remember_claim(claim.pid, now + 2 * config_.request_timeout, now);
+  if (claimant != uid_) return;
+  auto it = pending_restores_.find(claim.claim);
+  if (it == pending_restores_.end()) return;
+  if (!session && first) {
+    // Answered when the session comes; a session that does not come soon was
+    // never there (or expired): the client should not wait long for that.
+    PendingRestore& waiting = it->second;
+    waiting.claimed = true;
+    timers_.cancel(waiting.timer);
+    waiting.timer = timers_.schedule(now + kSessionWait, [this, id = claim.claim] {
+      auto it = pending_restores_.find(id);
+      if (it == pending_restores_.end()) return;
+      auto pending = std::move(it->second);
+      pending_restores_.erase(it);
+      if (RecoveryLog* log = mutable_recovery_log(pending.ns)) log->count_restore(false);
+      pending.done(
+          make_error(ErrorCode::kNotFound, "no session with this pid (unknown, used or expired)"));
+    });
+    return;
+  }
+  auto pending = std::move(it->second);
+  pending_restores_.erase(it);
+  timers_.cancel(pending.timer);
+  if (!session) {
+    if (log != nullptr) log->count_restore(false);
+    return pending.done(make_error(ErrorCode::kNotFound, "the session was restored already"));
+  }
+  finish_restore(std::move(pending), std::move(*session));
+}
+
+void Node::on_session(const std::string& ns, SessionRecord session) {
+  RecoveryLog* log = mutable_recovery_log(ns);
+  if (log == nullptr) return;
+  if (!log->claimed(session.pid, clock_.now())) {
+    log->save_session(std::move(session), clock_.now());
+    return;
+  }
+  // Claimed before it came: the claimant's, if that is this node.
+  for (auto it = pending_restores_.begin(); it != pending_restores_.end(); ++it) {
+    if (!it->second.claimed || it->second.ns != ns || it->second.pid != session.pid) continue;
+    auto pending = std::move(it->second);
+    pending_restores_.erase(it);
+    timers_.cancel(pending.timer);
+    finish_restore(std::move(pending), std::move(session));
+    return;
+  }
+}
+
+void Node::finish_restore(PendingRestore pending, SessionRecord session) {
+  RecoveryLog* log = mutable_recovery_log(pending.ns);
+  if (log == nullptr) {
+    return pending.done(make_error(ErrorCode::kNotFound, "connection state recovery is off"));
+  }
+  if (auto s = log->check_point(pending.point); !s) {
+    log->count_restore(false);
+    return pending.done(s.error());
+  }
+  log->count_restore(true);
+  auto restored = log->replay(std::move(session), pending.point, pending.from);
+  pending.done(std::move(restored));
+}
+
+bool Node::on_recovery_extension(const wire::Document& document, wire::Extension& extension,
+                                 const std::string& position) {
+  const std::string& ns = document.header.ns;
+  if (auto* claim = std::get_if<wire::RecoveryClaim>(&extension)) {
+    on_claim(ns, document.header.origin, *claim);
+    return true;
+  }
+  if (auto* session = std::get_if<wire::RecoverySession>(&extension)) {
+    on_session(ns, SessionRecord{std::move(session->pid), std::move(session->sid),
+                                 std::move(session->rooms), std::move(session->data)});
+    return true;
+  }
+  auto* info = std::get_if<wire::RequestInfo>(&extension);
+  if (info == nullptr || !info->log_only) return false;
+  auto request = wire::decode_request(document.data);
+  if (!request.ok() || request->type != wire::RequestType::kBroadcast || !request->packet ||
+      request->packet->ns != ns) {
+    ++stats_.decode_errors;
+    return true;
+  }
+  Command unused;
+  log_from_bus(*request->packet, request->opts.value_or(wire::BroadcastOptions{}), *info, position,
+               unused);
+  return true;
+}
+
+void Node::on_unattended_document(const wire::Document& document, const std::string& position) {
+  if (document.header.kind != wire::MessageKind::kRequest) return;
+  std::optional<wire::RequestInfo> info;
+  if (document.extension) {
+    auto ext = wire::decode_extension(*document.extension);
+    if (!ext.ok()) {
+      ++stats_.decode_errors;
+      return;
+    }
+    if (document.header.target && *document.header.target == wire::kSiobridgeTarget) {
+      on_recovery_extension(document, *ext, position);
+      return;
+    }
+    if (auto* request_info = std::get_if<wire::RequestInfo>(&*ext)) info = *request_info;
+  }
+  if (document.header.target && *document.header.target != uid_) return;
+  auto request = wire::decode_request(document.data);
+  if (!request.ok() || request->type != wire::RequestType::kBroadcast || !request->packet) return;
+  // As respond() would have given it to the servers.
+  auto opts = request->opts.value_or(wire::BroadcastOptions{});
+  opts.flags &= static_cast<std::uint8_t>(~wire::broadcast_flags::kLocal);
+  if (!info) aliases_.resolve(opts);
+  Command unused;
+  log_from_bus(*request->packet, opts, info, position, unused);
+}
+
+void Node::on_echo(const wire::Document& document, const std::string& position) {
+  read_through(position);
+  if (!document.extension) return;
+  auto ext = wire::decode_extension(*document.extension);
+  if (!ext.ok()) return;
+  if (auto* claim = std::get_if<wire::RecoveryClaim>(&*ext)) {
+    on_claim(document.header.ns, uid_, *claim);
+    return;
+  }
+  auto* info = std::get_if<wire::RequestInfo>(&*ext);
+  if (info == nullptr || !info->recovery || info->recovery->instance != instance_) return;
+  if (RecoveryLog* log = mutable_recovery_log(document.header.ns)) {
+    log->set_position(info->recovery->seq, position);
+  }
 }
 
 }  // namespace siobridge::core

@@ -69,19 +69,25 @@ bool is_recoverable(const wire::Packet& packet, const wire::BroadcastOptions& op
   return event && !packet.ack && !opts.has(wire::broadcast_flags::kVolatile);
 }
 
-RecoveryLog::RecoveryLog(Millis retention, RecoveryLimits limits)
-    : retention_(retention), limits_(limits) {}
+RecoveryLog::RecoveryLog(Millis retention, RecoveryLimits limits, std::string instance,
+                         std::string position)
+    : retention_(retention),
+      limits_(limits),
+      instance_(std::move(instance)),
+      complete_from_(std::move(position)) {}
 
 void RecoveryLog::extend_retention(Millis retention) {
   retention_ = std::max(retention_, retention);
 }
 
 std::uint64_t RecoveryLog::append(const wire::Packet& packet, const wire::BroadcastOptions& opts,
-                                  AttachmentId origin, std::uint64_t own_seq, Millis now) {
+                                  AttachmentId origin, std::uint64_t own_seq, Millis now,
+                                  const std::string& seen_through) {
   expire(now);
   const std::uint64_t seq = next_seq_++;
   const std::size_t bytes = size_of(packet, opts);
-  entries_.push_back(Entry{seq, now, packet, opts, origin, own_seq, bytes});
+  entries_.push_back(
+      Entry{seq, now, packet, opts, origin, own_seq, bytes, seen_through, {}, {}, 0});
   bytes_ += bytes;
   ++stats_.packets_logged;
   if (origin != kNoAttachment) own_seqs_[origin] = own_seq;
@@ -92,13 +98,41 @@ std::uint64_t RecoveryLog::append(const wire::Packet& packet, const wire::Broadc
   return seq;
 }
 
+std::uint64_t RecoveryLog::append_from_bus(const wire::Packet& packet,
+                                           const wire::BroadcastOptions& opts,
+                                           std::optional<EntryOrigin> origin,
+                                           const std::string& position, Millis now) {
+  const std::uint64_t seq = append(packet, opts, kNoAttachment, 0, now, position);
+  Entry& entry = entries_.back();
+  entry.position = position;
+  if (origin) {
+    entry.origin_instance = std::move(origin->instance);
+    entry.origin_seq = origin->seq;
+    entry.origin = origin->attachment;
+    entry.own_seq = origin->own_seq;
+  } else {
+    entry.origin_instance = "-";
+  }
+  return seq;
+}
+
+void RecoveryLog::set_position(std::uint64_t seq, const std::string& position) {
+  if (entries_.empty() || seq < entries_.front().seq || seq > entries_.back().seq) return;
+  Entry& entry = entries_[seq - entries_.front().seq];
+  if (entry.origin_instance.empty()) entry.position = position;
+}
+
 std::uint64_t RecoveryLog::own_seq(AttachmentId attachment) const {
   auto it = own_seqs_.find(attachment);
   return it == own_seqs_.end() ? 0 : it->second;
 }
 
 void RecoveryLog::drop_oldest_entry() {
-  floor_ = entries_.front().seq;
+  const Entry& oldest = entries_.front();
+  floor_ = std::max(floor_, oldest.seq);
+  // A later entry may sit before it in the bus order (its position came back
+  // late): every point before its position may have missed it.
+  complete_from_ = std::max({complete_from_, oldest.seen_through, oldest.position});
   bytes_ -= entries_.front().bytes;
   entries_.pop_front();
 }
@@ -122,12 +156,103 @@ void RecoveryLog::save_session(SessionRecord session, Millis now) {
 }
 
 void RecoveryLog::expire(Millis now) {
+  while (!claim_order_.empty() && claim_order_.front().first < now) {
+    auto it = claims_.find(claim_order_.front().second);
+    if (it != claims_.end() && it->second == claim_order_.front().first) claims_.erase(it);
+    claim_order_.pop_front();
+  }
   while (!entries_.empty() && entries_.front().logged_at + retention_ < now) drop_oldest_entry();
   while (!saved_order_.empty()) {
     auto it = sessions_.find(saved_order_.front());
     if (it->second.saved_at + retention_ >= now) break;
     drop_session(it);
   }
+}
+
+Status RecoveryLog::check_point(const RecoveryPoint& point) const {
+  if (point.instance.empty() || point.instance == instance_) {
+    if (point.seq < floor_) {
+      return make_error(
+          ErrorCode::kNotFound,
+          fmt::format("the offset is older than the packets kept (entry {}, kept from {})",
+                      point.seq, floor_ + 1));
+    }
+    if (point.seq > last_seq()) {
+      return make_error(
+          ErrorCode::kNotFound,
+          fmt::format("the offset names entry {}, the log has {}", point.seq, last_seq()));
+    }
+    return {};
+  }
+  if (complete_from_.empty() || point.position.empty() || point.position < complete_from_) {
+    return make_error(ErrorCode::kNotFound,
+                      fmt::format("the offset of daemon instance {} is older than what this daemon "
+                                  "kept (bus position {}, kept from {})",
+                                  point.instance, point.position.empty() ? "none" : point.position,
+                                  complete_from_));
+  }
+  return {};
+}
+
+bool RecoveryLog::has_session(const std::string& pid, Millis now) {
+  expire(now);
+  return sessions_.count(pid) != 0;
+}
+
+std::optional<SessionRecord> RecoveryLog::take_session(const std::string& pid, Millis now) {
+  expire(now);
+  auto it = sessions_.find(pid);
+  if (it == sessions_.end()) return std::nullopt;
+  SessionRecord record = std::move(it->second.record);
+  drop_session(it);
+  return record;
+}
+
+bool RecoveryLog::remember_claim(const std::string& pid, Millis until, Millis now) {
+  expire(now);
+  if (claims_.count(pid) != 0) return false;
+  while (claims_.size() >= limits_.max_sessions && !claim_order_.empty()) {
+    claims_.erase(claim_order_.front().second);
+    claim_order_.pop_front();
+  }
+  claims_.emplace(pid, until);
+  claim_order_.emplace_back(until, pid);
+  return true;
+}
+
+bool RecoveryLog::claimed(const std::string& pid, Millis now) {
+  expire(now);
+  return claims_.count(pid) != 0;
+}
+
+bool RecoveryLog::missed(const Entry& entry, const RecoveryPoint& point, bool local) const {
+  const bool same_log =
+      local ? entry.origin_instance.empty() : entry.origin_instance == point.instance;
+  if (!same_log) {
+    if (local) return entry.seq > point.seq;  // this log's order is the point's
+    // Another log's entry the point's instance read from the bus: it had it
+    // if it sits before the point's position. An entry of this log whose
+    // position is not back yet was written after anything read so far.
+    return entry.position.empty() || entry.position > point.position;
+  }
+  const std::uint64_t seq = local ? entry.seq : entry.origin_seq;
+  if (seq <= point.seq) return false;
+  // Its server had delivered it itself.
+  return !(point.attachment != kNoAttachment && entry.origin == point.attachment &&
+           entry.own_seq <= point.own_seq);
+}
+
+RestoredSession RecoveryLog::replay(SessionRecord session, const RecoveryPoint& point,
+                                    AttachmentId restoring) const {
+  const bool local = point.instance.empty() || point.instance == instance_;
+  RestoredSession restored;
+  restored.session = std::move(session);
+  for (const auto& entry : entries_) {
+    if (!missed(entry, point, local) || !reaches(entry.opts, restored.session.rooms)) continue;
+    restored.missed.push_back(MissedPacket{entry.seq, entry.seen_through, entry.packet});
+  }
+  restored.own_seq = own_seq(restoring);
+  return restored;
 }
 
 Result<RestoredSession> RecoveryLog::restore(const std::string& pid, const RecoveryPoint& point,
@@ -137,28 +262,9 @@ Result<RestoredSession> RecoveryLog::restore(const std::string& pid, const Recov
     ++stats_.not_restored;
     return make_error(ErrorCode::kNotFound, std::move(why));
   };
-  auto it = sessions_.find(pid);
-  if (it == sessions_.end()) return refuse("no session with this pid (unknown, used or expired)");
-  if (point.seq < floor_) {
-    return refuse(fmt::format("the offset is older than the packets kept (entry {}, kept from {})",
-                              point.seq, floor_ + 1));
-  }
-  if (point.seq > last_seq()) {
-    return refuse(fmt::format("the offset names entry {}, the log has {}", point.seq, last_seq()));
-  }
-  RestoredSession restored;
-  restored.session = std::move(it->second.record);
-  drop_session(it);
-  for (const auto& entry : entries_) {
-    if (entry.seq <= point.seq) continue;
-    if (entry.origin == point.attachment && point.attachment != kNoAttachment &&
-        entry.own_seq <= point.own_seq) {
-      continue;  // its server had delivered it itself
-    }
-    if (!reaches(entry.opts, restored.session.rooms)) continue;
-    restored.missed.push_back(MissedPacket{entry.seq, entry.packet});
-  }
-  restored.own_seq = own_seq(restoring);
+  if (!sessions_.count(pid)) return refuse("no session with this pid (unknown, used or expired)");
+  if (auto s = check_point(point); !s) return refuse(s.error().message);
+  auto restored = replay(*take_session(pid, now), point, restoring);
   ++stats_.restored;
   return restored;
 }

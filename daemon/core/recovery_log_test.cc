@@ -37,6 +37,15 @@ std::vector<std::string> texts(const std::vector<MissedPacket>& missed) {
   return out;
 }
 
+// A point of the log's own daemon instance.
+RecoveryPoint local_point(std::uint64_t seq, AttachmentId attachment, std::uint64_t own_seq) {
+  RecoveryPoint point;
+  point.seq = seq;
+  point.attachment = attachment;
+  point.own_seq = own_seq;
+  return point;
+}
+
 SessionRecord session(const std::string& pid, std::vector<std::string> rooms) {
   return SessionRecord{pid, "sid-" + pid, std::move(rooms), "{\"user\":1}"};
 }
@@ -54,13 +63,13 @@ TEST_CASE("a session gets back the packets after its offset that reach its rooms
   log.append(logged_event("all-but-a"), to_rooms({}, {"a"}), kNoAttachment, 0, now);
   log.save_session(session("p1", {"sid-p1", "a"}), now);
 
-  auto restored = log.restore("p1", RecoveryPoint{seen, kNoAttachment, 0}, 7, now);
+  auto restored = log.restore("p1", local_point(seen, kNoAttachment, 0), 7, now);
   REQUIRE(restored.ok());
   CHECK(restored->session == session("p1", {"sid-p1", "a"}));
   CHECK(texts(restored->missed) ==
         std::vector<std::string>{"[\"e\",\"all\"]", "[\"e\",\"room-a\"]"});
 
-  auto again = log.restore("p1", RecoveryPoint{seen, kNoAttachment, 0}, 7, now);
+  auto again = log.restore("p1", local_point(seen, kNoAttachment, 0), 7, now);
   REQUIRE_FALSE(again.ok());
   CHECK(again.error().code == ErrorCode::kNotFound);
 }
@@ -77,7 +86,7 @@ TEST_CASE("a server's own packets count by its own numbers, not by the log's ord
   log.append(logged_event("from-2-b"), to_rooms({}), 2, 2, now);
   log.save_session(session("p", {"sid-p"}), now);
 
-  auto restored = log.restore("p", RecoveryPoint{from_2, 1, 1}, 1, now);
+  auto restored = log.restore("p", local_point(from_2, 1, 1), 1, now);
   REQUIRE(restored.ok());
   CHECK(texts(restored->missed) ==
         std::vector<std::string>{"[\"e\",\"own-2\"]", "[\"e\",\"from-2-b\"]"});
@@ -114,7 +123,7 @@ TEST_CASE("nothing is restored past the retention, past the log or from the futu
 
   SECTION("an expired session") {
     now += kRetention + Millis{1};
-    auto restored = log.restore("late", RecoveryPoint{1, kNoAttachment, 0}, 1, now);
+    auto restored = log.restore("late", local_point(1, kNoAttachment, 0), 1, now);
     REQUIRE_FALSE(restored.ok());
     CHECK(log.sessions() == 0);
   }
@@ -123,17 +132,17 @@ TEST_CASE("nothing is restored past the retention, past the log or from the futu
       log.append(logged_event(std::string(100, 'x')), to_rooms({}), 0, 0, now);
     CHECK(log.bytes() <= limits.max_bytes);
     CHECK(log.stats().trimmed_early > 0);
-    auto restored = log.restore("late", RecoveryPoint{1, kNoAttachment, 0}, 1, now);
+    auto restored = log.restore("late", local_point(1, kNoAttachment, 0), 1, now);
     REQUIRE_FALSE(restored.ok());
     CHECK(restored.error().message.find("older than the packets kept") != std::string::npos);
     CHECK(log.sessions() == 1);  // kept, as socket.io's own adapter keeps it
   }
   SECTION("an offset the log never reached") {
-    auto restored = log.restore("late", RecoveryPoint{99, kNoAttachment, 0}, 1, now);
+    auto restored = log.restore("late", local_point(99, kNoAttachment, 0), 1, now);
     REQUIRE_FALSE(restored.ok());
   }
   SECTION("an unknown pid") {
-    REQUIRE_FALSE(log.restore("nobody", RecoveryPoint{1, kNoAttachment, 0}, 1, now).ok());
+    REQUIRE_FALSE(log.restore("nobody", local_point(1, kNoAttachment, 0), 1, now).ok());
   }
 }
 
@@ -181,7 +190,12 @@ TEST_CASE("a node logs what its servers are given and marks their commands") {
 
   // A client of a1 had its #1 only, and room a1s: it misses "remote" and "only-mine".
   REQUIRE(a.node().persist_session(a1.id, "/", session("p", {"a1s"})).ok());
-  auto restored = a.node().restore_session(a2.id, "/", "p", RecoveryPoint{0, a1.id, 1});
+  std::optional<Result<RestoredSession>> answer;
+  a.node().restore_session(a2.id, "/", "p", local_point(0, a1.id, 1),
+                           [&](Result<RestoredSession> r) { answer = std::move(r); });
+  cluster.settle();
+  REQUIRE(answer);
+  auto& restored = *answer;
   REQUIRE(restored.ok());
   CHECK(texts(restored->missed) ==
         std::vector<std::string>{"[\"e\",\"remote\"]", "[\"e\",\"only-mine\"]"});

@@ -42,6 +42,8 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
                       "node uid must be 16 characters of [A-Za-z0-9_-]");
   }
   engine->uid_ = options.node.uid;
+  if (options.node.instance.empty()) options.node.instance = wire::generate_id().substr(0, 8);
+  engine->instance_ = options.node.instance;
   engine->flow_gate_ = std::make_unique<FlowGate>(options.flow_high_water, options.flow_low_water);
   if (options.mongodb) {
     auto bus = bus::mongodb::MongoBus::create(
@@ -61,6 +63,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
         return inner.publish(std::move(d), a);
       }
       bus::BusState state() const override { return inner.state(); }
+      bool shared() const override { return inner.shared(); }
       bus::Bus& inner;
     };
     engine->bus_ = std::make_unique<Borrowed>(endpoint);

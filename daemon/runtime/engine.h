@@ -73,6 +73,8 @@ class Engine final : private bus::BusListener {
   std::future<void> when(std::function<bool(core::Node&)> condition);
 
   const std::string& uid() const { return uid_; }
+  // This run's token (core::NodeConfig::instance).
+  const std::string& instance() const { return instance_; }
   bus::BusState bus_state() const { return bus_->state(); }
   // Null on the in-memory bus.
   const bus::mongodb::MongoBusStats* mongo_stats() const {
@@ -101,6 +103,7 @@ class Engine final : private bus::BusListener {
   }
 
   std::string uid_;
+  std::string instance_;
   std::optional<StateDir> state_dir_;
   std::unique_ptr<FlowGate> flow_gate_;
   SteadyClock clock_;

@@ -216,6 +216,7 @@ void encode_document(const Document& doc, const EncodeOptions& options, bson_t* 
                        reinterpret_cast<const std::uint8_t*>(doc.extension->data()),
                        static_cast<std::uint32_t>(doc.extension->size()));
   }
+  if (doc.echo) BSON_APPEND_BOOL(out, "echo", true);
 }
 
 namespace {
@@ -257,6 +258,7 @@ std::size_t encoded_size(const Document& doc, const EncodeOptions& options) {
                                                 : 1 + 4 + 1 + int32_array_size(doc.data.size());
   if (options.created_at_ms) size += 1 + 9 + 1 + 8;
   if (doc.extension) size += binary_element(9, doc.extension->size());
+  if (doc.echo) size += 1 + 4 + 1 + 1;
   return size;
 }
 
@@ -325,6 +327,8 @@ Result<Document> decode_document(const bson_t* bson) {
       const std::uint8_t* buf = nullptr;
       bson_iter_binary(&it, &subtype, &length, &buf);
       doc.extension = Bytes(reinterpret_cast<const char*>(buf), length);
+    } else if (key == "echo" && BSON_ITER_HOLDS_BOOL(&it)) {
+      doc.echo = bson_iter_bool(&it);
     }
   }
   // bson_iter_next stops early on corrupt input; that must not look like success.

@@ -43,6 +43,10 @@ struct Document {
   DocumentHeader header;
   Bytes data;                      // the msgpack payload
   std::optional<Bytes> extension;  // field "siobridge" (BinData); ignored by socketioxide
+  // Field "echo": the origin reads this document back through its own change
+  // stream, to learn its position (connection state recovery, PROTOCOL.md
+  // section 19). Never packed.
+  bool echo = false;
   bool operator==(const Document&) const = default;
 };
 

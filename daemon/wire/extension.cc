@@ -53,6 +53,20 @@ SocketDetails read_socket(const msgpack::object& o) {
   return socket;
 }
 
+RecoveryEntryInfo read_recovery_entry(const msgpack::object& o) {
+  RecoveryEntryInfo entry;
+  for_each_entry(o, "RequestInfo.recovery", [&](std::string_view key, const msgpack::object& v) {
+    if (key == "i") entry.instance = read_str(v, "RequestInfo.recovery.i");
+    if (key == "s") entry.seq = read_uint(v, UINT64_MAX, "RequestInfo.recovery.s");
+    if (key == "a") entry.attachment = read_uint(v, UINT64_MAX, "RequestInfo.recovery.a");
+    if (key == "o") entry.own_seq = read_uint(v, UINT64_MAX, "RequestInfo.recovery.o");
+  });
+  if (entry.instance.empty() || entry.instance.size() > 16 || entry.seq == 0) {
+    throw DecodeFailure("RequestInfo.recovery: needs an instance (1..16 bytes) and a seq");
+  }
+  return entry;
+}
+
 // [t, ns, target, request, data, extension]; later versions may append fields.
 PackedMessage read_packed(const msgpack::object& o) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size < 6) {
@@ -97,6 +111,8 @@ Extension read_extension(const msgpack::object& root) {
               static_cast<std::uint32_t>(read_uint(v, UINT32_MAX, "RequestInfo.ack_timeout_ms"));
         }
         if (key == "close") info.close = read_bool(v, "RequestInfo.close");
+        if (key == "log_only") info.log_only = read_bool(v, "RequestInfo.log_only");
+        if (key == "recovery") info.recovery = read_recovery_entry(v);
       });
       return info;
     }
@@ -162,6 +178,32 @@ Extension read_extension(const msgpack::object& root) {
       });
       return pack;
     }
+    case 7: {
+      RecoverySession session;
+      for_each_entry(root, "RecoverySession", [&](std::string_view key, const msgpack::object& v) {
+        if (key == "pid") session.pid = read_str(v, "RecoverySession.pid");
+        if (key == "sid") session.sid = read_str(v, "RecoverySession.sid");
+        if (key == "rooms") session.rooms = read_str_array(v, "RecoverySession.rooms");
+        if (key == "data") session.data = read_bin(v, "RecoverySession.data");
+      });
+      if (session.pid.empty() || session.pid.size() > 256)
+        throw DecodeFailure("RecoverySession.pid: must be 1..256 bytes");
+      if (!is_valid_socket_id(session.sid))
+        throw DecodeFailure("RecoverySession.sid: not a socket id");
+      return session;
+    }
+    case 8: {
+      RecoveryClaim claim;
+      for_each_entry(root, "RecoveryClaim", [&](std::string_view key, const msgpack::object& v) {
+        if (key == "pid") claim.pid = read_str(v, "RecoveryClaim.pid");
+        if (key == "claim") claim.claim = read_str(v, "RecoveryClaim.claim");
+      });
+      if (claim.pid.empty() || claim.pid.size() > 256)
+        throw DecodeFailure("RecoveryClaim.pid: must be 1..256 bytes");
+      if (!is_valid_id(claim.claim))
+        throw DecodeFailure("RecoveryClaim.claim: not a 16-character id");
+      return claim;
+    }
     default:
       throw DecodeFailure(fmt::format("unknown extension kind {}", *kind));
   }
@@ -183,13 +225,29 @@ Bytes encode_extension(const Extension& extension) {
           pack_str(packer, "servers");
           packer.pack_uint32(ext.servers);
         } else if constexpr (std::is_same_v<T, RequestInfo>) {
-          packer.pack_map(3);
+          packer.pack_map(3 + (ext.recovery ? 1 : 0) + (ext.log_only ? 1 : 0));
           pack_str(packer, kKind);
           packer.pack_uint8(1);
           pack_str(packer, "ack_timeout_ms");
           packer.pack_uint32(ext.ack_timeout_ms);
           pack_str(packer, "close");
           packer.pack(ext.close);
+          if (ext.log_only) {
+            pack_str(packer, "log_only");
+            packer.pack(true);
+          }
+          if (ext.recovery) {
+            pack_str(packer, "recovery");
+            packer.pack_map(4);
+            pack_str(packer, "i");
+            pack_str(packer, ext.recovery->instance);
+            pack_str(packer, "s");
+            packer.pack_uint64(ext.recovery->seq);
+            pack_str(packer, "a");
+            packer.pack_uint64(ext.recovery->attachment);
+            pack_str(packer, "o");
+            packer.pack_uint64(ext.recovery->own_seq);
+          }
         } else if constexpr (std::is_same_v<T, FetchDetails>) {
           packer.pack_map(2);
           pack_str(packer, kKind);
@@ -236,6 +294,26 @@ Bytes encode_extension(const Extension& extension) {
           packer.pack_map(1);
           pack_str(packer, kKind);
           packer.pack_uint8(5);
+        } else if constexpr (std::is_same_v<T, RecoverySession>) {
+          packer.pack_map(5);
+          pack_str(packer, kKind);
+          packer.pack_uint8(7);
+          pack_str(packer, "pid");
+          pack_str(packer, ext.pid);
+          pack_str(packer, "sid");
+          pack_str(packer, ext.sid);
+          pack_str(packer, "rooms");
+          pack_str_array(packer, ext.rooms);
+          pack_str(packer, "data");
+          pack_bin(packer, ext.data);
+        } else if constexpr (std::is_same_v<T, RecoveryClaim>) {
+          packer.pack_map(3);
+          pack_str(packer, kKind);
+          packer.pack_uint8(8);
+          pack_str(packer, "pid");
+          pack_str(packer, ext.pid);
+          pack_str(packer, "claim");
+          pack_str(packer, ext.claim);
         } else {
           static_assert(std::is_same_v<T, Pack>);
           packer.pack_map(2);

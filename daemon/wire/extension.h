@@ -27,11 +27,47 @@ struct NodeInfo {
   bool operator==(const NodeInfo&) const = default;
 };
 
+// Where a broadcast stands in its origin's connection state recovery log
+// (docs/recovery.md): the origin daemon instance, its log entry, and which of
+// its servers sent it as that server's how-manieth recoverable packet.
+struct RecoveryEntryInfo {
+  std::string instance;          // the origin daemon's instance token
+  std::uint64_t seq = 0;         // its log entry there
+  std::uint64_t attachment = 0;  // the sending server there (0: none)
+  std::uint64_t own_seq = 0;     // that server's recoverable packets so far (0: not counted)
+  bool operator==(const RecoveryEntryInfo&) const = default;
+};
+
 // On requests from a siobridge node: what the socketioxide format cannot say.
 struct RequestInfo {
   std::uint32_t ack_timeout_ms = 0;  // BroadcastWithAck: per-client ack timeout (0 = responder's)
   bool close = false;                // DisconnectSockets: close the underlying connection
+  // Broadcast: its place in the origin's recovery log, when the namespace has
+  // recovery on there.
+  std::optional<RecoveryEntryInfo> recovery;
+  // Broadcast addressed to kSiobridgeTarget: a packet its origin's server
+  // delivered itself; readers only log it for recovery.
+  bool log_only = false;
   bool operator==(const RequestInfo&) const = default;
+};
+
+// A session of a disconnected client (socket.io's persistSession), addressed
+// to kSiobridgeTarget so that any daemon of the namespace can restore it.
+struct RecoverySession {
+  std::string pid;
+  std::string sid;
+  std::vector<std::string> rooms;
+  Bytes data;  // opaque, from the attached server
+  bool operator==(const RecoverySession&) const = default;
+};
+
+// A daemon about to restore a session, addressed to kSiobridgeTarget. Every
+// node reads claims in the same order: the first claim of a pid gets the
+// session, and every node forgets the session then.
+struct RecoveryClaim {
+  std::string pid;
+  std::string claim;  // the claimant's id for this claim
+  bool operator==(const RecoveryClaim&) const = default;
 };
 
 // What a socket.io RemoteSocket carries besides its id.
@@ -98,7 +134,7 @@ struct Pack {
 };
 
 using Extension = std::variant<NodeInfo, RequestInfo, FetchDetails, ServerSideEmit,
-                               ServerSideEmitReply, Goodbye, Pack>;
+                               ServerSideEmitReply, Goodbye, Pack, RecoverySession, RecoveryClaim>;
 
 Bytes encode_extension(const Extension& extension);
 Result<Extension> decode_extension(std::string_view bytes);

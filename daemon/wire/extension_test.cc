@@ -10,7 +10,10 @@ using siobridge::wire::testing::from_hex;
 TEST_CASE("every extension round-trips") {
   const std::vector<Extension> all = {
       NodeInfo{3},
-      RequestInfo{2500, true},
+      RequestInfo{2500, true, std::nullopt, false},
+      RequestInfo{0, false, RecoveryEntryInfo{"inst0001", 42, 3, 7}, true},
+      RecoverySession{"pid-1", "Xn3-qR_0aB9cDeFgHiJk", {"a", "b"}, "{\"n\":1}"},
+      RecoveryClaim{"pid-1", std::string(16, 'D')},
       FetchDetails{
           {SocketDetails{"Xn3-qR_0aB9cDeFgHiJk", {"a", "b"}, "{\"headers\":{}}", "\x01\x02"},
            SocketDetails{std::string(16, 'C'), {}, "", ""}}},
@@ -48,13 +51,20 @@ TEST_CASE("malformed extensions are errors") {
   CHECK_FALSE(decode_extension(from_hex("81 a1 78 00")).ok());  // no kind
   CHECK_FALSE(decode_extension(from_hex("82 a1 6b 00 a7 73 65 72 76 65 72 73 a1 33")).ok());
   CHECK_FALSE(decode_extension(from_hex("82 a1 6b 03 a2 69 64 a1 78")).ok());  // bad id
+  // Recovery messages without what identifies them.
+  CHECK_FALSE(decode_extension(encode_extension(RecoverySession{"", "abc", {}, ""})).ok());
+  CHECK_FALSE(decode_extension(encode_extension(RecoverySession{"p", "not a sid!", {}, ""})).ok());
+  CHECK_FALSE(decode_extension(encode_extension(RecoveryClaim{"p", "short"})).ok());
+  CHECK_FALSE(decode_extension(
+                  encode_extension(RequestInfo{0, false, RecoveryEntryInfo{"", 1, 0, 0}, false}))
+                  .ok());
   auto truncated = encode_extension(FetchDetails{{SocketDetails{"abc", {"r"}, "h", "d"}}});
   for (std::size_t n = 0; n < truncated.size(); ++n) {
     CHECK_FALSE(decode_extension(std::string_view(truncated).substr(0, n)).ok());
   }
 }
 
-TEST_CASE("PROTOCOL.md section 14 vectors X1-X7, byte for byte both ways") {
+TEST_CASE("PROTOCOL.md section 14 vectors X1-X10, byte for byte both ways") {
   const std::string B(16, 'B'), C(16, 'C');
   struct Case {
     const char* name;
@@ -65,10 +75,10 @@ TEST_CASE("PROTOCOL.md section 14 vectors X1-X7, byte for byte both ways") {
       {"X1 NodeInfo", "82 a1 6b 00 a7 73 65 72 76 65 72 73 03", NodeInfo{3}},
       {"X2 RequestInfo",
        "83 a1 6b 01 ae 61 63 6b 5f 74 69 6d 65 6f 75 74 5f 6d 73 cd 09 c4 a5 63 6c 6f 73 65 c2",
-       RequestInfo{2500, false}},
+       RequestInfo{2500, false, std::nullopt, false}},
       {"X3 RequestInfo close",
        "83 a1 6b 01 ae 61 63 6b 5f 74 69 6d 65 6f 75 74 5f 6d 73 00 a5 63 6c 6f 73 65 c3",
-       RequestInfo{0, true}},
+       RequestInfo{0, true, std::nullopt, false}},
       {"X4 FetchDetails",
        "82 a1 6b 02 a7 73 6f 63 6b 65 74 73 91 84 a2 69 64 b0 C… a5 72 6f 6f 6d 73 91 a2 72 31 a9 "
        "68 61 6e 64 73 68 61 6b 65 c4 02 7b 7d a4 64 61 74 61 c4 00",
@@ -82,6 +92,17 @@ TEST_CASE("PROTOCOL.md section 14 vectors X1-X7, byte for byte both ways") {
        "00 a7 73 65 72 76 65 72 73 02",
        ServerSideEmitReply{{"[\"pong\"]"}, 0, 2}},
       {"X7 Goodbye", "81 a1 6b 05", Goodbye{}},
+      {"X8 RecoverySession",
+       "85 a1 6b 07 a3 70 69 64 a1 70 a3 73 69 64 a1 73 a5 72 6f 6f 6d 73 91 a1 72 a4 64 61 74 61 "
+       "c4 02 7b 7d",
+       RecoverySession{"p", "s", {"r"}, "{}"}},
+      {"X9 RecoveryClaim", "83 a1 6b 08 a3 70 69 64 a1 70 a5 63 6c 61 69 6d b0 D…",
+       RecoveryClaim{"p", std::string(16, 'D')}},
+      {"X10 RequestInfo of a log-only packet",
+       "85 a1 6b 01 ae 61 63 6b 5f 74 69 6d 65 6f 75 74 5f 6d 73 00 a5 63 6c 6f 73 65 c2 a8 6c 6f "
+       "67 5f 6f 6e 6c 79 c3 a8 72 65 63 6f 76 65 72 79 84 a1 69 a8 69 6e 73 74 30 30 30 31 a1 73 "
+       "07 a1 61 02 a1 6f 03",
+       RequestInfo{0, false, RecoveryEntryInfo{"inst0001", 7, 2, 3}, true}},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {

@@ -205,7 +205,7 @@ for (const topology of topologies) {
       assert.deepEqual(c.texts("n2"), expected, "from two: each once, in order");
     });
 
-    test(`recovers on the other server${topology.kind === "mongodb" ? " of the same daemon" : ""}`, { skip: topology.kind === "mongodb" && "servers of two hosts: not yet (docs/recovery.md)" }, async () => {
+    test(`recovers on the other server${topology.kind === "mongodb" ? ", attached to the other daemon" : ""}`, async () => {
       const c = await client(one, { rooms: ["blue"] });
       await two.do("emit", { event: "mv", args: ["first"] });
       await until(c, "mv", 1);
@@ -222,6 +222,88 @@ for (const topology of topologies) {
       await one.do("emit", { event: "mv", rooms: ["blue"], args: ["after"] });
       await until(c, "mv", 5);
       assert.equal(c.texts("mv")[4], "after");
+    });
+  });
+}
+
+// Three hosts: a daemon each, one socket.io server each, on both expiration
+// strategies of the collection.
+for (const expiration of ["ttl", "capped"]) {
+  describe(`connection state recovery across three hosts (MongoDB, ${expiration})`, { skip: !process.env.MONGODB_URI && "MONGODB_URI not set" }, () => {
+    let daemons;
+    const servers = [];
+    const clients = [];
+    const client = async (server, options) => {
+      const c = new RecoveringClient(server, options);
+      clients.push(c);
+      return c.connected();
+    };
+
+    before(async () => {
+      daemons = await startDaemons("mongodb", `siobridge_recovery3_${expiration}_${randomBytes(5).toString("hex")}`,
+                                   { count: 3, extra: ["--mongodb-expiration", expiration, "--mongodb-capped-size", "16MiB"] });
+      for (const [i, daemon] of daemons.entries()) {
+        servers.push(await new ServerProcess({ address: daemon.address, label: `host${i + 1}`, recovery }).start());
+      }
+      await eventually(async () => {
+        for (const server of servers) if ((await server.do("serverCount")) !== 3) return false;
+        return true;
+      }, 20000, "every server counts three");
+    });
+
+    after(async () => {
+      for (const c of clients) c.close();
+      for (const server of servers) await server.stop();
+      for (const daemon of daemons ?? []) await daemon.dispose();
+    });
+
+    test("a client of host 1 recovers on host 2 with what it missed, filtered by room and except, once", async () => {
+      const [one, two, three] = servers;
+      const c = await client(one, { rooms: ["blue"] });
+      await three.do("emit", { event: "x", args: ["seen"] });
+      await until(c, "x", 1);
+      const sid = await c.drop(one);
+      const pid = c.socket._pid;
+      const offset = c.socket._lastOffset;
+      await three.do("emit", { event: "x", rooms: ["blue"], args: ["blue-from-three"] });
+      await three.do("emit", { event: "x", rooms: ["red"], args: ["red-from-three"] });
+      await two.do("emit", { event: "x", except: ["blue"], args: ["not-blue-from-two"] });
+      await one.do("emit", { event: "x", rooms: [sid], args: ["private-from-one"] });
+      await one.do("emit", { event: "x", args: ["all-from-one"] });
+      await c.moveTo(two);
+      assert.equal(c.socket.recovered, true);
+      assert.equal(c.socket.id, sid);
+      await until(c, "x", 4);
+      assert.deepEqual(c.texts("x").slice(1).sort(), ["all-from-one", "blue-from-three", "private-from-one"]);
+      // Its room came along: host 3 reaches it on host 2.
+      await three.do("emit", { event: "x", rooms: ["blue"], args: ["after"] });
+      await until(c, "x", 5);
+      assert.equal(c.texts("x")[4], "after");
+      // The session was used: not again, on any host.
+      const again = new RecoveringClient(three);
+      clients.push(again);
+      await again.present(three, pid, offset);
+      assert.equal(again.socket.recovered, false);
+    });
+
+    test("three hosts writing in the same second: every packet once, in each sender's order", async () => {
+      const [one, two, three] = servers;
+      const c = await client(one);
+      const total = 300;
+      const sending = Promise.all(servers.map((server, i) =>
+        server.do("emit", { event: `n${i + 1}`, numbered: true, times: total / 3, args: [] })));
+      await until(c, "n2", 1);
+      await until(c, "n3", 1);
+      await c.drop(one);
+      await sending;
+      await c.moveTo(three);
+      assert.equal(c.socket.recovered, true);
+      const expected = [...Array(total / 3).keys()];
+      for (const event of ["n1", "n2", "n3"]) {
+        await until(c, event, total / 3);
+        assert.deepEqual(c.texts(event), expected, `${event}: each once, in order`);
+      }
+      void two;
     });
   });
 }

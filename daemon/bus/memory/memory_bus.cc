@@ -13,6 +13,10 @@ Status MemoryBus::publish(wire::Document document, Audience) {
   return {};
 }
 
+bool MemoryBus::shared() const {
+  return hub_.endpoints() > 1;
+}
+
 MemoryBus& MemoryHub::add_endpoint() {
   endpoints_.push_back(std::make_unique<MemoryBus>(*this, endpoints_.size()));
   return *endpoints_.back();
@@ -30,15 +34,17 @@ std::size_t MemoryHub::deliver_all() {
     auto [from, document] = std::move(queue_.front());
     queue_.pop_front();
     const auto& target = document.header.target;
+    const std::string position = wire::format_position(0, ++delivered_, 0);
     for (std::size_t i = 0; i < endpoints_.size(); ++i) {
       const auto& endpoint = *endpoints_[i];
-      if (i == from || !endpoint.listener()) continue;
-      if (document.header.origin == endpoint.uid()) continue;
-      if (target && *target != endpoint.uid() &&
+      if (!endpoint.listener()) continue;
+      const bool own = i == from || document.header.origin == endpoint.uid();
+      if (own && !(i == from && document.echo)) continue;
+      if (!own && target && *target != endpoint.uid() &&
           (*target != wire::kSiobridgeTarget || !endpoint.siobridge())) {
         continue;
       }
-      endpoint.listener()->on_document(document, {});
+      endpoint.listener()->on_document(document, position);
       ++deliveries;
     }
   }

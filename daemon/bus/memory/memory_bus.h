@@ -4,8 +4,9 @@
 // several nodes to one hub.
 //
 // A MemoryHub delivers in publish order and applies the PROTOCOL.md filter: a
-// node never receives its own documents; a targeted document reaches only its
-// target (or every siobridge node for kSiobridgeTarget). Delivery happens in
+// node receives its own documents only when marked echo; a targeted document
+// reaches only its target (or every siobridge node for kSiobridgeTarget). Each
+// document gets the next position, as MongoDB's operation times order them. Delivery happens in
 // deliver_all(), never inside publish(), so a listener is never re-entered.
 //
 // Not thread-safe: hub, endpoints and listeners live on one thread.
@@ -31,6 +32,7 @@ class MemoryBus final : public Bus {
   // The audience changes nothing in memory: every node reads every form.
   Status publish(wire::Document document, Audience audience) override;
   BusState state() const override { return BusState::kReady; }
+  bool shared() const override;
 
   const std::string& uid() const { return uid_; }
   BusListener* listener() const { return listener_; }
@@ -52,6 +54,7 @@ class MemoryHub {
   std::size_t deliver_all();
   std::size_t queued() const { return queue_.size(); }
   std::uint64_t published() const { return published_; }
+  std::size_t endpoints() const { return endpoints_.size(); }
 
  private:
   friend class MemoryBus;
@@ -60,6 +63,7 @@ class MemoryHub {
   std::vector<std::unique_ptr<MemoryBus>> endpoints_;
   std::deque<std::pair<std::size_t, wire::Document>> queue_;
   std::uint64_t published_ = 0;
+  std::uint32_t delivered_ = 0;  // documents delivered: the last position
 };
 
 }  // namespace siobridge::bus::memory

@@ -71,9 +71,27 @@ TEST_CASE("memory bus: every other node receives, in publish order, never the se
   CHECK(t.ra.data() == std::vector<std::string>{"2"});
   CHECK(t.rb.data() == std::vector<std::string>{"1", "3"});
   CHECK(t.rc.data() == std::vector<std::string>{"1", "2", "3"});
-  CHECK(t.rc.positions == std::vector<std::string>{"", "", ""});  // no delivery order known
+  // Positions in delivery order, as MongoDB's operation times.
+  CHECK(t.rc.positions == std::vector<std::string>{wire::format_position(0, 1, 0),
+                                                   wire::format_position(0, 2, 0),
+                                                   wire::format_position(0, 3, 0)});
   CHECK(t.hub.queued() == 0);
   CHECK(t.hub.published() == 3);
+}
+
+TEST_CASE("memory bus: a document marked echo comes back to its sender too, in order") {
+  Three t;
+  REQUIRE(t.a.publish(doc(kA, "1"), Audience::kEveryNode).ok());
+  auto echoed = doc(kA, "2");
+  echoed.echo = true;
+  REQUIRE(t.a.publish(std::move(echoed), Audience::kEveryNode).ok());
+  REQUIRE(t.b.publish(doc(kB, "3"), Audience::kEveryNode).ok());
+  t.hub.deliver_all();
+  CHECK(t.ra.data() == std::vector<std::string>{"2", "3"});
+  CHECK(t.ra.positions ==
+        std::vector<std::string>{wire::format_position(0, 2, 0), wire::format_position(0, 3, 0)});
+  CHECK(t.rb.data() == std::vector<std::string>{"1", "2"});
+  CHECK(t.a.shared());
 }
 
 TEST_CASE("memory bus: a document carrying another node's uid as origin skips that node") {

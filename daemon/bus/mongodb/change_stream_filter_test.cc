@@ -1,6 +1,6 @@
 // Documents encoded by the wire codec, inserted into the real MongoDB and read
 // back through change streams with the daemon's filter: a node never sees its
-// own documents, targeted documents reach only their target, and everything
+// own documents unless marked echo, targeted documents reach only their target, and everything
 // decodes to what was sent.
 #include "daemon/bus/mongodb/change_stream_filter.h"
 
@@ -132,19 +132,21 @@ TEST_CASE("change streams deliver exactly what the PROTOCOL.md filter allows, de
       request_doc(z, y, all_rooms),             // 3: Z -> Y only
       Document{{MessageKind::kResponse, "/", y, x, broadcast.id}, encode_response(ack_count), {}},
       Document{{MessageKind::kRequest, "/", z, std::string(kSiobridgeTarget), {}}, "\x01", "ext"},
-      request_doc(z, std::nullopt, heartbeat),  // 6: marker, from Z to all
+      request_doc(x, std::nullopt, broadcast),  // 6: from X to all, read back by X too
+      request_doc(z, std::nullopt, heartbeat),  // 7: marker, from Z to all
   };
-  docs[6].extension = "marker";
+  docs[6].echo = true;
+  docs[7].extension = "marker";
   docs[1].header.ns = "/chat";
   insert_all(db, docs,
              {DataFormat::kInt32Array, DataFormat::kBinary, DataFormat::kInt32Array,
               DataFormat::kInt32Array, DataFormat::kInt32Array, DataFormat::kBinary,
-              DataFormat::kInt32Array});
+              DataFormat::kInt32Array, DataFormat::kInt32Array});
 
   auto seen_by_x = watch_x.read_until_marker("marker");
   auto seen_by_y = watch_y.read_until_marker("marker");
-  CHECK(seen_by_x == std::vector<Document>{docs[1], docs[2], docs[4], docs[5], docs[6]});
-  CHECK(seen_by_y == std::vector<Document>{docs[0], docs[3], docs[5], docs[6]});
+  CHECK(seen_by_x == std::vector<Document>{docs[1], docs[2], docs[4], docs[5], docs[6], docs[7]});
+  CHECK(seen_by_y == std::vector<Document>{docs[0], docs[3], docs[5], docs[6], docs[7]});
 
   // The payloads decode to what was sent.
   auto decoded_broadcast = decode_request(seen_by_y[0].data);

@@ -92,7 +92,9 @@ Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
   // What goes packed is stored as bin, whatever data_format says, and must fit
   // a pack of its own. The encoded size does not depend on the time written
   // into createdAt.
-  const bool packed = audience == Audience::kSiobridgeOnly && config.pack_messages;
+  // A document its origin reads back keeps its own position: never packed.
+  const bool packed =
+      audience == Audience::kSiobridgeOnly && config.pack_messages && !document.echo;
   const std::size_t bytes =
       packed ? wire::packed_size(document) + kPackEnvelopeBytes + document.header.ns.size()
              : wire::encoded_size(document, encode_options(config, 0));
@@ -214,7 +216,8 @@ std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> tak
     pack_bytes = 0;
   };
   for (auto& queued : taken) {
-    if (queued.audience != Audience::kSiobridgeOnly || !config.pack_messages) {
+    if (queued.audience != Audience::kSiobridgeOnly || !config.pack_messages ||
+        queued.document.echo) {
       close_pack();  // order is kept: a pack never spans another document
       documents.push_back(std::move(queued.document));
       continue;

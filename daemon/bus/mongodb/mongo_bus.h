@@ -41,6 +41,7 @@ class MongoBus final : public Bus {
 
   Status publish(wire::Document document, Audience audience) override;
   BusState state() const override { return context_->state(); }
+  bool shared() const override { return true; }
   void set_rank(unsigned rank) { watcher_->set_rank(rank); }
   const MongoBusStats& stats() const { return context_->stats; }
   const MongoBusConfig& config() const { return context_->config; }

@@ -67,7 +67,10 @@ int main(int argc, char** argv) {
 
   const std::vector<Extension> extensions = {
       NodeInfo{2},
-      RequestInfo{1000, true},
+      RequestInfo{1000, true, std::nullopt, false},
+      RequestInfo{0, false, RecoveryEntryInfo{"inst0001", 9, 2, 4}, true},
+      RecoverySession{"pid", "sid1", {"room"}, "{}"},
+      RecoveryClaim{"pid", std::string(16, 'A')},
       FetchDetails{{SocketDetails{c, {"room"}, "{}", "\x01"}}},
       ServerSideEmit{b, "[\"e\"]", true, 500},
       ServerSideEmitReply{{"[1]", "[2]"}, 1, 3},

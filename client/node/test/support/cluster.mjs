@@ -120,7 +120,11 @@ export function disconnected(socket) {
   return new Promise((resolve) => socket.once("disconnect", (reason) => resolve(reason)));
 }
 
-export async function startDaemons(kind, mongoDatabase) {
+/**
+ * Daemons for a test: the memory bus (one daemon, returned twice) or `count`
+ * daemons on MongoDB, with `extra` arguments (e.g. the expiration strategy).
+ */
+export async function startDaemons(kind, mongoDatabase, { count = 2, extra = [] } = {}) {
   if (kind === "memory") {
     const daemon = await new Daemon(["--node-request-timeout", "3s", "--node-local-timeout", "1s"]).start();
     return [daemon, daemon];
@@ -132,13 +136,16 @@ export async function startDaemons(kind, mongoDatabase) {
     "--node-heartbeat-timeout", "5s",
     "--node-request-timeout", "3s",
     "--node-local-timeout", "1s",
+    ...extra,
   ];
   // One after the other: the test MongoDB cannot take concurrent collection creation.
-  const first = await new Daemon(args).start();
-  await eventually(async () => (await first.status()).bus_state === "ready", 30000, "first daemon's bus ready");
-  const second = await new Daemon(args).start();
-  await eventually(async () => (await second.status()).bus_state === "ready", 30000, "second daemon's bus ready");
-  return [first, second];
+  const daemons = [];
+  for (let i = 0; i < count; i++) {
+    const daemon = await new Daemon(args).start();
+    daemons.push(daemon);
+    await eventually(async () => (await daemon.status()).bus_state === "ready", 30000, `daemon ${i + 1}'s bus ready`);
+  }
+  return daemons;
 }
 
 /** Runs `body` with the given processes (or raw attachments), stopping them however it ends. */
