@@ -249,15 +249,7 @@ void Node::leave_cluster() {
   if (leaving_) return;
   if (!namespaces_.empty()) {
     // One document for every namespace: a peer forgets this node everywhere.
-    wire::Document doc{{wire::MessageKind::kRequest, namespaces_.begin()->first, uid_,
-                        std::string(wire::kSiobridgeTarget), std::nullopt},
-                       {},
-                       wire::encode_extension(wire::Goodbye{})};
-    if (bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
-      ++stats_.extensions_out;
-    } else {
-      ++stats_.publish_failures;
-    }
+    (void)publish_to_siobridge(namespaces_.begin()->first, wire::Goodbye{});
   }
   leaving_ = true;
   for (auto& [ns, state] : namespaces_) timers_.cancel(state.heartbeat_timer);

@@ -208,6 +208,10 @@ class Node {
   std::optional<std::string> target_of(const wire::BroadcastOptions& opts) const;
   Status publish_request(const std::string& ns, wire::Request request,
                          std::optional<std::string> target, const wire::RequestInfo& info);
+  // A request of `ns` to every siobridge node (wire::kSiobridgeTarget)
+  // carrying `extension`; `echo`: this node reads it back too.
+  Status publish_to_siobridge(const std::string& ns, const wire::Extension& extension,
+                              bool echo = false, wire::Bytes data = {});
   Status fire_and_forget(AttachmentId from, const std::string& ns, wire::RequestType type,
                          const wire::BroadcastOptions& opts, Command command,
                          std::optional<std::vector<std::string>> rooms,
@@ -269,6 +273,8 @@ class Node {
   void on_claim(const std::string& ns, const std::string& claimant,
                 const wire::RecoveryClaim& claim);
   void on_session(const std::string& ns, SessionRecord session);
+  // Answers the restore of `claim_id`, if still waiting, with kNotFound.
+  void fail_restore(const std::string& claim_id, const std::string& why);
   // Answers a claimed restore with `session` and what its point missed.
   void finish_restore(PendingRestore pending, SessionRecord session);
   void read_through(const std::string& position);

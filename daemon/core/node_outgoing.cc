@@ -66,6 +66,22 @@ Status Node::publish_request(const std::string& ns, wire::Request request,
   return status;
 }
 
+Status Node::publish_to_siobridge(const std::string& ns, const wire::Extension& extension,
+                                  bool echo, wire::Bytes data) {
+  wire::Document doc{
+      {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
+      std::move(data),
+      wire::encode_extension(extension)};
+  doc.echo = echo;
+  auto status = bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly);
+  if (status.ok()) {
+    ++stats_.extensions_out;
+  } else {
+    ++stats_.publish_failures;
+  }
+  return status;
+}
+
 Status Node::fire_and_forget(AttachmentId from, const std::string& ns, wire::RequestType type,
                              const wire::BroadcastOptions& opts, Command command,
                              std::optional<std::vector<std::string>> rooms,
@@ -238,19 +254,9 @@ Status Node::server_side_emit(AttachmentId from, const std::string& ns, wire::By
   command.timeout = timeout;
 
   auto publish = [&](const std::string& request_id) {
-    wire::ServerSideEmit emit{request_id, payload, wants_ack,
-                              static_cast<std::uint32_t>(timeout.count())};
-    wire::Document doc{
-        {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
-        {},
-        wire::encode_extension(emit)};
-    auto status = bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly);
-    if (status.ok()) {
-      ++stats_.extensions_out;
-    } else {
-      ++stats_.publish_failures;
-    }
-    return status;
+    return publish_to_siobridge(ns,
+                                wire::ServerSideEmit{request_id, payload, wants_ack,
+                                                     static_cast<std::uint32_t>(timeout.count())});
   };
 
   const auto targets = local_targets(ns, from);

@@ -114,17 +114,8 @@ void Node::publish_log_only(const wire::Packet& packet, const wire::BroadcastOpt
   wire::RequestInfo info;
   info.recovery = entry;
   info.log_only = true;
-  wire::Document doc{{wire::MessageKind::kRequest, packet.ns, uid_,
-                      std::string(wire::kSiobridgeTarget), std::nullopt},
-                     wire::encode_request(request),
-                     wire::encode_extension(info)};
-  doc.echo = true;
-  if (bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
-    ++stats_.extensions_out;
-  } else {
-    // Logged here all the same: it is recoverable on this daemon's servers.
-    ++stats_.publish_failures;
-  }
+  // On failure it is logged here all the same: recoverable on this daemon.
+  (void)publish_to_siobridge(packet.ns, info, /*echo=*/true, wire::encode_request(request));
 }
 
 Status Node::persist_session(AttachmentId from, const std::string& ns, SessionRecord session) {
@@ -137,15 +128,9 @@ Status Node::persist_session(AttachmentId from, const std::string& ns, SessionRe
   if (bus_.shared()) {
     // After every packet its server sent before (the bus keeps a node's
     // order), so a daemon that has read the session has read those too.
-    wire::Document doc{
-        {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
-        {},
-        wire::encode_extension(
-            wire::RecoverySession{session.pid, session.sid, session.rooms, session.data})};
-    if (bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
-      ++stats_.extensions_out;
-    } else {
-      ++stats_.publish_failures;
+    if (!publish_to_siobridge(
+             ns, wire::RecoverySession{session.pid, session.sid, session.rooms, session.data})
+             .ok()) {
       spdlog::warn("session {} of {} is kept on this daemon only: the bus refused it", session.sid,
                    ns);
     }
@@ -171,26 +156,13 @@ void Node::restore_session(AttachmentId from, const std::string& ns, const std::
   // The session may be another daemon's and still on its way; the claim comes
   // back after it, and after everything its server sent before it.
   const std::string claim_id = wire::generate_id();
-  wire::Document doc{
-      {wire::MessageKind::kRequest, ns, uid_, std::string(wire::kSiobridgeTarget), std::nullopt},
-      {},
-      wire::encode_extension(wire::RecoveryClaim{pid, claim_id})};
-  doc.echo = true;
-  if (!bus_.publish(std::move(doc), bus::Audience::kSiobridgeOnly).ok()) {
-    ++stats_.publish_failures;
+  if (!publish_to_siobridge(ns, wire::RecoveryClaim{pid, claim_id}, /*echo=*/true).ok()) {
     log->count_restore(false);
     return done(make_error(ErrorCode::kNotFound,
                            "the session could not be claimed: the bus refused the claim"));
   }
-  ++stats_.extensions_out;
   const TimerId timer = timers_.schedule(clock_.now() + config_.request_timeout, [this, claim_id] {
-    auto it = pending_restores_.find(claim_id);
-    if (it == pending_restores_.end()) return;
-    auto pending = std::move(it->second);
-    pending_restores_.erase(it);
-    if (RecoveryLog* log = mutable_recovery_log(pending.ns)) log->count_restore(false);
-    pending.done(make_error(ErrorCode::kNotFound,
-                            "the session claim did not come back through the bus in time"));
+    fail_restore(claim_id, "the session claim did not come back through the bus in time");
   });
   pending_restores_.emplace(claim_id,
                             PendingRestore{from, ns, pid, point, std::move(done), timer, false});
@@ -217,13 +189,7 @@ void Node::on_claim(const std::string& ns, const std::string& claimant,
     waiting.claimed = true;
     timers_.cancel(waiting.timer);
     waiting.timer = timers_.schedule(now + kSessionWait, [this, id = claim.claim] {
-      auto it = pending_restores_.find(id);
-      if (it == pending_restores_.end()) return;
-      auto pending = std::move(it->second);
-      pending_restores_.erase(it);
-      if (RecoveryLog* log = mutable_recovery_log(pending.ns)) log->count_restore(false);
-      pending.done(
-          make_error(ErrorCode::kNotFound, "no session with this pid (unknown, used or expired)"));
+      fail_restore(id, "no session with this pid (unknown, used or expired)");
     });
     return;
   }
@@ -235,6 +201,15 @@ void Node::on_claim(const std::string& ns, const std::string& claimant,
     return pending.done(make_error(ErrorCode::kNotFound, "the session was restored already"));
   }
   finish_restore(std::move(pending), std::move(*session));
+}
+
+void Node::fail_restore(const std::string& claim_id, const std::string& why) {
+  auto it = pending_restores_.find(claim_id);
+  if (it == pending_restores_.end()) return;
+  auto pending = std::move(it->second);
+  pending_restores_.erase(it);
+  if (RecoveryLog* log = mutable_recovery_log(pending.ns)) log->count_restore(false);
+  pending.done(make_error(ErrorCode::kNotFound, why));
 }
 
 void Node::on_session(const std::string& ns, SessionRecord session) {

@@ -20,11 +20,7 @@ namespace {
 constexpr Millis kRetention{120'000};
 
 wire::Packet text_event(const std::string& text) {
-  wire::Packet packet;
-  packet.ns = "/";
-  packet.type = wire::PacketType::kEvent;
-  packet.data = wire::Value{wire::ValueKind::kStr, "[\"e\",\"" + text + "\"]", std::nullopt};
-  return packet;
+  return event("[\"e\",\"" + text + "\"]");
 }
 
 std::string text_of(const wire::Packet& packet) {

@@ -194,11 +194,6 @@ Status RecoveryLog::check_point(const RecoveryPoint& point) const {
   return {};
 }
 
-bool RecoveryLog::has_session(const std::string& pid, Millis now) {
-  expire(now);
-  return sessions_.count(pid) != 0;
-}
-
 std::optional<SessionRecord> RecoveryLog::take_session(const std::string& pid, Millis now) {
   expire(now);
   auto it = sessions_.find(pid);

@@ -161,7 +161,6 @@ class RecoveryLog {
   // The steps of restore(), for a restore that claims the session across the
   // cluster first. kNotFound when the log cannot tell what `point` missed.
   Status check_point(const RecoveryPoint& point) const;
-  bool has_session(const std::string& pid, Millis now);
   // Forgets the session of `pid` (restored here or by another node).
   std::optional<SessionRecord> take_session(const std::string& pid, Millis now);
   // A claim that came before its session (the session is still on its way):
