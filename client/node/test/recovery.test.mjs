@@ -80,6 +80,15 @@ class RecoveringClient {
   }
 }
 
+/** Connects RecoveringClients, keeping each in `list` to close them after the tests. */
+function connector(list) {
+  return async (server, options) => {
+    const c = new RecoveringClient(server, options);
+    list.push(c);
+    return c.connected();
+  };
+}
+
 async function until(client, event, count) {
   await eventually(async () => client.texts(event).length >= count, 15000, `${count} '${event}' events`);
 }
@@ -93,11 +102,7 @@ for (const topology of topologies) {
   describe(`connection state recovery, ${topology.name}`, { skip: topology.kind === "mongodb" && !process.env.MONGODB_URI && "MONGODB_URI not set" }, () => {
     let daemons, one, two;
     const clients = [];
-    const client = async (server, options) => {
-      const c = new RecoveringClient(server, options);
-      clients.push(c);
-      return c.connected();
-    };
+    const client = connector(clients);
 
     before(async () => {
       daemons = await startDaemons(topology.kind, `siobridge_recovery_test_${randomBytes(5).toString("hex")}`);
@@ -233,11 +238,7 @@ for (const expiration of ["ttl", "capped"]) {
     let daemons;
     const servers = [];
     const clients = [];
-    const client = async (server, options) => {
-      const c = new RecoveringClient(server, options);
-      clients.push(c);
-      return c.connected();
-    };
+    const client = connector(clients);
 
     before(async () => {
       daemons = await startDaemons("mongodb", `siobridge_recovery3_${expiration}_${randomBytes(5).toString("hex")}`,
