@@ -28,7 +28,7 @@ import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { Daemon, eventually } from "./support/daemon.mjs";
+import { Daemon, eventually, scrapeMetrics } from "./support/daemon.mjs";
 import { ServerProcess } from "./support/cluster.mjs";
 
 const uri = process.env.SIOBRIDGE_FAILOVER_URI;
@@ -116,7 +116,7 @@ class WatchedDaemon {
   }
 
   async metrics() {
-    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    const text = await scrapeMetrics(`127.0.0.1:${this.metricsPort}`);
     const value = (name) => {
       const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
       return line ? Number(line.split(" ").at(-1)) : 0;

@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { Daemon, daemonBinary, eventually } from "../../../client/node/test/support/daemon.mjs";
+import { Daemon, daemonBinary, eventually, scrapeMetrics } from "../../../client/node/test/support/daemon.mjs";
 import { ServerProcess, using } from "../../../client/node/test/support/cluster.mjs";
 
 export { Daemon, ServerProcess, eventually, using };
@@ -347,7 +347,7 @@ export function freePort() {
  * --metrics-listen `address`, e.g. metric(address, 'siobridge_x_total{outcome="held"}'); 0 when absent.
  */
 export async function metric(address, sample) {
-  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const text = await scrapeMetrics(address);
   const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
   return line ? Number(line.slice(sample.length + 1)) : 0;
 }

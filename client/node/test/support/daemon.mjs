@@ -1,6 +1,7 @@
 // siobridged processes for the adapter's tests. The binary comes from
 // $SIOBRIDGE_DAEMON (scripts/test sets it) or the default build tree.
 import { spawn } from "node:child_process";
+import { get } from "node:http";
 import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -96,4 +97,28 @@ export async function eventually(check, timeoutMs = 20000, what = "condition") {
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`${what} did not hold within ${timeoutMs} ms (last: ${last})`);
+}
+
+/**
+ * The text of a daemon's Prometheus endpoint (`--metrics-listen address`).
+ * Each scrape opens its own connection: the endpoint answers HTTP/1.1 without
+ * `Connection: close` and then closes, so a pooled connection (fetch's) can be
+ * reused just as the daemon closes it and the next scrape fails.
+ */
+export function scrapeMetrics(address) {
+  return new Promise((resolveText, reject) => {
+    const request = get(`http://${address}/metrics`, { agent: false }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        reject(new Error(`GET http://${address}/metrics: HTTP ${response.statusCode}`));
+        return;
+      }
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => (text += chunk));
+      response.on("end", () => resolveText(text));
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+  });
 }
