@@ -47,8 +47,9 @@ class AttachStream::StreamReactor final : public Reactor {
       return;
     }
     owner_->on_message(incoming_);
+    const std::size_t bytes = incoming_.ByteSizeLong();
     incoming_.Clear();
-    owner_->read_next();
+    owner_->read_next(bytes);
   }
   void OnWriteDone(bool ok) override {
     const bool drained = owner_->outbox_.on_write_done(ok);
@@ -439,8 +440,42 @@ void AttachStream::report_backlog() {
   context_.engine.flow_gate().report(this, backlog());
 }
 
-void AttachStream::read_next() {
-  context_.engine.flow_gate().when_open([weak = weak_from_this()] {
+void AttachStream::read_next(std::size_t bytes) {
+  // Posted after the calls just read, a marker runs once the core took them.
+  // One per 64 KiB keeps it cheap for small calls; one always before a pause,
+  // so that something will end it.
+  constexpr std::size_t kMarkEvery = 64u << 10;
+  unmarked_bytes_ += bytes;
+  const std::size_t untaken = untaken_bytes_.fetch_add(bytes) + bytes;
+  if (unmarked_bytes_ >= kMarkEvery || untaken > kMaxUntakenBytes) {
+    context_.engine.post([weak = weak_from_this(), marked = unmarked_bytes_](core::Node&) {
+      if (auto self = weak.lock()) self->taken(marked);
+    });
+    unmarked_bytes_ = 0;
+  }
+  {
+    MutexLock lock(mutex_);
+    if (untaken_bytes_.load() > kMaxUntakenBytes) {
+      read_waits_for_core_ = true;
+      return;
+    }
+  }
+  read_when_producers_may_go();
+}
+
+void AttachStream::taken(std::size_t bytes) {
+  const std::size_t untaken = untaken_bytes_.fetch_sub(bytes) - bytes;
+  if (untaken > kMaxUntakenBytes / 2) return;
+  {
+    MutexLock lock(mutex_);
+    if (!read_waits_for_core_) return;
+    read_waits_for_core_ = false;
+  }
+  read_when_producers_may_go();
+}
+
+void AttachStream::read_when_producers_may_go() {
+  context_.engine.when_producers_may_go([weak = weak_from_this()] {
     auto self = weak.lock();
     if (!self) return;
     MutexLock lock(self->mutex_);

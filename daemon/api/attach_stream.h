@@ -14,6 +14,10 @@
 // while work waits) or goes past the hard limits is closed with
 // RESOURCE_EXHAUSTED and its servers detached.
 //
+// What the stream read is bounded too: past kMaxUntakenBytes of calls that
+// the core thread has not taken yet, reading waits for it (a burst otherwise
+// piles up in the core's queue faster than the gates above can close).
+//
 // Thread-safe: gRPC threads and the core thread use them.
 #pragma once
 
@@ -95,8 +99,12 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   std::size_t backlog() const;
   // After a message is pushed or written: tells the flow gate what waits.
   void report_backlog();
-  // The reactor read a message: read the next one now, or once the gate opens.
-  void read_next();
+  // The reactor read a message of `bytes`: read the next one now, once the
+  // core took enough of what was read, or once the gate opens.
+  void read_next(std::size_t bytes);
+  // The core thread took `bytes` of what was read.
+  void taken(std::size_t bytes);
+  void read_when_producers_may_go();
   bool finish(const grpc::Status& status);
   void reactor_done();
   // Once a backlog of many MiB drained or was dropped: its memory goes back to
@@ -116,10 +124,18 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   // The most bytes waited in the outbox since it was last empty.
   std::atomic<std::size_t> peak_bytes_{0};
 
+  static constexpr std::size_t kMaxUntakenBytes = 1u << 20;
+  // Read, and handed to the core thread (or about to be), not taken yet.
+  std::atomic<std::size_t> untaken_bytes_{0};
+  // Reactor thread only (reads of one stream do not overlap): read since the
+  // last marker was posted to the core, which counts them taken.
+  std::size_t unmarked_bytes_ = 0;
+
   mutable Mutex mutex_;
   StreamReactor* reactor_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;  // null once the RPC is done
   bool finishing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   bool hello_seen_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  bool read_waits_for_core_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   core::AttachmentId first_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
   std::map<core::AttachmentId, std::shared_ptr<Attachment>> servers_ SIOBRIDGE_GUARDED_BY(mutex_);
 };

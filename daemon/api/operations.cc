@@ -40,9 +40,10 @@ class Tracked {
 
 const grpc::Status kDraining{grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"};
 
-// Whether an operation waits while attached servers have too much waiting
-// (FlowGate). Work that adds to their queues does, unless it is volatile
-// (dropped for a slow server rather than waited for); questions do not.
+// Whether an operation waits while attached servers or MongoDB's write queue
+// have too much waiting (Engine::when_producers_may_go). Work that adds to
+// their queues does, unless it is volatile (dropped for a slow server rather
+// than waited for); questions do not.
 enum class Gate { kWait, kPass };
 
 // Validates, then runs `work(node, finish)` on the core thread; `finish`
@@ -70,7 +71,7 @@ void run(ApiContext& context, const char* name, const grpc::Status& invalid,
                             core::Node& node) mutable { work(node, finish); });
   };
   if (gate == Gate::kWait) {
-    context.engine.flow_gate().when_open(std::move(start));
+    context.engine.when_producers_may_go(std::move(start));
   } else {
     start();
   }

@@ -244,6 +244,16 @@ const std::vector<SettingDef>& definitions() {
                       mongo(c).queue_bytes = *n;
                       return {};
                     }));
+    d.push_back(def("mongodb.write_backpressure_bytes", "8MiB",
+                    "while MongoDB takes writes, past this much queued the daemon stops reading "
+                    "from its servers until half is written; 0: never",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n) return n.error();
+                      if (*n != 0 && *n < (1u << 20)) return bad("0, or at least 1MiB");
+                      mongo(c).write_backpressure_bytes = *n;
+                      return {};
+                    }));
     d.push_back(def("mongodb.queue_age", "0",
                     "queued documents older than this are dropped, not written late; 0: the "
                     "collection's retention (ttl, or 60s when capped)",
@@ -445,6 +455,11 @@ Status validate(DaemonConfig& c) {
           "payload makes a document over MongoDB's 16 MiB limit",
           limit,
           c.mongodb->data_format == wire::DataFormat::kInt32Array ? "int32-array" : "binary"));
+    }
+    if (c.mongodb->write_backpressure_bytes >= c.mongodb->queue_bytes) {
+      return bad(
+          "mongodb.write_backpressure_bytes must be less than mongodb.queue_bytes: past "
+          "queue_bytes publishes are refused, so servers would never be paused instead");
     }
   }
   if (c.node.restart_grace.count() <= 0) return bad("node.restart_grace must be positive");

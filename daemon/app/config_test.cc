@@ -98,6 +98,16 @@ TEST_CASE("settings that contradict each other are refused") {
                              {"mongodb.data_format", "binary"}},
                             "", {});
   CHECK(binary.ok());
+  auto no_pause = load_config(
+      {{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}, {"mongodb.queue_bytes", "8MiB"}}, "", {});
+  REQUIRE_FALSE(no_pause.ok());
+  CHECK_THAT(no_pause.error().message, Catch::Contains("mongodb.write_backpressure_bytes"));
+  auto paused_earlier = load_config({{"mongodb.uri", "mongodb://x/?replicaSet=rs0"},
+                                     {"mongodb.queue_bytes", "8MiB"},
+                                     {"mongodb.write_backpressure_bytes", "4MiB"}},
+                                    "", {});
+  REQUIRE(paused_earlier.ok());
+  CHECK(paused_earlier->config.mongodb->write_backpressure_bytes == 4u << 20);
 }
 
 TEST_CASE("durations and sizes") {

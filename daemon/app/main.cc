@@ -25,6 +25,7 @@
 #include "daemon/app/config.h"
 #include "daemon/app/logging.h"
 #include "daemon/app/metrics.h"
+#include "daemon/common/memory.h"
 #include "daemon/runtime/engine.h"
 
 extern char** environ;
@@ -199,6 +200,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  siobridge::limit_malloc_arenas();
 
   CLI::App cli{
       "siobridged: lets socket.io servers on this host scale out through MongoDB.\n"

@@ -229,6 +229,25 @@ class EngineCollector final : public prometheus::Collectable {
             m.gaps);
     counter("siobridge_collection_setups_total", "Collection set-ups (start and after drops).",
             m.collection_setups);
+    FamilyBuilder(out, "siobridge_change_stream_pauses_total",
+                  "Times the change stream stopped reading: attached servers had too much "
+                  "waiting (servers), or the core thread had not taken what was read (core).",
+                  MetricType::Counter)
+        .add(static_cast<double>(m.flow_pauses.load()), {{"reason", "servers"}})
+        .add(static_cast<double>(m.core_waits.load()), {{"reason", "core"}});
+    FamilyBuilder(out, "siobridge_change_stream_core_backlog_peak_bytes",
+                  "The most bytes read from the change stream that the core thread had not "
+                  "taken yet (bounded: the stream pauses past 4 MiB).",
+                  MetricType::Gauge)
+        .add(static_cast<double>(m.core_backlog_peak.load()));
+    counter("siobridge_mongodb_write_pauses_total",
+            "Times the daemon stopped reading from its servers: the write queue was past "
+            "mongodb.write_backpressure_bytes.",
+            m.write_pauses);
+    FamilyBuilder(out, "siobridge_mongodb_write_queue_peak_bytes",
+                  "The most bytes (as stored) that waited for the writer since the start.",
+                  MetricType::Gauge)
+        .add(static_cast<double>(m.queued_bytes_peak.load()));
     FamilyBuilder(out, "siobridge_mongodb_write_queue_documents",
                   "Documents waiting for the writer.", MetricType::Gauge)
         .add(static_cast<double>(m.queued.load()));

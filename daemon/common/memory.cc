@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 
 namespace siobridge {
@@ -11,6 +12,10 @@ namespace siobridge {
 namespace {
 std::atomic<std::uint64_t> releases{0};
 }  // namespace
+
+void limit_malloc_arenas() {
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) ::mallopt(M_ARENA_MAX, 2);
+}
 
 void release_free_memory() {
   ::malloc_trim(0);

@@ -144,6 +144,16 @@ void Engine::after(Millis delay, std::function<void()> fn) {
   });
 }
 
+void Engine::when_producers_may_go(std::function<void()> resume) {
+  flow_gate_->when_open([this, resume = std::move(resume)]() mutable {
+    if (mongo_bus_) {
+      mongo_bus_->write_gate().when_open(std::move(resume));
+    } else {
+      resume();
+    }
+  });
+}
+
 std::string Engine::collection() const {
   if (!mongo_bus_) return {};
   return mongo_bus_->config().database + "." + mongo_bus_->config().collection;

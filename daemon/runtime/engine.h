@@ -82,6 +82,11 @@ class Engine final : private bus::BusListener {
   }
   bool uses_mongodb() const { return mongo_bus_ != nullptr; }
   FlowGate& flow_gate() { return *flow_gate_; }
+  // Runs `resume` once producers may go on: no attached server has too much
+  // waiting (flow_gate) and MongoDB's write queue is not past its back-pressure
+  // mark. At once on this thread when both are open, else on the thread that
+  // opens the last one.
+  void when_producers_may_go(std::function<void()> resume);
   bool running() const { return started_ && !stopped_; }
 
  private:

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 namespace siobridge::bus::mongodb {
 namespace {
 
@@ -20,6 +22,13 @@ int severity(BusState state) {
   return 3;
 }
 
+// What a delivery holds in memory, near enough.
+std::size_t weight(const wire::Document& document) {
+  constexpr std::size_t kOverhead = 160;  // the header's strings, the queued closure
+  return document.data.size() + (document.extension ? document.extension->size() : 0) +
+         document.header.ns.size() + kOverhead;
+}
+
 }  // namespace
 
 BusContext::BusContext(MongoBusConfig config_in, std::string uid_in, BusListener& listener,
@@ -28,6 +37,9 @@ BusContext::BusContext(MongoBusConfig config_in, std::string uid_in, BusListener
       uid(std::move(uid_in)),
       pool(pool_in),
       flow_gate(flow_gate_in),
+      write_gate(config.write_backpressure_bytes ? config.write_backpressure_bytes
+                                                 : std::numeric_limits<std::size_t>::max(),
+                 config.write_backpressure_bytes / 2),
       listener_(listener),
       post_(std::move(post)) {}
 
@@ -100,15 +112,38 @@ void BusContext::report(Part part, BusState state, const std::string& detail) {
 }
 
 void BusContext::deliver(Delivery delivery) {
-  post_([this, delivery = std::move(delivery)]() mutable {
+  const std::size_t bytes = weight(delivery.document);
+  const std::size_t backlog = core_backlog_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  if (backlog > stats.core_backlog_peak.load(std::memory_order_relaxed)) {
+    stats.core_backlog_peak.store(backlog, std::memory_order_relaxed);  // one writer: the watcher
+  }
+  post_([this, bytes, delivery = std::move(delivery)]() mutable {
     listener_.on_document(std::move(delivery.document), delivery.position);
+    const std::size_t before = core_backlog_.fetch_sub(bytes, std::memory_order_relaxed);
+    if (before > kCoreBacklogLow && before - bytes <= kCoreBacklogLow) {
+      // Under the mutex, so that a watcher between its check and its wait
+      // cannot miss this.
+      { MutexLock lock(mutex_); }
+      core_caught_up_.signal_all();
+    }
   });
+}
+
+bool BusContext::wait_for_core() {
+  if (core_backlog_.load(std::memory_order_relaxed) <= kCoreBacklogHigh) return !stopping();
+  ++stats.core_waits;
+  MutexLock lock(mutex_);
+  while (!stopping_ && core_backlog_.load(std::memory_order_relaxed) > kCoreBacklogLow) {
+    core_caught_up_.wait();
+  }
+  return !stopping_;
 }
 
 void BusContext::request_stop() {
   stopping_ = true;
   { MutexLock lock(mutex_); }
   changed_.signal_all();
+  core_caught_up_.signal_all();
 }
 
 bool BusContext::sleep_for(Millis duration) {

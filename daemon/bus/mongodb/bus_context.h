@@ -44,6 +44,9 @@ class BusContext {
   // Closed while the attached servers have too much waiting: the watcher
   // pauses reading the change stream (MongoDB keeps what it has not read).
   FlowGate* const flow_gate;  // may be null
+  // Closed while the write queue is past config.write_backpressure_bytes and
+  // MongoDB takes writes: the daemon pauses reading from its servers.
+  FlowGate write_gate;
   MongoBusStats stats;
 
   // ---- the collection's incarnation ----
@@ -62,7 +65,17 @@ class BusContext {
   BusState state() const { return state_.load(); }
 
   // ---- delivery to the core thread ----
-  void deliver(Delivery delivery);
+  // Hands a document to the core thread. What it has not taken yet is
+  // bounded: wait_for_core() holds the watcher while more than
+  // kCoreBacklogHigh bytes wait, until they are under kCoreBacklogLow. The
+  // FlowGate alone cannot bound them: it closes only once the core has routed
+  // the documents, and a change stream batch (up to 16 MiB) is read faster.
+  void deliver(Delivery delivery) SIOBRIDGE_EXCLUDES(mutex_);
+  // True at once when the core keeps up; false when the bus stops meanwhile.
+  bool wait_for_core() SIOBRIDGE_EXCLUDES(mutex_);
+  std::size_t core_backlog() const { return core_backlog_.load(std::memory_order_relaxed); }
+  static constexpr std::size_t kCoreBacklogHigh = 4u << 20;
+  static constexpr std::size_t kCoreBacklogLow = 1u << 20;
 
   // ---- waiting ----
   void request_stop() SIOBRIDGE_EXCLUDES(mutex_);
@@ -88,6 +101,9 @@ class BusContext {
       SIOBRIDGE_GUARDED_BY(mutex_);
   std::atomic<BusState> state_{BusState::kStarting};
   std::atomic<bool> stopping_{false};
+  // Bytes delivered that the core thread has not taken yet.
+  std::atomic<std::size_t> core_backlog_{0};
+  CondVar core_caught_up_{mutex_};
 };
 
 // Backoff doubling from config.retry_min to config.retry_max.

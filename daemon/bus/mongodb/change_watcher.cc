@@ -143,6 +143,11 @@ ChangeStream ChangeWatcher::open(const PooledClient& client) {
   auto collection = client.collection(config.database, config.collection);
   auto pipeline = change_stream_pipeline(context_.uid);
   wire::OwnedBson opts(BCON_NEW("maxAwaitTimeMS", BCON_INT32(100)));
+  // A batch is held whole while it is read: by documents, the only bound the
+  // server takes. 32 of the largest usual documents (a 128 KiB pack, a 10 KiB
+  // payload as an int32 array) are 3-4 MiB, where MongoDB's own bound is 16
+  // MiB; small documents still come 32 per round trip.
+  BSON_APPEND_INT32(opts.get(), "batchSize", kBatchDocuments);
   if (token_ && start_ == Start::kResumeAfter)
     BSON_APPEND_DOCUMENT(opts.get(), "resumeAfter", token_.get());
   if (token_ && start_ == Start::kStartAfter)
@@ -201,6 +206,7 @@ ChangeWatcher::Outcome ChangeWatcher::read(mongoc_change_stream_t* stream) {
       }
       continue;
     }
+    if (!context_.wait_for_core()) break;
     if (mongoc_change_stream_next(stream, &event)) {
       bson_iter_t it;
       std::string type;
@@ -380,7 +386,7 @@ void ChangeWatcher::refill(const PooledClient& client) {
       mongoc_collection_find_with_opts(collection.get(), filter.get(), opts.get(), nullptr));
   const bson_t* doc;
   std::uint64_t refilled = 0;
-  while (mongoc_cursor_next(cursor.get(), &doc)) {
+  while (context_.wait_for_core() && mongoc_cursor_next(cursor.get(), &doc)) {
     bson_iter_t id;
     if (bson_iter_init_find(&id, doc, "_id") && BSON_ITER_HOLDS_OID(&id) &&
         !recent_.insert(*bson_iter_oid(&id))) {

@@ -44,6 +44,8 @@ class ChangeWatcher {
 
   // How far behind the stream the persisted token stays.
   static constexpr std::chrono::milliseconds kReplayMargin{2000};
+  // Documents per change stream batch (the stream's batchSize).
+  static constexpr int kBatchDocuments = 32;
 
  private:
   enum class Start { kNow, kResumeAfter, kStartAfter };

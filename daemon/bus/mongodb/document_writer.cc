@@ -135,9 +135,30 @@ Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
     queued_bytes_ += bytes;
     context_.stats.queued = queue_.size();
     context_.stats.queued_bytes = queued_bytes_;
+    if (queued_bytes_ > context_.stats.queued_bytes_peak) {
+      context_.stats.queued_bytes_peak = queued_bytes_;
+    }
+    report_backlog();
   }
   wakeup_.signal();
   return {};
+}
+
+void DocumentWriter::report_backlog() {
+  // During an outage the queue is what rides it out (queue_bytes): servers go
+  // on until it is full.
+  const std::size_t backlog = context_.state() == BusState::kReady ? queued_bytes_ : 0;
+  const std::size_t high = context_.config.write_backpressure_bytes;
+  if (high == 0) return;
+  // The gate's own thresholds; most changes cross neither, so skip its lock.
+  if (backlog > high) {
+    if (!gate_closing_) ++context_.stats.write_pauses;
+    gate_closing_ = true;
+    context_.write_gate.report(this, backlog);
+  } else if (gate_closing_ && backlog < high / 2) {
+    gate_closing_ = false;
+    context_.write_gate.report(this, backlog);
+  }
 }
 
 void DocumentWriter::close(Millis drain) {
@@ -186,6 +207,7 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
     }
     context_.stats.queued = queue_.size();
     context_.stats.queued_bytes = queued_bytes_;
+    report_backlog();
   }
   // Packing and encoding happen here, off the core thread.
   auto documents = documents_of(std::move(taken));
@@ -408,7 +430,11 @@ void DocumentWriter::write(std::vector<Encoded>& batch) {
       case Attempt::kOneByOne:
         one_by_one = true;
         break;
-      case Attempt::kRetry:
+      case Attempt::kRetry: {
+        // MongoDB is away: let the servers go on into the queue meanwhile.
+        MutexLock lock(mutex_);
+        report_backlog();
+      }
         if (!context_.sleep_for(backoff.next())) return;
         break;
     }
@@ -416,7 +442,11 @@ void DocumentWriter::write(std::vector<Encoded>& batch) {
   // Every document is settled, and MongoDB said so: by storing it, by showing
   // it was stored before (an answer lost in an election), or by refusing it
   // for good. Any of these ends an outage the writer reported.
-  if (offset >= batch.size()) context_.report(BusContext::Part::kWriter, BusState::kReady, "");
+  if (offset >= batch.size()) {
+    context_.report(BusContext::Part::kWriter, BusState::kReady, "");
+    MutexLock lock(mutex_);
+    report_backlog();
+  }
 }
 
 }  // namespace siobridge::bus::mongodb

@@ -5,6 +5,9 @@
 // messages that only siobridge nodes read go packed, many per document
 // (docs/PROTOCOL.md section 18): one insert and one change event for many.
 //
+// While MongoDB takes writes, a queue past write_backpressure_bytes closes the
+// context's write_gate: the daemon stops reading from its servers until half
+// of it is written, so a burst waits in the servers rather than here.
 // The queue rides out MongoDB outages: it is bounded by bytes (queue_bytes)
 // and by age (queue_age, never older than the collection keeps documents);
 // only past those bounds is a document refused or dropped, and counted. A
@@ -66,6 +69,9 @@ class DocumentWriter {
   std::vector<wire::Document> documents_of(std::vector<Queued> taken) const;
   // Drops queued documents older than queue_age (counted).
   void expire_old() SIOBRIDGE_REQUIRES(mutex_);
+  // Tells the write gate how much waits, after the queue changed. Under the
+  // mutex, so that reports reach the gate in the order of the changes.
+  void report_backlog() SIOBRIDGE_REQUIRES(mutex_);
   void write(std::vector<Encoded>& batch);
   // One insertMany of batch[offset..end): advances `offset` past what is stored
   // or dropped for good, and says what to do next.
@@ -87,6 +93,7 @@ class DocumentWriter {
   CondVar wakeup_{mutex_};
   std::deque<Queued> queue_ SIOBRIDGE_GUARDED_BY(mutex_);
   std::size_t queued_bytes_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  bool gate_closing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;  // last report was past high water
   bool closed_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   std::chrono::steady_clock::time_point drain_deadline_ SIOBRIDGE_GUARDED_BY(mutex_){};
 

@@ -27,15 +27,26 @@ struct MongoBusConfig {
   };
   WriteConcern write_concern = WriteConcern::kMajority;
 
-  std::size_t max_batch = 1000;            // documents per insertMany
-  std::size_t max_batch_bytes = 8u << 20;  // stored bytes per insertMany
+  std::size_t max_batch = 1000;  // documents per insertMany
+  // Stored bytes per insertMany. The driver builds the command in a buffer
+  // that grows by doubling: 4 MiB keeps the writer's peak near 8 MiB, and a
+  // round trip of 4 MiB is as fast per byte as one of 8.
+  std::size_t max_batch_bytes = 4u << 20;
   // What only siobridge nodes read travels packed, many messages per document
   // (docs/PROTOCOL.md section 18), up to this many bytes of messages each.
   bool pack_messages = false;
-  std::size_t max_pack_bytes = 512u << 10;
+  // 128 KiB: a change stream batch of packs stays small (ChangeWatcher), and
+  // packs are read and delivered while the next ones are written; larger
+  // packs measured slower as well as bigger (bench/README.md).
+  std::size_t max_pack_bytes = 128u << 10;
   // The write queue: what waits for MongoDB, e.g. while it is unreachable.
   // 96 MiB rides out a 60 s outage at 1,000 messages/s of 1 KiB.
   std::size_t queue_bytes = 96u << 20;
+  // While MongoDB takes writes, past this much queued (as stored) the daemon
+  // stops reading from its servers until half of it is written: a burst waits
+  // in the servers, not in the daemon's memory. During an outage the queue
+  // fills up to queue_bytes. 0: never.
+  std::size_t write_backpressure_bytes = 8u << 20;
   // Older documents are dropped, not written late; 0: the collection's
   // retention (the TTL, or 60 s for a capped collection).
   Millis queue_age{0};

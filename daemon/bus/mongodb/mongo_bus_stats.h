@@ -43,6 +43,9 @@ struct MongoBusStats {
   std::atomic<std::uint64_t> unwritten_at_stop{0};  // still queued at the shutdown deadline
   std::atomic<std::uint64_t> queued{0};             // documents waiting now
   std::atomic<std::uint64_t> queued_bytes{0};
+  std::atomic<std::uint64_t> queued_bytes_peak{0};  // the most that waited, since the start
+  std::atomic<std::uint64_t> write_pauses{0};       // servers paused: the queue was past
+                                                    // write_backpressure_bytes
   // watcher
   std::atomic<std::uint64_t> received{0};    // documents delivered to the core (unpacked)
   std::atomic<std::uint64_t> packs_read{0};  // packed documents taken apart
@@ -55,6 +58,9 @@ struct MongoBusStats {
   std::atomic<std::uint64_t> gaps{0};               // periods whose documents may be lost
   std::atomic<std::uint64_t> collection_setups{0};  // initial and after drops
   std::atomic<std::uint64_t> flow_pauses{0};        // reading paused for slow attached servers
+  std::atomic<std::uint64_t> core_waits{0};  // reading paused: the core thread had too much to take
+  std::atomic<std::uint64_t> core_backlog_peak{
+      0};  // the most bytes read that the core had not taken
 };
 
 }  // namespace siobridge::bus::mongodb
