@@ -211,7 +211,7 @@ const std::vector<SettingDef>& definitions() {
                   v == "binary" ? wire::DataFormat::kBinary : wire::DataFormat::kInt32Array;
               return {};
             }));
-    d.push_back(def("mongodb.pack_messages", "false",
+    d.push_back(def("mongodb.pack_messages", "true",
                     "what only siobridge nodes read goes many messages per document "
                     "(socketioxide nodes still get documents of their own)",
                     [](DaemonConfig& c, const std::string& v) -> Status {

@@ -197,7 +197,9 @@ TEST_CASE("an engine answers socketioxide-format requests, and its documents fol
 // (docs/PROTOCOL.md section 18): it gets every broadcast as a document it reads.
 TEST_CASE("a socketioxide node in the namespace gets every broadcast as a document of its own") {
   EngineSet set(Expiration::ttl(60));
-  auto& engine = set.add();
+  auto bus = set.bus_config();
+  bus.pack_messages = true;  // what it would do without the socketioxide node
+  auto& engine = set.add(quick_node_config(), bus);
   EngineServer a1(engine, "a1");
   a1.attach();
   REQUIRE(

@@ -34,7 +34,7 @@ struct MongoBusConfig {
   std::size_t max_batch_bytes = 4u << 20;
   // What only siobridge nodes read travels packed, many messages per document
   // (docs/PROTOCOL.md section 18), up to this many bytes of messages each.
-  bool pack_messages = false;
+  bool pack_messages = true;
   // 128 KiB: a change stream batch of packs stays small (ChangeWatcher), and
   // packs are read and delivered while the next ones are written; larger
   // packs measured slower as well as bigger (bench/README.md).
