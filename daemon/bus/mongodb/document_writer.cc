@@ -1,9 +1,11 @@
 #include "daemon/bus/mongodb/document_writer.h"
 
+#include "daemon/common/memory.h"
 #include "daemon/wire/pack.h"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -138,6 +140,7 @@ Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
     if (queued_bytes_ > context_.stats.queued_bytes_peak) {
       context_.stats.queued_bytes_peak = queued_bytes_;
     }
+    peak_since_empty_ = std::max(peak_since_empty_, queued_bytes_);
     report_backlog();
   }
   wakeup_.signal();
@@ -267,7 +270,21 @@ void DocumentWriter::run() {
       }
     }
     auto batch = take_batch();
-    if (!batch.empty()) write(batch);
+    if (batch.empty()) continue;
+    write(batch);
+    batch.clear();
+    bool drained_large_backlog = false;
+    {
+      MutexLock lock(mutex_);
+      if (queue_.empty()) {
+        // Past the write gate's mark: what an outage leaves (as stored; an
+        // int32-array document weighs ~10x its memory here).
+        constexpr std::size_t kLargeBacklog = 16 * kLargeFreeBytes;
+        drained_large_backlog = peak_since_empty_ >= kLargeBacklog;
+        peak_since_empty_ = 0;
+      }
+    }
+    if (drained_large_backlog) release_free_memory();
   }
 }
 

@@ -94,6 +94,9 @@ class DocumentWriter {
   std::deque<Queued> queue_ SIOBRIDGE_GUARDED_BY(mutex_);
   std::size_t queued_bytes_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
   bool gate_closing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;  // last report was past high water
+  // The most that waited since the queue was last empty: once a large backlog
+  // (an outage's) is written, its memory goes back to the system.
+  std::size_t peak_since_empty_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
   bool closed_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   std::chrono::steady_clock::time_point drain_deadline_ SIOBRIDGE_GUARDED_BY(mutex_){};
 
