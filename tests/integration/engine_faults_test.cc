@@ -288,6 +288,16 @@ TEST_CASE("an engine restarted with its state directory misses nothing published
   });
   b1.attach();
   expect_exactly_once(b1, sent);
+  if (arrivals(b1).size() < sent.size()) {
+    // What each side did, to tell a write that never happened from a read
+    // that never came or a delivery the restart hold dropped.
+    const auto held = b.call([](Node& n) { return n.stats(); });
+    WARN("A inserted " << a.mongo_stats()->inserted << " documents (" << a.mongo_stats()->packs
+                       << " packs); B received " << b.mongo_stats()->received << ", held "
+                       << held.handover_held << ", delivered " << held.handover_delivered
+                       << ", unclaimed " << held.handover_unclaimed << ", inactive namespace "
+                       << held.inactive_namespace);
+  }
   CHECK(b.mongo_stats()->resume_failures == 0);
 
   SECTION("an unusable token: the collection is re-read instead") {

@@ -72,6 +72,7 @@ bool BridgeClient::attach_once() {
   auto* raw_context = context.get();
   pb::ServerMessage hello;
   hello.mutable_hello()->set_name(options_.name);
+  hello.mutable_hello()->add_features("command_batch");
   {
     MutexLock lock(mutex_);
     for (const auto& ns : namespaces_) hello.mutable_hello()->add_namespaces(ns);
@@ -107,7 +108,13 @@ bool BridgeClient::attach_once() {
     }();
     pb::DaemonMessage message;
     while (reader->Read(&message)) {
-      if (message.has_command() && handler_) handler_->on_command(message.command());
+      if (!handler_) continue;
+      if (message.has_command()) {
+        handler_->on_command(message.command());
+      } else if (message.has_command_batch()) {
+        for (const auto& command : message.command_batch().commands())
+          handler_->on_command(command);
+      }
     }
   }
   std::unique_ptr<grpc::ClientReaderWriter<pb::ServerMessage, pb::DaemonMessage>> finished;

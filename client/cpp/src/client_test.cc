@@ -37,6 +37,7 @@ class FakeBridge final : public pb::Bridge::Service {
       MutexLock lock(mutex_);
       current_ = "att-" + std::to_string(hellos_.size() + 1);
       hellos_.emplace_back(hello.hello().namespaces().begin(), hello.hello().namespaces().end());
+      features_.assign(hello.hello().features().begin(), hello.hello().features().end());
       context_ = context;
       stream_ = stream;
       welcome.mutable_welcome()->set_attachment_id(current_);
@@ -95,6 +96,10 @@ class FakeBridge final : public pb::Bridge::Service {
     MutexLock lock(mutex_);
     return hellos_;
   }
+  std::vector<std::string> features() const {
+    MutexLock lock(mutex_);
+    return features_;
+  }
   std::vector<std::string> broadcasts() const {
     MutexLock lock(mutex_);
     return broadcasts_;
@@ -107,6 +112,7 @@ class FakeBridge final : public pb::Bridge::Service {
   grpc::ServerContext* context_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;
   Stream* stream_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;
   std::vector<std::vector<std::string>> hellos_ SIOBRIDGE_GUARDED_BY(mutex_);
+  std::vector<std::string> features_ SIOBRIDGE_GUARDED_BY(mutex_);  // of the last Hello
   std::vector<pb::ServerMessage> received_ SIOBRIDGE_GUARDED_BY(mutex_);
   std::vector<std::string> broadcasts_ SIOBRIDGE_GUARDED_BY(mutex_);
 };
@@ -151,6 +157,30 @@ class Handler final : public CommandHandler {
 
  private:
   std::promise<pb::Command> first_;
+};
+
+// Every Command's id, in the order the handler saw them.
+class RecordingHandler final : public CommandHandler {
+ public:
+  void on_command(const pb::Command& command) override {
+    {
+      MutexLock lock(mutex_);
+      ids_.push_back(command.id());
+    }
+    changed_.signal_all();
+  }
+  std::vector<std::uint64_t> wait_for(std::size_t count) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    MutexLock lock(mutex_);
+    while (ids_.size() < count && changed_.wait_until(deadline)) {
+    }
+    return ids_;
+  }
+
+ private:
+  Mutex mutex_;
+  CondVar changed_{mutex_};
+  std::vector<std::uint64_t> ids_ SIOBRIDGE_GUARDED_BY(mutex_);
 };
 
 }  // namespace
@@ -212,6 +242,25 @@ TEST_CASE("client: a call the daemon refuses for a forgotten attachment is retri
   CHECK(daemon.bridge.broadcasts() == std::vector<std::string>{"att-1", "att-2"});
   // The new stream's Hello carries the namespaces as they are now.
   CHECK(daemon.bridge.hellos().back() == std::vector<std::string>{"/b"});
+}
+
+TEST_CASE("client: asks for CommandBatches and hands their Commands over in order") {
+  Daemon daemon;
+  RecordingHandler handler;
+  BridgeClient client(attaching(daemon, {"/"}), &handler);
+  REQUIRE(client.wait_attached(kDeadline));
+  CHECK(daemon.bridge.features() == std::vector<std::string>{"command_batch"});
+
+  pb::DaemonMessage single;
+  single.mutable_command()->set_id(1);
+  REQUIRE(daemon.bridge.send(single));
+  pb::DaemonMessage batch;
+  for (std::uint64_t id : {2, 3, 4}) batch.mutable_command_batch()->add_commands()->set_id(id);
+  REQUIRE(daemon.bridge.send(batch));
+  pb::DaemonMessage after;
+  after.mutable_command()->set_id(5);
+  REQUIRE(daemon.bridge.send(after));
+  CHECK(handler.wait_for(5) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
 }
 
 }  // namespace siobridge::client

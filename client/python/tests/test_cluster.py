@@ -9,6 +9,7 @@ server that failed to answer the cluster makes the test fail, it does not
 return a partial result quietly.
 """
 
+import asyncio
 import os
 
 from support.daemon import eventually
@@ -308,3 +309,31 @@ async def test_server_count_both_ways(clients):
     assert await clients.node.do("serverCount", wait=15) == 2
     assert await clients.py.do("serverCount") == 2
     assert await clients.py.do("errors") == []
+
+
+async def test_a_burst_queued_for_a_busy_python_server_arrives_whole_and_in_order_in_command_batches(
+    clients, tmp_path
+):
+    """The Python server asks for CommandBatches: what queued in its daemon
+    while it could not read comes several Commands to a message, each applied
+    once and in order."""
+    c = clients
+    events = 1000
+    py_on_py = await c.python_client(c.py)
+    heard = Inbox(py_on_py, "burst")
+    assert (await c.py.do("state"))["reads_batches"] is True
+    resume = tmp_path / "resume"
+    busy = asyncio.ensure_future(c.py.do("block", until=str(resume)))
+    await c.node.do("emit", event="burst", args=[{"$repeat": 10240}], times=events, numbered=True)
+
+    async def queued_for_python():
+        status = await c.daemons[-1].status()
+        return any(a.name == "py" and a.queued_messages >= 100 for a in status.attachments)
+
+    await eventually(queued_for_python, 30, "Commands queued for the busy Python server")
+    resume.touch()
+    await busy
+    await heard.next(events, timeout=60)
+    assert [item[0] for item in heard.items] == list(range(events))
+    assert all(len(item[1]) == 10240 for item in heard.items)
+    assert (await c.py.do("state"))["command_batches"] > 0

@@ -381,7 +381,8 @@ def test_a_msgpack_serializer_is_refused_with_a_reason():
 
 def test_commands_already_applied_are_skipped_by_position():
     """After a daemon restart the daemon replays its last moments; a server
-    applies each command that came through MongoDB once (PROTOCOL.md section 16)."""
+    applies each command that came through MongoDB once (PROTOCOL.md section 16),
+    whether it came alone or in a CommandBatch."""
     from siobridge_socketio.connection import Connection, Session
 
     class Sink:
@@ -409,5 +410,11 @@ def test_commands_already_applied_are_skipped_by_position():
             connection._dispatch(message)
         assert sink.applied == [1, 2, 3, 4]
         assert session.repeats_skipped == 2
+        # A CommandBatch is those Commands one by one, in order.
+        batch = [command(4, p(11, 0)), command(5, p(11, 1)), command(6)]
+        connection._dispatch(pb.DaemonMessage(command_batch=pb.CommandBatch(commands=[m.command for m in batch])))
+        assert sink.applied == [1, 2, 3, 4, 5, 6]
+        assert session.repeats_skipped == 3
+        assert connection.command_batches == 1
     finally:
         loop.close()

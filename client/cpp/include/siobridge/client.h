@@ -44,7 +44,9 @@ struct ClientOptions {
   std::string tls_root_certs;
 };
 
-// What an attached server does with the daemon's Commands.
+// What an attached server does with the daemon's Commands. The client asks
+// for CommandBatches (Hello.features "command_batch"); a batch reaches the
+// handler as its Commands, one by one, in order.
 class CommandHandler {
  public:
   virtual ~CommandHandler() = default;

@@ -59,6 +59,11 @@ class _Pending:
             self.future.set_result(result)
 
 
+# What each Hello asks of the daemon (Hello.features): Commands several to a
+# message, as CommandBatch, when they queue behind a write.
+FEATURES = ("command_batch",)
+
+
 class Session:
     """One attached server: its attachment, namespaces and waiting calls."""
 
@@ -82,6 +87,9 @@ class Session:
         # this server already applied is skipped.
         self.last_position = ""
         self.repeats_skipped = 0
+        # Whether the daemon sends this server CommandBatches (its Welcome
+        # accepted "command_batch").
+        self.reads_batches = False
 
     def join_namespace(self, namespace):
         if namespace in self.namespaces:
@@ -168,6 +176,8 @@ class Connection:
         self.by_attachment = {}
         self.pending = {}
         self.generation = 0
+        # CommandBatch messages received (several Commands in one message).
+        self.command_batches = 0
         self._next_ref = 1
         self._next_session = 1
         self._delay = reconnect_min
@@ -299,7 +309,9 @@ class Connection:
     def _hello(self, session):
         # The namespaces follow the Welcome one by one: a namespace the daemon
         # refuses then fails alone (NamespaceError) instead of the whole Hello.
-        self.write(pb.ServerMessage(hello=pb.Hello(name=session.name, client_ref=session.client_ref)))
+        self.write(
+            pb.ServerMessage(hello=pb.Hello(name=session.name, client_ref=session.client_ref, features=FEATURES))
+        )
 
     async def _requests(self, queue):
         while True:
@@ -356,17 +368,12 @@ class Connection:
         if kind == "welcome":
             self._on_welcome(message.welcome)
         elif kind == "command":
-            command = message.command
-            session = self.by_attachment.get(command.attachment_id)
-            if session is None:
-                return
-            if command.position:
-                # Positions are fixed-width hex: text order is delivery order.
-                if command.position <= session.last_position:
-                    session.repeats_skipped += 1
-                    return
-                session.last_position = command.position
-            session.sink.on_command(command, session.generation)
+            self._on_command(message.command)
+        elif kind == "command_batch":
+            # Exactly as that many single Commands, in order.
+            self.command_batches += 1
+            for command in message.command_batch.commands:
+                self._on_command(command)
         elif kind == "result":
             self._on_result(message.result)
         elif kind == "namespace_error":
@@ -381,6 +388,18 @@ class Connection:
             self._report(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", code), session)
         # Kinds added by later API versions are ignored.
 
+    def _on_command(self, command):
+        session = self.by_attachment.get(command.attachment_id)
+        if session is None:
+            return
+        if command.position:
+            # Positions are fixed-width hex: text order is delivery order.
+            if command.position <= session.last_position:
+                session.repeats_skipped += 1
+                return
+            session.last_position = command.position
+        session.sink.on_command(command, session.generation)
+
     def _on_welcome(self, welcome):
         session = self.sessions.get(welcome.client_ref)
         if session is None:
@@ -388,6 +407,7 @@ class Connection:
         session.attachment_id = welcome.attachment_id
         session.node_uid = welcome.node_uid
         session.generation = self.generation
+        session.reads_batches = "command_batch" in welcome.features
         self.by_attachment[welcome.attachment_id] = session
         self._delay = self.reconnect_min
         # The session's namespaces, before the calls that were waiting for the

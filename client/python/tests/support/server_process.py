@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 from aiohttp import web
 import socketio
@@ -209,7 +210,19 @@ async def run_op(m):
     if op == "errors":
         return errors
     if op == "state":
-        return {"attached": manager.attached, "node_uid": manager.node_uid}
+        session = manager._session
+        return {
+            "attached": manager.attached,
+            "node_uid": manager.node_uid,
+            "reads_batches": session.reads_batches,
+            "command_batches": session.connection.command_batches,
+        }
+    if op == "block":
+        # The whole process stops, as a server too busy to read its stream
+        # would, until the test creates the file.
+        while not os.path.exists(m["until"]):
+            time.sleep(0.01)
+        return True
     if op == "close":
         await manager.close()
         return True
