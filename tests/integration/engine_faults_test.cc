@@ -271,6 +271,10 @@ TEST_CASE("an engine restarted with its state directory misses nothing published
     EngineServer b1(b, "b1");
     b1.attach();
     REQUIRE(eventually(a, [](Node& n) { return n.server_count("/") == 2; }));
+    // B's change stream is open, its start kept: A can count B (its writer
+    // runs once the collection is set up) a moment before that, and a B
+    // stopped then has no token and restarts from "now".
+    REQUIRE(eventually(b, [](Node& n) { return n.status().bus_state == bus::BusState::kReady; }));
     b.stop(Millis{1000});
   }
   for (int i = 0; i < 30; ++i) {
@@ -348,6 +352,10 @@ TEST_CASE("a gap that cannot be filled is logged and counted") {
     EngineServer b1(b, "b1");
     b1.attach();
     REQUIRE(eventually(a, [](Node& n) { return n.server_count("/") == 2; }));
+    // B's change stream is open, its start kept: A can count B (its writer
+    // runs once the collection is set up) a moment before that, and a B
+    // stopped then has no token and restarts from "now".
+    REQUIRE(eventually(b, [](Node& n) { return n.status().bus_state == bus::BusState::kReady; }));
     b.stop(Millis{1000});
   }
   bus::mongodb::ResumeStateFile file(state.path.string(),

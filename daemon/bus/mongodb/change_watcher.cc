@@ -182,10 +182,12 @@ ChangeWatcher::Outcome ChangeWatcher::watch(const PooledClient& client) {
   if (mongoc_change_stream_error_document(stream.get(), &error, &reply)) {
     return on_stream_error(error, /*at_open=*/true);
   }
-  context_.report(BusContext::Part::kWatcher, BusState::kReady, "");
   start_ = Start::kResumeAfter;
   // Where the stream starts: safe to keep even if the daemon stops at once.
+  // Kept before the bus says ready, so that a daemon that was ready resumes
+  // after a restart from here at the latest.
   remember(mongoc_change_stream_get_resume_token(stream.get()), /*at_open=*/true);
+  context_.report(BusContext::Part::kWatcher, BusState::kReady, "");
   if (refill_pending_) {
     // The new stream is open, so nothing falls between the re-read and it;
     // what both return is delivered once.
