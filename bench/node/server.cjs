@@ -34,6 +34,7 @@ async function makeAdapter() {
         address: env.BENCH_SIOBRIDGE_ADDRESS,
         onError,
         commandBatches: env.BENCH_SIOBRIDGE_BATCHES !== "0",
+        messageBatches: env.BENCH_SIOBRIDGE_BATCHES !== "0" && env.BENCH_SIOBRIDGE_MESSAGE_BATCHES !== "0",
       });
     }
     case "redis": {

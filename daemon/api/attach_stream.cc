@@ -5,6 +5,7 @@
 #include "daemon/api/convert.h"
 #include "daemon/api/recovery_offset.h"
 #include "daemon/common/memory.h"
+#include "daemon/common/turn_flush.h"
 #include "daemon/core/validation.h"
 
 namespace siobridge::api {
@@ -13,6 +14,7 @@ namespace pb = ::siobridge::v1;
 
 // The Hello.features this daemon accepts.
 constexpr const char* kCommandBatch = "command_batch";
+constexpr const char* kMessageBatch = "message_batch";
 
 // ---- Attachment ----
 
@@ -128,6 +130,17 @@ void AttachStream::on_message(const pb::ServerMessage& message) {
     case pb::ServerMessage::kCall:
       on_call(message.call());
       return;
+    case pb::ServerMessage::kBatch:
+      for (const auto& inner : message.batch().messages()) {
+        if (inner.has_batch()) {
+          finish(invalid("a MessageBatch inside a MessageBatch"));
+          return;
+        }
+        on_message(inner);
+        MutexLock lock(mutex_);
+        if (finishing_) return;  // an earlier message of the batch ended the stream
+      }
+      return;
     case pb::ServerMessage::KIND_NOT_SET:
       finish(invalid("empty ServerMessage"));
       return;
@@ -146,12 +159,15 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     hello_seen_ = true;
   }
   std::string name = hello.name().empty() ? "unnamed" : hello.name().substr(0, 128);
-  bool reads_batches = false;
-  for (const auto& feature : hello.features()) reads_batches |= feature == kCommandBatch;
+  bool reads_batches = false, sends_batches = false;
+  for (const auto& feature : hello.features()) {
+    reads_batches |= feature == kCommandBatch;
+    sends_batches |= feature == kMessageBatch;
+  }
   auto attachment = std::make_shared<Attachment>(weak_from_this(), name, reads_batches);
   std::vector<std::string> namespaces(hello.namespaces().begin(), hello.namespaces().end());
   context_.engine.post([self = shared_from_this(), attachment, namespaces,
-                        client_ref = hello.client_ref()](core::Node& node) {
+                        client_ref = hello.client_ref(), sends_batches](core::Node& node) {
     {
       MutexLock lock(self->mutex_);
       if (self->finishing_) return;  // the stream ended before the server could attach
@@ -172,6 +188,7 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     w->set_daemon_version(SIOBRIDGE_VERSION);
     w->set_client_ref(client_ref);
     if (attachment->reads_batches_) w->add_features(kCommandBatch);
+    if (sends_batches) w->add_features(kMessageBatch);
     self->outbox_.push(std::move(welcome));
     // After the Welcome: joining can deliver at once what was held for the
     // namespace since a restart, and a client only knows the attachment id of
@@ -416,7 +433,23 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
     // Waiting starts now: an idle stream is not a stalled one.
     progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
   }
-  outbox_.push(std::move(message), bytes, batch);
+  // The Commands of one core turn leave together: the first registers a write
+  // for the end of the turn instead of starting one alone, which would send it
+  // by itself and wake the server once more for the rest.
+  bool start_write = true;
+  if (batch) {
+    start_write = false;
+    if (!flush_deferred_) {
+      flush_deferred_ = TurnFlush::defer([weak = weak_from_this()] {
+        if (auto self = weak.lock()) {
+          self->flush_deferred_ = false;
+          self->outbox_.kick();
+        }
+      });
+      start_write = !flush_deferred_;
+    }
+  }
+  outbox_.push(std::move(message), bytes, batch, start_write);
   const std::size_t now_queued = queued_bytes + bytes;
   if (now_queued > peak_bytes_.load(std::memory_order_relaxed)) {
     peak_bytes_.store(now_queued, std::memory_order_relaxed);  // one producer: the core thread

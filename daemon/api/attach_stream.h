@@ -127,6 +127,10 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   static constexpr std::size_t kMaxUntakenBytes = 1u << 20;
   // Read, and handed to the core thread (or about to be), not taken yet.
   std::atomic<std::size_t> untaken_bytes_{0};
+  // Core thread only: a write of the Commands queued this turn is registered
+  // for the end of the turn (TurnFlush).
+  bool flush_deferred_ = false;
+
   // Reactor thread only (reads of one stream do not overlap): read since the
   // last marker was posted to the core, which counts them taken.
   std::size_t unmarked_bytes_ = 0;

@@ -1,10 +1,11 @@
 // CommandBatcher: the group commit of an Attach stream. While the stream
 // writes one message, the Commands queued behind it for servers that read
 // batches (Hello.features "command_batch") join into one CommandBatch, so the
-// server reads and applies them in one turn instead of one message each. It
-// never waits for more: a Command queued while nothing is being written goes
-// out alone. Only consecutive Commands merge (the Outbox offers only its newest
-// message), so Welcomes, Results and NamespaceErrors keep their place.
+// server reads and applies them in one turn instead of one message each; so do
+// the Commands of one turn of the core thread (AttachStream writes them when
+// the turn ends, TurnFlush). It never waits for more than that. Only
+// consecutive Commands merge (the Outbox offers only its newest message), so
+// Welcomes, Results and NamespaceErrors keep their place.
 //
 // Pure logic on messages; const after construction, so thread-safe.
 #pragma once

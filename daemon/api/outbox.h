@@ -30,8 +30,10 @@ class Outbox {
       : start_write_(std::move(start_write)), merge_(std::move(merge)) {}
 
   // False when closed. `bytes` counts toward bytes(). A `mergeable` message may
-  // join the newest queued one when that was mergeable too.
-  bool push(Message message, std::size_t bytes = 0, bool mergeable = false)
+  // join the newest queued one when that was mergeable too. With `start_write`
+  // false an idle outbox does not start writing: the message waits for kick()
+  // (or for the next push that starts a write), and more may join it.
+  bool push(Message message, std::size_t bytes = 0, bool mergeable = false, bool start_write = true)
       SIOBRIDGE_EXCLUDES(mutex_) {
     const Message* start = nullptr;
     {
@@ -39,8 +41,9 @@ class Outbox {
       if (closed_) return false;
       items_ += 1;
       bytes_ += bytes;
-      // queue_.front() is being written whenever the queue is not empty.
-      if (mergeable && merge_ && queue_.size() >= 2 && queue_.back().mergeable) {
+      // queue_.front() is being written while writing_; it must not change.
+      const std::size_t settled = writing_ ? 1 : 0;
+      if (mergeable && merge_ && queue_.size() > settled && queue_.back().mergeable) {
         auto& last = queue_.back();
         if (merge_(last.message, last.items, last.bytes, message, bytes)) {
           last.items += 1;
@@ -49,13 +52,25 @@ class Outbox {
         }
       }
       queue_.push_back(Entry{std::move(message), bytes, 1, mergeable});
-      if (!writing_) {
+      if (!writing_ && start_write) {
         writing_ = true;
         start = &queue_.front().message;
       }
     }
     if (start) start_write_(start);
     return true;
+  }
+
+  // Starts writing what waits, unless a write is under way already.
+  void kick() SIOBRIDGE_EXCLUDES(mutex_) {
+    const Message* start = nullptr;
+    {
+      MutexLock lock(mutex_);
+      if (closed_ || writing_ || queue_.empty()) return;
+      writing_ = true;
+      start = &queue_.front().message;
+    }
+    start_write_(start);
   }
 
   // The reactor's OnWriteDone. Returns true when the outbox became empty.

@@ -16,6 +16,17 @@ struct Writer {
   Outbox<std::string> outbox{[this](const std::string* m) { started.push_back(*m); }};
 };
 
+// The same, with messages that concatenate when merged.
+struct MergingWriter {
+  std::vector<std::string> started;
+  Outbox<std::string> outbox{
+      [this](const std::string* m) { started.push_back(*m); },
+      [](std::string& last, std::size_t, std::size_t, std::string& next, std::size_t) {
+        last += next;
+        return true;
+      }};
+};
+
 }  // namespace
 
 TEST_CASE("outbox: one write at a time, in push order") {
@@ -81,6 +92,50 @@ TEST_CASE("outbox: close drops what waits, keeps the write in flight, refuses pu
   CHECK(idle.outbox.size() == 0);
   CHECK_FALSE(idle.outbox.push("x"));
   CHECK(idle.started.empty());
+}
+
+TEST_CASE("outbox: merged pushes never change the message being written") {
+  MergingWriter w;
+  w.outbox.push("a", 1, true);
+  w.outbox.push("b", 1, true);
+  w.outbox.push("c", 1, true);
+  CHECK(w.started == std::vector<std::string>{"a"});
+  CHECK(w.outbox.messages() == 2);
+  w.outbox.on_write_done(true);
+  CHECK(w.started == std::vector<std::string>{"a", "bc"});
+  CHECK(w.outbox.size() == 2);
+}
+
+TEST_CASE("outbox: pushes that do not start a write wait for kick, merged") {
+  MergingWriter w;
+  w.outbox.push("a", 1, true, false);
+  w.outbox.push("b", 1, true, false);
+  w.outbox.push("c", 1, true, false);
+  CHECK(w.started.empty());  // nothing written before the kick
+  CHECK(w.outbox.size() == 3);
+  CHECK(w.outbox.messages() == 1);
+  w.outbox.kick();
+  CHECK(w.started == std::vector<std::string>{"abc"});
+  w.outbox.kick();  // a write is under way: nothing more starts
+  CHECK(w.started.size() == 1);
+  CHECK(w.outbox.on_write_done(true));
+  w.outbox.kick();  // nothing waits
+  CHECK(w.started.size() == 1);
+
+  // A push that starts a write takes what waited with it, in order.
+  w.outbox.push("d", 1, true, false);
+  w.outbox.push("e", 1, false);
+  CHECK(w.started == std::vector<std::string>{"abc", "d"});
+  w.outbox.on_write_done(true);
+  CHECK(w.started.back() == "e");
+
+  // A closed outbox starts nothing.
+  MergingWriter closed;
+  closed.outbox.push("x", 1, true, false);
+  closed.outbox.close();
+  closed.outbox.kick();
+  CHECK(closed.started.empty());
+  CHECK(closed.outbox.size() == 0);
 }
 
 }  // namespace siobridge::api

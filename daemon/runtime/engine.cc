@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/common/memory.h"
+#include "daemon/common/turn_flush.h"
 #include "daemon/wire/ids.h"
 
 namespace siobridge::runtime {
@@ -193,6 +194,8 @@ void Engine::loop_main() {
 }
 
 void Engine::drain_inbox() {
+  // What this turn queues for one Attach stream leaves as one write when it ends.
+  TurnFlush::Scope turn;
   std::vector<std::function<void()>> batch;
   bool stopping;
   {
@@ -223,6 +226,7 @@ void Engine::arm_timer() {
       &timer_,
       [](uv_timer_t* handle) {
         auto* self = static_cast<Engine*>(handle->data);
+        TurnFlush::Scope turn;
         self->timers_.run_due(self->clock_.now());
         self->after_events();
         self->arm_timer();

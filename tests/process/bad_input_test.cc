@@ -1,5 +1,6 @@
 // siobridged as a process given bad or outsized input through its gRPC API:
-// attachment ids that are not one from a Welcome, a Hello that lists
+// attachment ids that are not one from a Welcome, MessageBatches nested or
+// sent before the Hello, a Hello that lists
 // thousands of namespaces, a backlog of many MiB for a server that reads
 // nothing. In-memory bus (no MongoDB needed).
 #include <catch2/catch.hpp>
@@ -111,6 +112,96 @@ TEST_CASE("attachment ids that are not one from a Welcome are refused as malform
   CHECK(b.with([](auto& s) { return s.delivered.size(); }) == 1);
   CHECK(b.with([](auto& s) { return s.delivered[0].packet.data->bytes; }) == "[\"real\"]");
   CHECK(a.with([](auto& s) { return s.delivered.size(); }) == 0);
+}
+
+TEST_CASE(
+    "a MessageBatch is applied as its messages in order; nested or first, it ends the stream") {
+  DaemonProcess daemon;
+  REQUIRE(daemon.wait_ready());
+  ClientServer listener(daemon.address(), "listener");
+  listener.with([](auto& s) {
+    s.add_socket("l1");
+    return 0;
+  });
+  REQUIRE(listener.client().wait_attached(std::chrono::seconds(20)));
+  auto stub = pb::Bridge::NewStub(
+      grpc::CreateChannel(daemon.address(), grpc::InsecureChannelCredentials()));
+  const auto broadcast = [](pb::ServerMessage& message, int n) {
+    auto* call = message.mutable_call();
+    call->set_ref(static_cast<std::uint64_t>(n));
+    *call->mutable_broadcast()->mutable_packet() = json_event("[" + std::to_string(n) + "]");
+    *call->mutable_broadcast()->mutable_opts() = to_everyone();
+  };
+
+  SECTION("as the first message of a stream") {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto stream = stub->Attach(&context);
+    pb::ServerMessage batch;
+    *batch.mutable_batch()->add_messages()->mutable_hello() = pb::Hello{};
+    REQUIRE(stream->Write(batch));
+    pb::DaemonMessage message;
+    CHECK_FALSE(stream->Read(&message));
+    const auto status = stream->Finish();
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(status.error_message(), Catch::Contains("must be Hello"));
+  }
+
+  SECTION("after the Hello") {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto stream = stub->Attach(&context);
+    pb::ServerMessage hello;
+    hello.mutable_hello()->set_name("batching");
+    hello.mutable_hello()->add_namespaces("/");
+    hello.mutable_hello()->add_features("message_batch");
+    REQUIRE(stream->Write(hello));
+    pb::DaemonMessage message;
+    REQUIRE(stream->Read(&message));
+    REQUIRE(message.has_welcome());
+    CHECK(std::vector<std::string>(message.welcome().features().begin(),
+                                   message.welcome().features().end()) ==
+          std::vector<std::string>{"message_batch"});
+
+    // Three calls in one batch, a fourth alone: the listener gets 1, 2, 3, 4.
+    pb::ServerMessage batch;
+    for (int n = 1; n <= 3; ++n) broadcast(*batch.mutable_batch()->add_messages(), n);
+    REQUIRE(stream->Write(batch));
+    pb::ServerMessage single;
+    broadcast(single, 4);
+    REQUIRE(stream->Write(single));
+    REQUIRE(listener.wait_until([](auto& s) { return s.delivered.size() >= 4; }));
+    CHECK(listener.with([](auto& s) {
+      std::vector<std::string> data;
+      for (const auto& d : s.delivered) data.push_back(d.packet.data->bytes);
+      return data;
+    }) == std::vector<std::string>{"[1]", "[2]", "[3]", "[4]"});
+
+    // A batch inside a batch ends the stream; what came before it in the
+    // outer batch was applied, what came after it was not.
+    pb::ServerMessage nested;
+    broadcast(*nested.mutable_batch()->add_messages(), 5);
+    broadcast(*nested.mutable_batch()->add_messages()->mutable_batch()->add_messages(), 6);
+    broadcast(*nested.mutable_batch()->add_messages(), 7);
+    REQUIRE(stream->Write(nested));
+    while (stream->Read(&message)) {
+    }
+    const auto status = stream->Finish();
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(status.error_message(), Catch::Contains("MessageBatch inside a MessageBatch"));
+    // A marker another server sends now arrives right after 5: 6 and 7 never came.
+    ClientServer marker(daemon.address(), "marker");
+    REQUIRE(marker.client().wait_attached(std::chrono::seconds(20)));
+    REQUIRE(
+        raw_broadcast(daemon.address(), marker.client().attachment_id(), json_event("[\"marker\"]"))
+            .ok());
+    REQUIRE(listener.wait_until([](auto& s) { return s.delivered.size() >= 6; }));
+    CHECK(listener.with([](auto& s) {
+      std::vector<std::string> data;
+      for (const auto& d : s.delivered) data.push_back(d.packet.data->bytes);
+      return data;
+    }) == std::vector<std::string>{"[1]", "[2]", "[3]", "[4]", "[5]", "[\"marker\"]"});
+  }
 }
 
 TEST_CASE("a Hello with 10,000 namespaces is logged in one line") {

@@ -40,10 +40,18 @@ export function startProcess(name, command, args, { logFd } = {}) {
 }
 
 /**
+ * Extra node flags for every child, from BENCH_NODE_ARGS (e.g. "--cpu-prof
+ * --cpu-prof-dir=/tmp/prof" to profile a cell; NODE_OPTIONS refuses those).
+ */
+function nodeArgs() {
+  return (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+}
+
+/**
  * A Node child driven over IPC: resolves, once it reported ready, to
  * { child, pid, ask(action, args, timeoutMs), onEvent(fn) }.
  */
-export function startNode(name, script, env, { execArgv = [], timeoutMs = 60000 } = {}) {
+export function startNode(name, script, env, { execArgv = nodeArgs(), timeoutMs = 60000 } = {}) {
   const child = track(
     fork(script, [], { env: { ...process.env, ...env }, execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
     name,

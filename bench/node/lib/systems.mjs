@@ -24,8 +24,8 @@ export const SYSTEMS = [
   { key: "siobridge", label: "siobridge, two daemons, MongoDB", servers: 2, mongo: true, fetch: true, ack: true },
   { key: "siobridge-binary", label: "siobridge, two daemons, data_format: binary", servers: 2, mongo: true, fetch: true, ack: true },
   { key: "siobridge-memory", label: "siobridge, one daemon, memory bus", servers: 2, mongo: false, fetch: true, ack: true },
-  // For comparison only: the servers read one command per message (no CommandBatch).
-  { key: "siobridge-memory-single", label: "siobridge, one daemon, memory bus, no command batches", servers: 2, mongo: false, fetch: true, ack: true, compare: true },
+  // For comparison only: one command or call per stream message (no CommandBatch, no MessageBatch).
+  { key: "siobridge-memory-single", label: "siobridge, one daemon, memory bus, no batches", servers: 2, mongo: false, fetch: true, ack: true, compare: true },
 ];
 
 /** An error that ends an `until` wait at once (the process it waits for is gone). */

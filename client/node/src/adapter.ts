@@ -46,6 +46,11 @@ export interface SiobridgeAdapterOptions {
    * while this server reads. Default true; false only to compare.
    */
   commandBatches?: boolean;
+  /**
+   * Whether this adapter may send the daemon several messages per stream
+   * message (MessageBatch). Default true; false only to compare.
+   */
+  messageBatches?: boolean;
   /** Errors of fire-and-forget operations and of the connection. Default: console.warn. */
   onError?: (error: SiobridgeError) => void;
 }
@@ -86,9 +91,9 @@ class ServerSession implements SessionSink {
     connection: Connection,
     name: string,
     private readonly onError: (error: SiobridgeError) => void,
-    commandBatches: boolean,
+    batches: { commandBatches: boolean; messageBatches: boolean },
   ) {
-    this.session = connection.register(name, this, { commandBatches });
+    this.session = connection.register(name, this, batches);
   }
 
   onAttached(): void {}
@@ -136,7 +141,7 @@ const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 
 export class SiobridgeAdapter extends Adapter {
   declare readonly nsp: Namespace;
-  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches">> & {
+  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches">> & {
     parser: Parser;
   };
   private readonly server: ServerSession;
@@ -174,7 +179,10 @@ export class SiobridgeAdapter extends Adapter {
       });
       serverNumber += 1;
       const name = options.name ?? `${hostname()} pid ${process.pid}${serverNumber > 1 ? ` #${serverNumber}` : ""}`;
-      server = new ServerSession(connection, name, onError, options.commandBatches ?? true);
+      server = new ServerSession(connection, name, onError, {
+        commandBatches: options.commandBatches ?? true,
+        messageBatches: options.messageBatches ?? true,
+      });
       sessions.set(nsp.server, server);
     }
     this.server = server;

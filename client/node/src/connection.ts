@@ -11,7 +11,9 @@
 // refused here before it is sent (StreamWriter), since the daemon would end
 // the whole stream for it. Each Hello asks for "command_batch": the daemon then
 // sends the Commands that queued while it was writing as one CommandBatch
-// message, applied exactly as that many single Commands.
+// message, applied exactly as that many single Commands. It asks for
+// "message_batch" too: once a Welcome accepts it, the messages of one turn go
+// to the daemon as MessageBatches, read in one read each.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { join } from "node:path";
@@ -33,12 +35,12 @@ import {
   Result,
   ServerMessage,
 } from "./messages";
-import { StreamWriter } from "./writer";
+import { batched, MAX_BATCH_BYTES, StreamWriter } from "./writer";
 
 const PROTO_PATH = join(__dirname, "..", "proto", "siobridge", "v1", "bridge.proto");
 
 /** The Hello.features this adapter asks for. */
-const FEATURES = ["command_batch"];
+const FEATURES = ["command_batch", "message_batch"];
 
 interface AttachCodec {
   path: string;
@@ -272,7 +274,8 @@ export class Connection {
 
   private client: grpc.Client | undefined;
   private stream: grpc.ClientDuplexStream<Buffer, DaemonMessage> | undefined;
-  private readonly writer = new StreamWriter((message) => codec().serialize(message));
+  /** Writes the Attach stream; public for tests and diagnostics (its counters). */
+  readonly writer = new StreamWriter((message) => codec().serialize(message));
   private readonly sessions = new Map<string, Session>();
   private readonly byAttachment = new Map<string, Session>();
   private readonly pending = new Map<string, Pending>();
@@ -289,8 +292,11 @@ export class Connection {
   }
 
   /** Attaches one socket.io Server. */
-  register(name: string, sink: SessionSink, { commandBatches = true } = {}): Session {
-    const features = commandBatches ? FEATURES : [];
+  register(name: string, sink: SessionSink, { commandBatches = true, messageBatches = true } = {}): Session {
+    const features = FEATURES.filter(
+      (feature) =>
+        (feature !== "command_batch" || commandBatches) && (feature !== "message_batch" || messageBatches),
+    );
     const session = new Session(this, String(this.nextSession++), name, sink, features);
     this.sessions.set(session.clientRef, session);
     this.closed = false;
@@ -432,6 +438,10 @@ export class Connection {
         session.readsBatches = welcome.features.includes("command_batch");
         this.maxMessageBytes = Number(welcome.max_message_bytes);
         this.writer.setMaxMessageBytes(this.maxMessageBytes);
+        // Batches are the stream's: any server of the process may have asked.
+        if (welcome.features.includes("message_batch")) {
+          this.writer.framing = batched(Math.min(MAX_BATCH_BYTES, this.writer.limit));
+        }
         this.byAttachment.set(welcome.attachment_id, session);
         this.reconnectDelay = this.options.reconnectMinDelay;
         // Namespaces joined while the Hello was on its way (joining twice is a

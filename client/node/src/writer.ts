@@ -7,9 +7,11 @@
 // take more (back-pressure) they wait here and go together with the next ones.
 //
 // `framing` turns the serialized messages of one write into what goes on the
-// stream: today each message as it is. A batch message (one ServerMessage
-// holding many, negotiated in Hello) needs only another Framing: its encoding
-// is the serialized messages, each behind a tag and a length.
+// stream: each message as it is, or, once the daemon accepted "message_batch",
+// consecutive messages wrapped in MessageBatch messages (`batched`), which the
+// daemon reads with one read each instead of one per message. A MessageBatch
+// is encoded here from the serialized messages, each behind a tag and a
+// length, without decoding them again.
 import { SiobridgeError, Status } from "./errors";
 import type { ServerMessage } from "./messages";
 
@@ -25,6 +27,74 @@ export type Framing = (messages: Buffer[]) => Buffer[];
 /** One ServerMessage per stream message (the only framing of API version 1). */
 export const oneByOne: Framing = (messages) => messages;
 
+/** ServerMessage field 7 (batch) and MessageBatch field 1 (messages), both length-delimited. */
+const BATCH_TAG = (7 << 3) | 2;
+const MESSAGES_TAG = (1 << 3) | 2;
+
+function varintLength(value: number): number {
+  let length = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    length += 1;
+  }
+  return length;
+}
+
+function writeVarint(out: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    out[at++] = (value & 0x7f) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[at++] = value;
+  return at;
+}
+
+/** One ServerMessage holding `messages` (serialized ServerMessages) as its MessageBatch. */
+export function encodeBatch(messages: Buffer[]): Buffer {
+  let inner = 0;
+  for (const message of messages) inner += 1 + varintLength(message.length) + message.length;
+  const out = Buffer.allocUnsafe(1 + varintLength(inner) + inner);
+  let at = 0;
+  out[at++] = BATCH_TAG;
+  at = writeVarint(out, at, inner);
+  for (const message of messages) {
+    out[at++] = MESSAGES_TAG;
+    at = writeVarint(out, at, message.length);
+    at += message.copy(out, at);
+  }
+  return out;
+}
+
+/**
+ * Consecutive messages grouped into MessageBatches of at most `maxBatchBytes`
+ * (a message that fills a batch alone goes as it is, and so does a group of one).
+ */
+export function batched(maxBatchBytes: number): Framing {
+  return (messages) => {
+    if (messages.length < 2) return messages;
+    const out: Buffer[] = [];
+    let group: Buffer[] = [];
+    let groupBytes = 0;
+    const close = () => {
+      if (group.length === 1) out.push(group[0]);
+      else if (group.length > 1) out.push(encodeBatch(group));
+      group = [];
+      groupBytes = 0;
+    };
+    for (const message of messages) {
+      const framed = 6 + message.length; // its tag and length take at most 6 bytes
+      if (group.length > 0 && groupBytes + framed > maxBatchBytes) close();
+      group.push(message);
+      groupBytes += framed;
+    }
+    close();
+    return out;
+  };
+}
+
+/** The largest MessageBatch the adapter makes (the daemon's own limit may be lower). */
+export const MAX_BATCH_BYTES = 256 << 10;
+
 /**
  * How much larger than Welcome.max_message_bytes a whole message may be: the
  * daemon's receive limit leaves this room for ids, room lists and the envelope
@@ -39,14 +109,22 @@ export class StreamWriter {
   private waitingForDrain = false;
   private maxBytes = Number.POSITIVE_INFINITY;
   framing: Framing = oneByOne;
+  /** ServerMessages written, and the stream messages that carried them, for tests and diagnostics. */
+  messagesWritten = 0;
+  streamMessagesWritten = 0;
 
   constructor(private readonly serialize: (message: ServerMessage) => Buffer) {}
 
-  /** Writes to `sink` from now on; what was queued for the previous stream is dropped. */
+  /**
+   * Writes to `sink` from now on; what was queued for the previous stream is
+   * dropped. A new stream sends one message at a time until its daemon accepts
+   * batches (the daemon may have been replaced by an older one).
+   */
   attach(sink: Sink | undefined): void {
     this.sink = sink;
     this.queued = [];
     this.waitingForDrain = false;
+    this.framing = oneByOne;
   }
 
   /** The daemon's max_message_bytes, from Welcome. */
@@ -94,7 +172,10 @@ export class StreamWriter {
     const messages = this.queued;
     this.queued = [];
     let more = true;
-    for (const chunk of this.framing(messages)) more = sink.write(chunk);
+    const chunks = this.framing(messages);
+    this.messagesWritten += messages.length;
+    this.streamMessagesWritten += chunks.length;
+    for (const chunk of chunks) more = sink.write(chunk);
     if (!more) {
       this.waitingForDrain = true;
       sink.once("drain", () => {

@@ -2,6 +2,8 @@
 // "command_batch"): what queued in the daemon while a server could not read
 // reaches that server's clients complete and in order, sent as CommandBatches;
 // a server that did not ask for batches gets single Commands, the same ones.
+// The other way ("message_batch"): the calls a server makes in one turn go to
+// the daemon as MessageBatches and are applied in order.
 // Real daemons, socket.io servers in separate processes, socket.io-client
 // clients, and raw Attach streams that see the messages as the daemon sends them.
 import { after, before, describe, test } from "node:test";
@@ -70,6 +72,35 @@ for (const topology of topologies) {
         // The same Commands in the same order, however they were sent.
         const strip = ({ attachment_id, ...command }) => command;
         assert.deepEqual(batching.commands.map(strip), plain.commands.map(strip));
+      });
+    });
+
+    test("a server's calls of one turn reach the daemon in MessageBatches, applied in order", { timeout: 90000 },
+         async () => {
+      const [near, far] = daemons;
+      const batching = await new ServerProcess({ address: near.address, label: "batching sender" }).start();
+      const single = await new ServerProcess({ address: near.address, label: "single sender", messageBatches: false })
+        .start();
+      const receiver = await new ServerProcess({ address: far.address, label: "receiver" }).start();
+      await using([batching, single, receiver], async () => {
+        await eventually(async () => (await receiver.do("serverCount")) === 3, 20000, "three servers");
+        const listener = await receiver.client();
+        const fromBatching = new Inbox(listener, "batched");
+        const fromSingle = new Inbox(listener, "single");
+        const before = await batching.do("writes");
+        // Each emit is one Call; all of them made in one turn of the sender.
+        await batching.do("emit", { event: "batched", numbered: true, args: [{ $repeat: 100 }], times: BURST });
+        await single.do("emit", { event: "single", numbered: true, args: [{ $repeat: 100 }], times: BURST });
+        assert.deepEqual((await fromBatching.next(BURST, 60000)).map(([n]) => n), [...Array(BURST).keys()]);
+        assert.deepEqual((await fromSingle.next(BURST, 60000)).map(([n]) => n), [...Array(BURST).keys()]);
+
+        const batched = await batching.do("writes");
+        const calls = batched.messages - before.messages;
+        const streamMessages = batched.streamMessages - before.streamMessages;
+        assert.ok(calls >= BURST, `${calls} messages written`);
+        assert.ok(streamMessages * 10 <= calls, `${calls} calls went in ${streamMessages} stream messages`);
+        const unbatched = await single.do("writes");
+        assert.equal(unbatched.streamMessages, unbatched.messages, "without message batches: one each");
       });
     });
   });

@@ -1,12 +1,15 @@
 // How the adapter writes its Attach stream (src/writer.ts): the messages of one
 // event-loop turn together and in order after the turn, sizes checked before
-// anything is written, back-pressure honoured. The sink here stands for the
+// anything is written, back-pressure honoured, MessageBatch framing. The sink here stands for the
 // grpc-js stream; the process-level tests (lifecycle.test.mjs) use the real one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { ENVELOPE_ALLOWANCE, StreamWriter } from "../dist/writer.js";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import protobuf from "protobufjs";
+import { ENVELOPE_ALLOWANCE, StreamWriter, batched, encodeBatch, oneByOne } from "../dist/writer.js";
 
 /** A stream that records what is written; `full` makes write() ask the writer to wait. */
 class Sink extends EventEmitter {
@@ -27,11 +30,11 @@ test("the messages of one turn are written after the turn, together and in order
   const sink = new Sink();
   const writer = new StreamWriter(serialize);
   const writes = [];
+  writer.attach(sink);
   writer.framing = (messages) => {
     writes.push(messages.map(String));
     return messages;
   };
-  writer.attach(sink);
   for (let i = 0; i < 3; i++) assert.equal(writer.enqueue({ n: i }), undefined);
   assert.deepEqual(sink.chunks, [], "nothing is written during the turn");
   await nextTurn();
@@ -62,11 +65,11 @@ test("while the stream takes no more, messages wait and then go together", async
   const sink = new Sink();
   const writer = new StreamWriter(serialize);
   const writes = [];
+  writer.attach(sink);
   writer.framing = (messages) => {
     writes.push(messages.length);
     return messages;
   };
-  writer.attach(sink);
   sink.full = true;
   writer.enqueue({ n: 0 });
   await nextTurn();
@@ -105,4 +108,55 @@ test("flush(true) writes at once, even while waiting for drain (the stream is ab
   writer.enqueue({ detach: true });
   writer.flush(true);
   assert.deepEqual(sink.chunks, ['{"n":0}', '{"detach":true}']);
+});
+
+// MessageBatch framing, decoded with the .proto itself: what the daemon parses.
+const ServerMessage = protobuf
+  .loadSync(join(dirname(fileURLToPath(import.meta.url)), "..", "proto", "siobridge", "v1", "bridge.proto"))
+  .lookupType("siobridge.v1.ServerMessage");
+const encode = (message) => Buffer.from(ServerMessage.encode(ServerMessage.fromObject(message)).finish());
+const decode = (bytes) => ServerMessage.toObject(ServerMessage.decode(bytes), { longs: Number });
+const call = (ref, bytes = 10) => ({ call: { ref, broadcast: { packet: { nsp: "/", data: { data: Buffer.alloc(bytes, 120) } } } } });
+
+test("a MessageBatch holds the serialized messages, in order, as the .proto decodes them", () => {
+  const messages = [call(1), { detach: { attachmentId: "a.1" } }, call(300, 200)];
+  const batch = decode(encodeBatch(messages.map(encode)));
+  assert.deepEqual(batch.batch.messages, messages.map((m) => decode(encode(m))));
+});
+
+test("batched framing: one message goes as it is; a group is cut before it passes the cap", () => {
+  const frame = batched(1000);
+  const one = encode(call(1));
+  assert.deepEqual(frame([one]), [one]);
+
+  const small = Array.from({ length: 10 }, (_, i) => encode(call(i + 1, 150)));
+  const chunks = frame(small);
+  assert.ok(chunks.length > 1, "ten messages of ~170 bytes do not fit one 1000-byte batch");
+  assert.ok(chunks.every((chunk) => chunk.length <= 1000), chunks.map((c) => c.length).join(" "));
+  const refs = chunks.flatMap((chunk) => {
+    const message = decode(chunk);
+    return message.batch ? message.batch.messages.map((m) => m.call.ref) : [message.call.ref];
+  });
+  assert.deepEqual(refs, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+  // A message that fills the cap alone goes alone, between batches of the others.
+  const big = encode(call(99, 2000));
+  const mixed = frame([small[0], small[1], big, small[2]]);
+  assert.equal(mixed.length, 3);
+  assert.deepEqual(mixed[1], big);
+  assert.deepEqual(decode(mixed[0]).batch.messages.map((m) => m.call.ref), [1, 2]);
+  assert.deepEqual(decode(mixed[2]).call.ref, 3);
+});
+
+test("the writer counts the messages and the stream messages that carried them; a new stream unbatches", async () => {
+  const sink = new Sink();
+  const writer = new StreamWriter(serialize);
+  writer.attach(sink);
+  writer.framing = batched(1 << 20);
+  for (let i = 0; i < 5; i++) writer.enqueue({ n: i });
+  await nextTurn();
+  assert.equal(writer.messagesWritten, 5);
+  assert.equal(writer.streamMessagesWritten, 1);
+  writer.attach(new Sink());
+  assert.equal(writer.framing, oneByOne);
 });

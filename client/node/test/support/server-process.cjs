@@ -18,6 +18,7 @@ const adapterOptions = {
   requestsTimeout: options.requestsTimeout ?? 3000,
   reconnect: { minDelay: 50, maxDelay: 500 },
   ...(options.adapterParser ? { parser: options.adapterParser } : {}),
+  ...(options.messageBatches === false ? { messageBatches: false } : {}),
   onError: (error) => {
     errors.push(`${error.message}`);
     process.send?.({ event: "adapter-error", message: error.message, code: error.code, codeName: error.codeName });
@@ -243,6 +244,11 @@ const handlers = {
   batches: (m) => {
     const session = io(m.server).of(m.ns ?? "/").adapter.server.session;
     return { readsBatches: session.readsBatches, batches: session.batchesReceived, commands: session.batchedCommands };
+  },
+  // How this process wrote its Attach stream: calls and the stream messages that carried them.
+  writes: (m) => {
+    const writer = io(m.server).of(m.ns ?? "/").adapter.server.session.connection.writer;
+    return { messages: writer.messagesWritten, streamMessages: writer.streamMessagesWritten };
   },
   closeServer: async (m) => {
     await new Promise((done) => io(m.server).close(() => done()));
