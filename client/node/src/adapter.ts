@@ -5,8 +5,10 @@
 // applied here through the same in-memory Adapter.
 import { Adapter, BroadcastOptions, PrivateSessionId, Room, Session as RecoveredSession } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
+import type { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 
+import { coalesceFlushes } from "./coalesce";
 import { decodeDetail, decodePayload, decodeValue, encodeDetail, encodePayload, encodeValue } from "./codec";
 import { Connection, Session, SessionSink } from "./connection";
 import { SiobridgeError, Status, timeoutError } from "./errors";
@@ -51,6 +53,11 @@ export interface SiobridgeAdapterOptions {
    * message (MessageBatch). Default true; false only to compare.
    */
   messageBatches?: boolean;
+  /**
+   * Whether the frames of each engine.io flush go to the client's socket in one
+   * system call (coalesce.ts). Default true.
+   */
+  coalesceWrites?: boolean;
   /** Errors of fire-and-forget operations and of the connection. Default: console.warn. */
   onError?: (error: SiobridgeError) => void;
 }
@@ -92,8 +99,16 @@ class ServerSession implements SessionSink {
     name: string,
     private readonly onError: (error: SiobridgeError) => void,
     batches: { commandBatches: boolean; messageBatches: boolean },
+    private readonly coalesce: boolean,
   ) {
     this.session = connection.register(name, this, batches);
+  }
+
+  private coalescing = false;
+
+  /** One system call per flush to each client (coalesce.ts), once the Server has its engine. */
+  coalesceWrites(engine: unknown): void {
+    if (this.coalesce && !this.coalescing) this.coalescing = coalesceFlushes(engine as EventEmitter | undefined);
   }
 
   onAttached(): void {}
@@ -141,7 +156,7 @@ const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 
 export class SiobridgeAdapter extends Adapter {
   declare readonly nsp: Namespace;
-  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches">> & {
+  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches" | "coalesceWrites">> & {
     parser: Parser;
   };
   private readonly server: ServerSession;
@@ -182,7 +197,7 @@ export class SiobridgeAdapter extends Adapter {
       server = new ServerSession(connection, name, onError, {
         commandBatches: options.commandBatches ?? true,
         messageBatches: options.messageBatches ?? true,
-      });
+      }, options.coalesceWrites ?? true);
       sessions.set(nsp.server, server);
     }
     this.server = server;
@@ -233,6 +248,7 @@ export class SiobridgeAdapter extends Adapter {
   }
 
   override broadcast(packet: SocketIoPacket, opts: BroadcastOptions): void {
+    this.server.coalesceWrites(this.nsp.server.engine);
     if (this.recoveryMs > 0 && isRecoverable(packet, opts)) {
       this.broadcastRecoverable(packet, opts);
       return;
@@ -455,6 +471,7 @@ export class SiobridgeAdapter extends Adapter {
 
   /** A Command from the daemon for this namespace. */
   onCommand(command: Command): void {
+    this.server.coalesceWrites(this.nsp.server.engine);
     const reply = (what: string, body: Omit<Reply, "command_id" | "attachment_id">) => {
       const error = this.session.reply({ command_id: command.id, ...body });
       if (error) {

@@ -505,9 +505,9 @@ export class Connection {
 
   /**
    * A Command from the daemon, single or from a batch. Applied together once
-   * this turn of the event loop has read what arrived: the sockets' writes of
-   * many commands then leave in one system call per client instead of one per
-   * command. Order is kept.
+   * this turn of the event loop has read what arrived, so that engine.io
+   * flushes the packets of many commands to a client together (one write,
+   * coalesce.ts). Order is kept.
    */
   private receive(command: Command): void {
     const session = this.byAttachment.get(command.attachment_id);

@@ -3,7 +3,8 @@
 // reaches that server's clients complete and in order, sent as CommandBatches;
 // a server that did not ask for batches gets single Commands, the same ones.
 // The other way ("message_batch"): the calls a server makes in one turn go to
-// the daemon as MessageBatches and are applied in order.
+// the daemon as MessageBatches and are applied in order. And on to the
+// clients: the frames of each engine.io flush leave in one write.
 // Real daemons, socket.io servers in separate processes, socket.io-client
 // clients, and raw Attach streams that see the messages as the daemon sends them.
 import { after, before, describe, test } from "node:test";
@@ -101,6 +102,27 @@ for (const topology of topologies) {
         assert.ok(streamMessages * 10 <= calls, `${calls} calls went in ${streamMessages} stream messages`);
         const unbatched = await single.do("writes");
         assert.equal(unbatched.streamMessages, unbatched.messages, "without message batches: one each");
+      });
+    });
+
+    test("a burst from the cluster reaches each client in a few writes, not one per event", { timeout: 90000 },
+         async () => {
+      const [near, far] = daemons;
+      const sender = await new ServerProcess({ address: near.address, label: "sender" }).start();
+      const receiver = await new ServerProcess({ address: far.address, label: "coalescing receiver" }).start();
+      await using([sender, receiver], async () => {
+        await eventually(async () => (await sender.do("serverCount")) === 2, 20000, "two servers");
+        const clients = [await receiver.client(), await receiver.client()];
+        const inboxes = clients.map((client) => new Inbox(client, "burst"));
+        const before = await receiver.do("socketWrites");
+        await sender.do("emit", { event: "burst", numbered: true, args: [{ $repeat: 100 }], times: BURST });
+        for (const inbox of inboxes) {
+          assert.deepEqual((await inbox.next(BURST, 60000)).map(([n]) => n), [...Array(BURST).keys()]);
+        }
+        // 2,000 deliveries; written one frame per system call they take about
+        // as many writes.
+        const writes = (await receiver.do("socketWrites")) - before;
+        assert.ok(writes <= (2 * BURST) / 10, `${writes} socket writes for ${2 * BURST} deliveries`);
       });
     });
   });

@@ -2,8 +2,18 @@
 // the test over IPC: every message {id, op, ...} is answered {id, result} or
 // {id, error}.
 const { existsSync } = require("node:fs");
+const net = require("node:net");
 const { Server } = require("socket.io");
 const { createAdapter } = require("../../dist");
+
+// Every write this process hands its TCP and Unix sockets (one system call
+// each, at most): what coalescing saves.
+let socketWrites = 0;
+const writeGeneric = net.Socket.prototype._writeGeneric;
+net.Socket.prototype._writeGeneric = function (...args) {
+  socketWrites += 1;
+  return writeGeneric.apply(this, args);
+};
 
 const options = JSON.parse(process.env.SIOBRIDGE_TEST_SERVER);
 if (options.separateParserCopy) {
@@ -19,6 +29,7 @@ const adapterOptions = {
   reconnect: { minDelay: 50, maxDelay: 500 },
   ...(options.adapterParser ? { parser: options.adapterParser } : {}),
   ...(options.messageBatches === false ? { messageBatches: false } : {}),
+  ...(options.coalesceWrites === false ? { coalesceWrites: false } : {}),
   onError: (error) => {
     errors.push(`${error.message}`);
     process.send?.({ event: "adapter-error", message: error.message, code: error.code, codeName: error.codeName });
@@ -245,6 +256,7 @@ const handlers = {
     const session = io(m.server).of(m.ns ?? "/").adapter.server.session;
     return { readsBatches: session.readsBatches, batches: session.batchesReceived, commands: session.batchedCommands };
   },
+  socketWrites: () => socketWrites,
   // How this process wrote its Attach stream: calls and the stream messages that carried them.
   writes: (m) => {
     const writer = io(m.server).of(m.ns ?? "/").adapter.server.session.connection.writer;
