@@ -23,20 +23,31 @@ import { burst, paced, roundTrips } from "./lib/cells.mjs";
 import { memory } from "./lib/proc.mjs";
 import { summarize, tables, median } from "./lib/report.mjs";
 
-const { values: args } = parseArgs({
-  options: {
-    daemon: { type: "string" },
-    "mongodb-uri": { type: "string" },
-    "mongod-pid": { type: "string" },
-    quick: { type: "boolean", default: false },
-    rounds: { type: "string" },
-    seconds: { type: "string" },
-    "rate-seconds": { type: "string" },
-    systems: { type: "string" },
-    sizes: { type: "string" },
-    rates: { type: "string" },
-    out: { type: "string" },
-  },
+const USAGE = "usage: peers.mjs --daemon PATH --mongodb-uri URI [--mongod-pid PID] [--quick] [--rounds N]\n" +
+  "  [--seconds S] [--rate-seconds S] [--systems a,b] [--sizes 100,1024] [--rates 1000,5000] [--out DIR]\n" +
+  "  (scripts/bench --help describes them)";
+
+function parseOptions(options) {
+  try {
+    return parseArgs({ options }).values;
+  } catch (error) {
+    console.error(`peers: ${error.message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const args = parseOptions({
+  daemon: { type: "string" },
+  "mongodb-uri": { type: "string" },
+  "mongod-pid": { type: "string" },
+  quick: { type: "boolean", default: false },
+  rounds: { type: "string" },
+  seconds: { type: "string" },
+  "rate-seconds": { type: "string" },
+  systems: { type: "string" },
+  sizes: { type: "string" },
+  rates: { type: "string" },
+  out: { type: "string" },
 });
 
 function list(text, flag) {

@@ -35,6 +35,7 @@ async function makeAdapter() {
         onError,
         commandBatches: env.BENCH_SIOBRIDGE_BATCHES !== "0",
         messageBatches: env.BENCH_SIOBRIDGE_BATCHES !== "0" && env.BENCH_SIOBRIDGE_MESSAGE_BATCHES !== "0",
+        coalesceWrites: env.BENCH_SIOBRIDGE_COALESCE !== "0",
       });
     }
     case "redis": {

@@ -29,7 +29,7 @@ struct ApiLimits {
   // producers pause (runtime FlowGate) and volatile packets for it are dropped;
   // a server that reads nothing for stall_timeout while work waits is closed
   // with RESOURCE_EXHAUSTED, and so is one past the hard limits below.
-  std::size_t backpressure_bytes = 8u << 20;
+  std::size_t backpressure_bytes = 4u << 20;
   Millis stall_timeout{10'000};
   std::size_t attachment_queue_messages = 1'000'000;
   std::size_t attachment_queue_bytes = 64u << 20;

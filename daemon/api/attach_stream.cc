@@ -459,8 +459,9 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
 
 void AttachStream::release_drained_backlog() {
   // Small backlogs come and go all the time; trimming after each would cost
-  // more than the memory is worth.
-  constexpr std::size_t kLargeBacklog = 8 * kLargeFreeBytes;
+  // more than the memory is worth. 4 MiB: one that reached the default
+  // back-pressure mark (limits.backpressure_bytes).
+  constexpr std::size_t kLargeBacklog = 4 * kLargeFreeBytes;
   if (peak_bytes_.exchange(0) >= kLargeBacklog) release_free_memory();
 }
 

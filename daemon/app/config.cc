@@ -244,7 +244,7 @@ const std::vector<SettingDef>& definitions() {
                       mongo(c).queue_bytes = *n;
                       return {};
                     }));
-    d.push_back(def("mongodb.write_backpressure_bytes", "8MiB",
+    d.push_back(def("mongodb.write_backpressure_bytes", "4MiB",
                     "while MongoDB takes writes, past this much queued the daemon stops reading "
                     "from its servers until half is written; 0: never",
                     [](DaemonConfig& c, const std::string& v) -> Status {
@@ -278,7 +278,7 @@ const std::vector<SettingDef>& definitions() {
                       c.limits.max_message_bytes = *n;
                       return {};
                     }));
-    d.push_back(def("limits.backpressure_bytes", "8MiB",
+    d.push_back(def("limits.backpressure_bytes", "4MiB",
                     "bytes waiting for one attached server past which the daemon's producers "
                     "pause until it catches up (and its volatile packets are dropped)",
                     [](DaemonConfig& c, const std::string& v) -> Status {

@@ -99,15 +99,15 @@ TEST_CASE("settings that contradict each other are refused") {
                             "", {});
   CHECK(binary.ok());
   auto no_pause = load_config(
-      {{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}, {"mongodb.queue_bytes", "8MiB"}}, "", {});
+      {{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}, {"mongodb.queue_bytes", "4MiB"}}, "", {});
   REQUIRE_FALSE(no_pause.ok());
   CHECK_THAT(no_pause.error().message, Catch::Contains("mongodb.write_backpressure_bytes"));
   auto paused_earlier = load_config({{"mongodb.uri", "mongodb://x/?replicaSet=rs0"},
-                                     {"mongodb.queue_bytes", "8MiB"},
-                                     {"mongodb.write_backpressure_bytes", "4MiB"}},
+                                     {"mongodb.queue_bytes", "4MiB"},
+                                     {"mongodb.write_backpressure_bytes", "2MiB"}},
                                     "", {});
   REQUIRE(paused_earlier.ok());
-  CHECK(paused_earlier->config.mongodb->write_backpressure_bytes == 4u << 20);
+  CHECK(paused_earlier->config.mongodb->write_backpressure_bytes == 2u << 20);
 }
 
 TEST_CASE("durations and sizes") {

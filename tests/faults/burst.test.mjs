@@ -40,7 +40,7 @@ const CLIENTS = 10;
 const SIZE = 10 << 10;
 // The paused server resumes once at least this many events wait for it in the
 // daemon and none were added for PLATEAU_MS.
-const PAUSED_AT_LEAST = 400;
+const PAUSED_AT_LEAST = 300;
 const PLATEAU_MS = 1000;
 
 describe("a 10 KiB burst on one daemon", () => {
@@ -110,7 +110,7 @@ describe("a 10 KiB burst on one daemon", () => {
 });
 
 describe("a 10 KiB burst through MongoDB", { skip: process.env.MONGODB_URI ? false : "MONGODB_URI is not set" }, () => {
-  const WRITE_BACKPRESSURE = 8 << 20; // mongodb.write_backpressure_bytes's default
+  const WRITE_BACKPRESSURE = 4 << 20; // mongodb.write_backpressure_bytes's default
   const CORE_BACKLOG = 4 << 20; // the change stream pauses past this (BusContext::kCoreBacklogHigh)
   let sendingDaemon, receivingDaemon, sending, receiving, metricsSending, metricsReceiving;
   const clients = [];
@@ -166,7 +166,7 @@ describe("a 10 KiB burst through MongoDB", { skip: process.env.MONGODB_URI ? fal
     // goes in (at most 1 MiB of calls, ~11 MB as int32 arrays).
     assert.ok(peaks.write_pauses > 0, JSON.stringify(peaks));
     assert.ok(peaks.write_queue_peak_bytes > WRITE_BACKPRESSURE, JSON.stringify(peaks));
-    assert.ok(peaks.write_queue_peak_bytes < 3 * WRITE_BACKPRESSURE, JSON.stringify(peaks));
+    assert.ok(peaks.write_queue_peak_bytes < WRITE_BACKPRESSURE + (12 << 20), JSON.stringify(peaks));
     // Past the mark the watcher stops before its next document (one, ~100 KB).
     assert.ok(peaks.core_backlog_peak_bytes > 0, JSON.stringify(peaks));
     assert.ok(peaks.core_backlog_peak_bytes < CORE_BACKLOG + (1 << 20), JSON.stringify(peaks));

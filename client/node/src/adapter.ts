@@ -256,6 +256,16 @@ export class SiobridgeAdapter extends Adapter {
     if (!opts.flags?.local) {
       this.session.send("broadcast", { packet: this.encodePacket(packet), opts: toProto(opts) });
     }
+    this.broadcastLocally(packet, opts);
+  }
+
+  /**
+   * The in-memory adapter's broadcast to this server's sockets. It encodes the
+   * packet before it looks for them: a server without sockets in the
+   * namespace (one that only emits) skips it.
+   */
+  private broadcastLocally(packet: SocketIoPacket, opts: BroadcastOptions): void {
+    if (this.nsp.sockets.size === 0) return;
     super.broadcast(packet, opts);
   }
 
@@ -276,7 +286,7 @@ export class SiobridgeAdapter extends Adapter {
     });
     packet.data.push(`${this.recoveryBase}.${this.ownRecoverable}`);
     for (const sink of this.restoring) sink.push({ data: packet.data, opts });
-    super.broadcast(packet, opts);
+    this.broadcastLocally(packet, opts);
   }
 
   /** Whether `opts` name exactly one socket, and it is one of this server's. */
@@ -487,7 +497,7 @@ export class SiobridgeAdapter extends Adapter {
         if (!opts) return;
         const packet = this.decodePacket(command.broadcast);
         if (command.recovery_base) packet.data.push(`${command.recovery_base}.${this.ownRecoverable}`);
-        super.broadcast(packet, opts);
+        this.broadcastLocally(packet, opts);
         return;
       }
       case "recovery_mark":

@@ -66,10 +66,19 @@ export function encodeBatch(messages: Buffer[]): Buffer {
 }
 
 /**
- * Consecutive messages grouped into MessageBatches of at most `maxBatchBytes`
- * (a message that fills a batch alone goes as it is, and so does a group of one).
+ * From this size on a message goes alone: copying it into a batch costs more
+ * than the read it would save the daemon (a 10 KiB event: the sending server
+ * spent 8 % of its CPU on that copy, mostly first touches of the new batch's
+ * pages, for a saving of 1 read in 25).
  */
-export function batched(maxBatchBytes: number): Framing {
+export const SOLO_MESSAGE_BYTES = 4 << 10;
+
+/**
+ * Consecutive messages grouped into MessageBatches of at most `maxBatchBytes`.
+ * A message of SOLO_MESSAGE_BYTES or more, or one that would fill a batch
+ * alone, goes as it is, between the batches of the others; so does a group of one.
+ */
+export function batched(maxBatchBytes: number, soloBytes = SOLO_MESSAGE_BYTES): Framing {
   return (messages) => {
     if (messages.length < 2) return messages;
     const out: Buffer[] = [];
@@ -82,6 +91,11 @@ export function batched(maxBatchBytes: number): Framing {
       groupBytes = 0;
     };
     for (const message of messages) {
+      if (message.length >= soloBytes) {
+        close();
+        out.push(message);
+        continue;
+      }
       const framed = 6 + message.length; // its tag and length take at most 6 bytes
       if (group.length > 0 && groupBytes + framed > maxBatchBytes) close();
       group.push(message);

@@ -125,7 +125,7 @@ test("a MessageBatch holds the serialized messages, in order, as the .proto deco
 });
 
 test("batched framing: one message goes as it is; a group is cut before it passes the cap", () => {
-  const frame = batched(1000);
+  const frame = batched(1000, 1 << 20);
   const one = encode(call(1));
   assert.deepEqual(frame([one]), [one]);
 
@@ -146,6 +146,18 @@ test("batched framing: one message goes as it is; a group is cut before it passe
   assert.deepEqual(mixed[1], big);
   assert.deepEqual(decode(mixed[0]).batch.messages.map((m) => m.call.ref), [1, 2]);
   assert.deepEqual(decode(mixed[2]).call.ref, 3);
+});
+
+test("batched framing: a message of the solo size or more goes alone, between batches of the others", () => {
+  const frame = batched(1 << 20, 500);
+  const small = [1, 2, 3, 4].map((ref) => encode(call(ref, 100)));
+  const large = encode(call(50, 600));
+  const chunks = frame([small[0], small[1], large, small[2], small[3]]);
+  assert.equal(chunks.length, 3);
+  assert.deepEqual(chunks[1], large);
+  assert.deepEqual(decode(chunks[0]).batch.messages.map((m) => m.call.ref), [1, 2]);
+  assert.deepEqual(decode(chunks[2]).batch.messages.map((m) => m.call.ref), [3, 4]);
+  assert.deepEqual(frame([large, large]), [large, large]);
 });
 
 test("the writer counts the messages and the stream messages that carried them; a new stream unbatches", async () => {

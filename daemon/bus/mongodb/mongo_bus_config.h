@@ -46,7 +46,7 @@ struct MongoBusConfig {
   // stops reading from its servers until half of it is written: a burst waits
   // in the servers, not in the daemon's memory. During an outage the queue
   // fills up to queue_bytes. 0: never.
-  std::size_t write_backpressure_bytes = 8u << 20;
+  std::size_t write_backpressure_bytes = 4u << 20;
   // Older documents are dropped, not written late; 0: the collection's
   // retention (the TTL, or 60 s for a capped collection).
   Millis queue_age{0};
