@@ -18,7 +18,7 @@ FROM ${BASE_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config ccache dpkg-dev file \
-      libmongoc-dev libbson-dev libuv1-dev libmsgpack-cxx-dev \
+      libmongoc-dev libbson-dev libuv1-dev libmsgpack-cxx-dev libzstd-dev \
       libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev \
       libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev prometheus-cpp-dev libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -63,7 +63,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       adduser libc6 libgcc-s1 libstdc++6 libabsl20220623 libbson-1.0-0 libmongoc-1.0-0 libfmt9 \
       libspdlog1.10-fmt9 libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-core1.0 \
-      libprometheus-cpp-pull1.0 libsystemd0 libuv1 libyaml-cpp0.7 \
+      libprometheus-cpp-pull1.0 libsystemd0 libuv1 libyaml-cpp0.7 libzstd1 \
  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
 # COPY, not a bind mount of the build stage: a layer cache keys a COPY by
 # content, so a changed package always gets into the image.

@@ -24,7 +24,8 @@ import { memory } from "./lib/proc.mjs";
 import { summarize, tables, median } from "./lib/report.mjs";
 
 const USAGE = "usage: peers.mjs --daemon PATH --mongodb-uri URI [--mongod-pid PID] [--quick] [--rounds N]\n" +
-  "  [--seconds S] [--rate-seconds S] [--systems a,b] [--sizes 100,1024] [--rates 1000,5000] [--out DIR]\n" +
+  "  [--seconds S] [--rate-seconds S] [--systems a,b] [--sizes 100,1024] [--rates 1000,5000]\n" +
+  "  [--payload json|random|repeat] [--out DIR]\n" +
   "  (scripts/bench --help describes them)";
 
 function parseOptions(options) {
@@ -47,6 +48,7 @@ const args = parseOptions({
   systems: { type: "string" },
   sizes: { type: "string" },
   rates: { type: "string" },
+  payload: { type: "string" },
   out: { type: "string" },
 });
 
@@ -69,6 +71,7 @@ const opts = {
   rateSeconds: Number(args["rate-seconds"] ?? (quick ? 2 : 10)),
   sizes: list(args.sizes ?? "100,1024,10240", "--sizes"),
   rates: list(args.rates ?? "1000,5000", "--rates"),
+  payload: args.payload ?? "json",
   pacedBytes: 100,
   clients: 10,
   warmupSeconds: quick ? 1 : 2,
@@ -92,6 +95,10 @@ for (const key of selected) {
   }
 }
 const systems = SYSTEMS.filter((s) => selected.includes(s.key));
+if (!["json", "random", "repeat"].includes(opts.payload)) {
+  console.error(`peers: --payload is json, random or repeat, got "${opts.payload}"\n${USAGE}`);
+  process.exit(2);
+}
 const mongoUri = args["mongodb-uri"];
 if (systems.some((s) => s.mongo) && !mongoUri) {
   console.error("peers: --mongodb-uri is needed for the MongoDB systems");
@@ -280,7 +287,7 @@ try {
 result.summary = summarize(systems, result.rounds, opts);
 const { main, cpu } = tables(systems, result.summary, opts);
 const sizes = opts.sizes.map(sizeName).join(" / ");
-console.log(`\n${opts.mode} mode, ${result.rounds.length} round(s), medians; ${sizes} payloads, ${opts.clients} clients, ` +
+console.log(`\n${opts.mode} mode, ${result.rounds.length} round(s), medians; ${sizes} ${opts.payload} payloads, ${opts.clients} clients, ` +
             `${result.machine.cpus} cores (${result.machine.cpuModel}), ${result.date.slice(0, 10)}, commit ${result.machine.commit}`);
 console.log("÷ R / M / F: ratio to the Redis adapter / the mongo adapter / the raw MongoDB floor (throughput: higher is better; p50: lower is better)\n");
 console.log(main);

@@ -67,11 +67,63 @@ async function makeAdapter() {
 let io;
 let stopRequested = false;
 
+// Payloads of `bytes` characters (ASCII: as many bytes), the same for every
+// system and every run, 1,024 different ones taken in turn (a pack of
+// siobridge never holds the same one twice, as events of an application
+// differ):
+// - "json": JSON text such as applications send, chat-like records of ids,
+//   names, times and words from a fixed-seed generator (zstd at its fastest
+//   level makes it about a third);
+// - "random": random base64, what compresses least (about three quarters);
+// - "repeat": one character repeated (what runs before 2026-12-05 sent).
+const PAYLOAD_VARIANTS = 1024;
+const payloadCache = new Map();
+function payloadsOf(bytes, kind = "json") {
+  const key = `${kind} ${bytes}`;
+  if (!payloadCache.has(key)) payloadCache.set(key, makePayloads(bytes, kind));
+  return payloadCache.get(key);
+}
+function makePayloads(bytes, kind) {
+  let state = 0x2545f491;
+  const next = (n) => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) % n;
+  };
+  if (kind === "repeat") return ["x".repeat(bytes)];
+  const syllables = ["ka", "lo", "mi", "ne", "ru", "so", "ta", "vi", "de", "po", "an", "el", "is", "or", "un", "be"];
+  const word = () => Array.from({ length: 1 + next(3) }, () => syllables[next(syllables.length)]).join("");
+  const words = Array.from({ length: 400 }, word);
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  let id = 0;
+  const one = () => {
+    if (kind === "random") return Array.from({ length: bytes }, () => alphabet[next(64)]).join("");
+    if (kind !== "json") throw new Error(`unknown payload ${kind}`);
+    const records = [];
+    let length = 2;
+    while (length < bytes) {
+      const record = JSON.stringify({
+        id: 100000 + id++,
+        user: `${words[next(words.length)]}-${next(1000)}`,
+        room: `room-${next(50)}`,
+        at: 1764892800000 + id * 250 + next(250),
+        text: Array.from({ length: 4 + next(12) }, () => words[next(words.length)]).join(" "),
+        likes: next(20),
+      });
+      records.push(record);
+      length += record.length + 1;
+    }
+    return `[${records.join(",")}]`.slice(0, bytes);
+  };
+  return Array.from({ length: PAYLOAD_VARIANTS }, one);
+}
+
 // Emits `count` events with `bytes` of payload, seq from `firstSeq`: paced at
 // `rate` per second, or as fast as the event loop allows when rate is 0 (in
 // chunks, so that I/O goes on). Stops early when told (the system fell behind).
-function run({ count, rate, bytes, firstSeq }) {
-  const payload = "x".repeat(bytes);
+function run({ count, rate, bytes, payload: kind, firstSeq }) {
+  const payloads = payloadsOf(bytes, kind);
   stopRequested = false;
   return new Promise((done) => {
     let sent = 0;
@@ -80,7 +132,7 @@ function run({ count, rate, bytes, firstSeq }) {
       const due =
         rate > 0 ? Math.min(count, Math.floor(((now() - start) / 1000) * rate) + 1) : Math.min(count, sent + 200);
       while (sent < due && !stopRequested) {
-        io.emit("m", firstSeq + sent, now(), payload);
+        io.emit("m", firstSeq + sent, now(), payloads[sent % payloads.length]);
         sent += 1;
       }
       if (sent >= count || stopRequested) done({ sent, startedAt: start, seconds: (now() - start) / 1000, stopped: stopRequested });

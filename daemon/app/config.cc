@@ -220,6 +220,15 @@ const std::vector<SettingDef>& definitions() {
                       mongo(c).pack_messages = *b;
                       return {};
                     }));
+    d.push_back(def("mongodb.compress_packs", "true",
+                    "packs go zstd-compressed when that saves an eighth (read by siobridge "
+                    "daemons of this version on; false while older ones run)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto b = parse_bool(v);
+                      if (!b) return b.error();
+                      mongo(c).compress_packs = *b;
+                      return {};
+                    }));
     d.push_back(def("mongodb.write_concern", "majority",
                     "majority (survives a failover) or 1 (the primary alone; faster); both "
                     "journaled",

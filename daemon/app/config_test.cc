@@ -108,6 +108,16 @@ TEST_CASE("settings that contradict each other are refused") {
                                     "", {});
   REQUIRE(paused_earlier.ok());
   CHECK(paused_earlier->config.mongodb->write_backpressure_bytes == 2u << 20);
+  CHECK(paused_earlier->config.mongodb->compress_packs);
+  auto plain_packs = load_config(
+      {{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}, {"mongodb.compress_packs", "false"}}, "",
+      {});
+  REQUIRE(plain_packs.ok());
+  CHECK_FALSE(plain_packs->config.mongodb->compress_packs);
+  auto unclear = load_config(
+      {{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}, {"mongodb.compress_packs", "zstd"}}, "", {});
+  REQUIRE_FALSE(unclear.ok());
+  CHECK_THAT(unclear.error().message, Catch::Contains("mongodb.compress_packs"));
 }
 
 TEST_CASE("durations and sizes") {

@@ -215,6 +215,12 @@ class EngineCollector final : public prometheus::Collectable {
     counter("siobridge_mongodb_packed_messages_total",
             "Messages written packed, several per document, for siobridge nodes only.", m.packed);
     counter("siobridge_mongodb_packs_written_total", "Packed documents written.", m.packs);
+    counter("siobridge_mongodb_packs_compressed_total",
+            "Packed documents written compressed (mongodb.compress_packs).", m.packs_compressed);
+    counter("siobridge_mongodb_pack_message_bytes_total",
+            "Bytes of the messages that went in packs, encoded.", m.pack_message_bytes);
+    counter("siobridge_mongodb_pack_stored_bytes_total",
+            "Bytes the packs stored those messages as (after compression).", m.pack_stored_bytes);
     counter("siobridge_mongodb_packs_read_total", "Packed documents read and taken apart.",
             m.packs_read);
     counter("siobridge_mongodb_duplicates_total",

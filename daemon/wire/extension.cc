@@ -88,6 +88,33 @@ PackedMessage read_packed(const msgpack::object& o) {
   return m;
 }
 
+std::vector<PackedMessage> read_packed_array(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY) throw DecodeFailure("Pack.m: expected an array");
+  std::vector<PackedMessage> messages;
+  messages.reserve(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+    messages.push_back(read_packed(o.via.array.ptr[i]));
+  }
+  return messages;
+}
+
+void write_packed_array(Packer& packer, const std::vector<PackedMessage>& messages) {
+  packer.pack_array(static_cast<std::uint32_t>(messages.size()));
+  for (const auto& m : messages) {
+    packer.pack_array(6);
+    packer.pack_uint8(m.kind == MessageKind::kRequest ? 0 : 1);
+    pack_str(packer, m.ns);
+    pack_optional_str(packer, m.target);
+    pack_optional_str(packer, m.request);
+    pack_bin(packer, m.data);
+    if (m.extension) {
+      pack_bin(packer, *m.extension);
+    } else {
+      packer.pack_nil();
+    }
+  }
+}
+
 Extension read_extension(const msgpack::object& root) {
   std::optional<std::uint64_t> kind;
   for_each_entry(root, "extension", [&](std::string_view key, const msgpack::object& v) {
@@ -169,12 +196,7 @@ Extension read_extension(const msgpack::object& root) {
     case 6: {
       Pack pack;
       for_each_entry(root, "Pack", [&](std::string_view key, const msgpack::object& v) {
-        if (key != "m") return;
-        if (v.type != msgpack::type::ARRAY) throw DecodeFailure("Pack.m: expected an array");
-        pack.messages.reserve(v.via.array.size);
-        for (std::uint32_t i = 0; i < v.via.array.size; ++i) {
-          pack.messages.push_back(read_packed(v.via.array.ptr[i]));
-        }
+        if (key == "m") pack.messages = read_packed_array(v);
       });
       return pack;
     }
@@ -203,6 +225,14 @@ Extension read_extension(const msgpack::object& root) {
       if (!is_valid_id(claim.claim))
         throw DecodeFailure("RecoveryClaim.claim: not a 16-character id");
       return claim;
+    }
+    case 9: {
+      CompressedPack pack;
+      for_each_entry(root, "CompressedPack", [&](std::string_view key, const msgpack::object& v) {
+        if (key == "z") pack.frame = read_bin(v, "CompressedPack.z");
+      });
+      if (pack.frame.empty()) throw DecodeFailure("CompressedPack.z: missing or empty");
+      return pack;
     }
     default:
       throw DecodeFailure(fmt::format("unknown extension kind {}", *kind));
@@ -314,26 +344,19 @@ Bytes encode_extension(const Extension& extension) {
           pack_str(packer, ext.pid);
           pack_str(packer, "claim");
           pack_str(packer, ext.claim);
+        } else if constexpr (std::is_same_v<T, CompressedPack>) {
+          packer.pack_map(2);
+          pack_str(packer, kKind);
+          packer.pack_uint8(9);
+          pack_str(packer, "z");
+          pack_bin(packer, ext.frame);
         } else {
           static_assert(std::is_same_v<T, Pack>);
           packer.pack_map(2);
           pack_str(packer, kKind);
           packer.pack_uint8(6);
           pack_str(packer, "m");
-          packer.pack_array(static_cast<std::uint32_t>(ext.messages.size()));
-          for (const auto& m : ext.messages) {
-            packer.pack_array(6);
-            packer.pack_uint8(m.kind == MessageKind::kRequest ? 0 : 1);
-            pack_str(packer, m.ns);
-            pack_optional_str(packer, m.target);
-            pack_optional_str(packer, m.request);
-            pack_bin(packer, m.data);
-            if (m.extension) {
-              pack_bin(packer, *m.extension);
-            } else {
-              packer.pack_nil();
-            }
-          }
+          write_packed_array(packer, ext.messages);
         }
       },
       extension);
@@ -346,6 +369,23 @@ Result<Extension> decode_extension(std::string_view bytes) {
     return read_extension(unpacked.get());
   } catch (const DecodeFailure& e) {
     return make_error(ErrorCode::kDecode, fmt::format("siobridge extension: {}", e.what()));
+  }
+}
+
+Bytes encode_packed_messages(const std::vector<PackedMessage>& messages) {
+  Bytes out;
+  BytesWriter writer(out);
+  Packer packer(writer);
+  write_packed_array(packer, messages);
+  return out;
+}
+
+Result<std::vector<PackedMessage>> decode_packed_messages(std::string_view bytes) {
+  try {
+    UnpackedObject unpacked(bytes);
+    return read_packed_array(unpacked.get());
+  } catch (const DecodeFailure& e) {
+    return make_error(ErrorCode::kDecode, fmt::format("packed messages: {}", e.what()));
   }
 }
 

@@ -133,10 +133,24 @@ struct Pack {
   bool operator==(const Pack&) const = default;
 };
 
-using Extension = std::variant<NodeInfo, RequestInfo, FetchDetails, ServerSideEmit,
-                               ServerSideEmitReply, Goodbye, Pack, RecoverySession, RecoveryClaim>;
+// A Pack whose messages are compressed (docs/PROTOCOL.md section 14.10): `frame`
+// is one zstd frame holding what the Pack's `m` array would be, msgpack-encoded.
+// pack.h makes and opens them.
+struct CompressedPack {
+  Bytes frame;
+  bool operator==(const CompressedPack&) const = default;
+};
+
+using Extension =
+    std::variant<NodeInfo, RequestInfo, FetchDetails, ServerSideEmit, ServerSideEmitReply, Goodbye,
+                 Pack, RecoverySession, RecoveryClaim, CompressedPack>;
 
 Bytes encode_extension(const Extension& extension);
 Result<Extension> decode_extension(std::string_view bytes);
+
+// The messages of a Pack alone: the msgpack array of its key `m`, what a
+// CompressedPack's frame holds. kDecode for bytes that are not such an array.
+Bytes encode_packed_messages(const std::vector<PackedMessage>& messages);
+Result<std::vector<PackedMessage>> decode_packed_messages(std::string_view bytes);
 
 }  // namespace siobridge::wire

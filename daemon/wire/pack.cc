@@ -1,6 +1,69 @@
 #include "daemon/wire/pack.h"
 
+#include <fmt/format.h>
+#include <zstd.h>
+
 namespace siobridge::wire {
+namespace {
+
+// zstd's fastest regular level: a pack is compressed once and read by every
+// daemon, but the writer's thread also encodes and inserts, and level 1
+// already takes what repeats in socket.io payloads (keys, names, markup).
+constexpr int kZstdLevel = 1;
+
+Result<std::vector<PackedMessage>> decompress_messages(std::string_view frame) {
+  const auto declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR) {
+    return make_error(ErrorCode::kDecode, "CompressedPack.z: not a zstd frame");
+  }
+  if (declared == ZSTD_CONTENTSIZE_UNKNOWN || declared > kMaxPackContentBytes) {
+    return make_error(ErrorCode::kDecode,
+                      fmt::format("CompressedPack.z: content size must be declared and at most {}",
+                                  kMaxPackContentBytes));
+  }
+  if (ZSTD_findFrameCompressedSize(frame.data(), frame.size()) != frame.size()) {
+    return make_error(ErrorCode::kDecode, "CompressedPack.z: not exactly one zstd frame");
+  }
+  Bytes content(static_cast<std::size_t>(declared), '\0');
+  const auto size = ZSTD_decompress(content.data(), content.size(), frame.data(), frame.size());
+  if (ZSTD_isError(size) || size != content.size()) {
+    return make_error(
+        ErrorCode::kDecode,
+        fmt::format("CompressedPack.z: {}",
+                    ZSTD_isError(size) ? ZSTD_getErrorName(size) : "shorter than declared"));
+  }
+  return decode_packed_messages(content);
+}
+
+}  // namespace
+
+struct PackCompressor::Context {
+  struct Free {
+    void operator()(ZSTD_CCtx* cctx) const { ZSTD_freeCCtx(cctx); }
+  };
+  std::unique_ptr<ZSTD_CCtx, Free> cctx{ZSTD_createCCtx()};
+};
+
+PackCompressor::PackCompressor() : context_(std::make_unique<Context>()) {
+  if (!context_->cctx) throw std::bad_alloc();
+  ZSTD_CCtx_setParameter(context_->cctx.get(), ZSTD_c_compressionLevel, kZstdLevel);
+  ZSTD_CCtx_setParameter(context_->cctx.get(), ZSTD_c_contentSizeFlag, 1);
+  ZSTD_CCtx_setParameter(context_->cctx.get(), ZSTD_c_checksumFlag, 0);
+}
+
+PackCompressor::~PackCompressor() = default;
+
+std::optional<Bytes> PackCompressor::compress(std::string_view encoded_messages) {
+  if (encoded_messages.size() < kMinBytes) return std::nullopt;
+  Bytes frame(ZSTD_compressBound(encoded_messages.size()), '\0');
+  const auto size = ZSTD_compress2(context_->cctx.get(), frame.data(), frame.size(),
+                                   encoded_messages.data(), encoded_messages.size());
+  if (ZSTD_isError(size) || size > encoded_messages.size() - encoded_messages.size() / 8) {
+    return std::nullopt;
+  }
+  frame.resize(size);
+  return frame;
+}
 
 PackedMessage to_packed(Document document) {
   return PackedMessage{document.header.kind,
@@ -18,12 +81,30 @@ Document from_packed(PackedMessage message, const std::string& origin) {
                   std::move(message.extension)};
 }
 
-Document pack_document(const std::string& origin, std::vector<PackedMessage> messages) {
-  std::string ns = messages.empty() ? "/" : messages.front().ns;
+namespace {
+
+Document pack_envelope(const std::string& origin, std::string ns, Bytes extension) {
   return Document{
       {MessageKind::kRequest, std::move(ns), origin, std::string(kSiobridgeTarget), std::nullopt},
       {},
-      encode_extension(Pack{std::move(messages)})};
+      std::move(extension)};
+}
+
+}  // namespace
+
+Document pack_document(const std::string& origin, std::vector<PackedMessage> messages) {
+  std::string ns = messages.empty() ? "/" : messages.front().ns;
+  return pack_envelope(origin, std::move(ns), encode_extension(Pack{std::move(messages)}));
+}
+
+BuiltPack build_pack(const std::string& origin, std::vector<PackedMessage> messages,
+                     PackCompressor& compressor) {
+  const Bytes encoded = encode_packed_messages(messages);
+  auto frame = compressor.compress(encoded);
+  if (!frame) return {pack_document(origin, std::move(messages)), encoded.size(), false};
+  std::string ns = messages.empty() ? "/" : std::move(messages.front().ns);
+  return {pack_envelope(origin, std::move(ns), encode_extension(CompressedPack{std::move(*frame)})),
+          encoded.size(), true};
 }
 
 std::size_t packed_size(const Document& document) {
@@ -42,11 +123,19 @@ Result<std::optional<std::vector<Document>>> unpack_document(const Document& doc
   }
   auto decoded = decode_extension(*document.extension);
   if (!decoded.ok()) return decoded.error();
-  auto* pack = std::get_if<Pack>(&*decoded);
-  if (!pack) return std::optional<std::vector<Document>>();
+  std::vector<PackedMessage> messages;
+  if (auto* pack = std::get_if<Pack>(&*decoded)) {
+    messages = std::move(pack->messages);
+  } else if (auto* compressed = std::get_if<CompressedPack>(&*decoded)) {
+    auto opened = decompress_messages(compressed->frame);
+    if (!opened.ok()) return opened.error();
+    messages = std::move(*opened);
+  } else {
+    return std::optional<std::vector<Document>>();
+  }
   std::vector<Document> out;
-  out.reserve(pack->messages.size());
-  for (auto& m : pack->messages) out.push_back(from_packed(std::move(m), document.header.origin));
+  out.reserve(messages.size());
+  for (auto& m : messages) out.push_back(from_packed(std::move(m), document.header.origin));
   return std::optional<std::vector<Document>>(std::move(out));
 }
 

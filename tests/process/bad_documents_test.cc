@@ -7,17 +7,21 @@
 #include <msgpack.hpp>
 
 #include "daemon/bus/mongodb/collection_setup.h"
+#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 #include "daemon/wire/document.h"
 #include "daemon/wire/ids.h"
+#include "daemon/wire/pack.h"
+#include "daemon/wire/payload_codec.h"
+#include "daemon/wire/testing/zstd_frame.h"
 #include "tests/process/process_helpers.h"
 #include "tests/support/client_server.h"
 #include "tests/support/daemon_process.h"
-#include "daemon/bus/mongodb/testing/mongo_test_env.h"
 
 using namespace siobridge;
 using namespace siobridge::testing;
 using siobridge::bus::mongodb::testing::mongodb_uri;
 using siobridge::bus::mongodb::testing::TestDatabase;
+using siobridge::wire::testing::zstd_frame;
 
 namespace {
 
@@ -179,4 +183,66 @@ TEST_CASE("a 15 MiB garbage document is skipped, counted, and its memory given b
   REQUIRE(status.ok());
   CHECK(status.value.bus_state() == "ready");
   CHECK(f.daemon->terminate() == 0);
+}
+
+TEST_CASE("compressed packs that do not open are skipped and counted; the next one is read") {
+  Fixture f;
+  f.server->with([](auto& s) {
+    s.add_socket("sock1");
+    return 0;
+  });
+  // A broadcast to every socket of "/" of a 4 KiB event: a pack that compresses.
+  const std::string event = "[\"big\",\"" + std::string(4096, 'z') + "\"]";
+  const wire::Request broadcast{
+      f.kPeer,
+      wire::generate_id(),
+      wire::RequestType::kBroadcast,
+      wire::Packet{
+          "/", wire::PacketType::kEvent, wire::Value{wire::ValueKind::kStr, event, {}}, {}, {}},
+      std::nullopt,
+      wire::BroadcastOptions{
+          wire::broadcast_flags::kBroadcast, {}, {}, std::nullopt, std::nullopt}};
+  const std::vector<wire::PackedMessage> messages = {
+      {wire::MessageKind::kRequest, "/", std::nullopt, std::nullopt,
+       wire::encode_request(broadcast), std::nullopt}};
+  const wire::Bytes content = wire::encode_packed_messages(messages);
+  const std::vector<wire::PackedMessage> huge = {
+      {wire::MessageKind::kRequest, "/", std::nullopt, std::nullopt,
+       wire::Bytes(wire::kMaxPackContentBytes, '\0'), std::nullopt}};
+
+  const std::vector<wire::Bytes> bad = {
+      "not a zstd frame",
+      zstd_frame(content, false),       // no content size
+      zstd_frame(content, true) + "x",  // a byte after the frame
+      zstd_frame("\x93\x01", true),     // opens to something that is not messages
+      // Declares 32 MiB and more in a frame of a few KiB: refused unopened.
+      zstd_frame(wire::encode_packed_messages(huge), true),
+  };
+  auto carrying = [&](wire::Bytes frame) {
+    return wire::Document{{wire::MessageKind::kRequest, "/", f.kPeer,
+                           std::string(wire::kSiobridgeTarget), std::nullopt},
+                          {},
+                          wire::encode_extension(wire::CompressedPack{std::move(frame)})};
+  };
+  for (const auto& frame : bad) f.insert(carrying(frame), wire::DataFormat::kBinary);
+  wire::PackCompressor compressor;
+  const auto good = wire::build_pack(f.kPeer, messages, compressor);
+  REQUIRE(good.compressed);
+  f.insert(good.document, wire::DataFormat::kBinary);
+
+  // Documents arrive in insertion order: once the good one is delivered, every
+  // bad one was read.
+  REQUIRE(f.server->wait_until([](const auto& s) { return !s.delivered.empty(); }));
+  const std::string metrics = f.metrics();
+  INFO(metrics);
+  CHECK(metric_value(metrics, "siobridge_decode_errors_total{stage=\"document\"}") ==
+        static_cast<double>(bad.size()));
+  CHECK(metric_value(metrics, "siobridge_mongodb_packs_read_total") == 1);
+  f.server->with([&](const auto& s) {
+    REQUIRE(s.delivered.size() == 1);
+    CHECK(s.delivered[0].sid == "sock1");
+    CHECK(s.delivered[0].packet.data->bytes == event);
+    return 0;
+  });
+  REQUIRE(f.daemon->running());
 }

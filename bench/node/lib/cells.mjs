@@ -99,7 +99,7 @@ async function send(run, { count, bytes, rate, latencies, maxLagSeconds = Infini
   let senderError = null;
   let stoppedForLag = false;
   const started = Date.now();
-  const sending = sender.ask("run", { count, rate, bytes, firstSeq: base }).then(
+  const sending = sender.ask("run", { count, rate, bytes, payload: run.opts.payload, firstSeq: base }).then(
     (r) => (senderResult = r),
     (e) => (senderError = e),
   );

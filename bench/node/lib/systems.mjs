@@ -119,6 +119,8 @@ async function startDaemon(ctx, name, mongo) {
     if (mongo.dataFormat) flags.push("--mongodb-data-format", mongo.dataFormat);
     // Measured as it is meant to run between siobridge daemons alone.
     flags.push("--mongodb-pack-messages", "true");
+    // Compare a setting against the same run without it (bench/README.md).
+    if (process.env.BENCH_SIOBRIDGE_COMPRESS === "0") flags.push("--mongodb-compress-packs", "false");
   }
   const child = startProcess(name, ctx.daemon, flags);
   const address = `unix:${socket}`;

@@ -87,7 +87,10 @@ DocumentWriter::DocumentWriter(BusContext& context)
     : context_(context),
       max_document_bytes_(max_document_bytes(context.config)),
       max_pack_bytes_(max_pack_bytes(context.config)),
-      queue_age_(queue_age(context.config)) {}
+      queue_age_(queue_age(context.config)),
+      compressor_(context.config.pack_messages && context.config.compress_packs
+                      ? std::make_unique<wire::PackCompressor>()
+                      : nullptr) {}
 
 Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
   const auto& config = context_.config;
@@ -227,7 +230,7 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
   return batch;
 }
 
-std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> taken) const {
+std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> taken) {
   const auto& config = context_.config;
   std::vector<wire::Document> documents;
   documents.reserve(taken.size());
@@ -235,8 +238,18 @@ std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> tak
   std::size_t pack_bytes = 0;
   auto close_pack = [&] {
     if (pack.empty()) return;
-    documents.push_back(wire::pack_document(context_.uid, std::move(pack)));
     ++context_.stats.packs;
+    if (compressor_) {
+      auto built = wire::build_pack(context_.uid, std::move(pack), *compressor_);
+      context_.stats.packs_compressed += built.compressed ? 1 : 0;
+      context_.stats.pack_message_bytes += built.message_bytes;
+      context_.stats.pack_stored_bytes += built.document.extension->size();
+      documents.push_back(std::move(built.document));
+    } else {
+      documents.push_back(wire::pack_document(context_.uid, std::move(pack)));
+      context_.stats.pack_stored_bytes += documents.back().extension->size();
+      context_.stats.pack_message_bytes += documents.back().extension->size();
+    }
     pack.clear();
     pack_bytes = 0;
   };

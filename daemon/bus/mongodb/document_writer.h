@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <vector>
 
 #include "daemon/bus/mongodb/bus_context.h"
@@ -33,6 +34,7 @@
 #include "daemon/common/mutex.h"
 #include "daemon/common/result.h"
 #include "daemon/wire/owned_bson.h"
+#include "daemon/wire/pack.h"
 
 namespace siobridge::bus::mongodb {
 
@@ -66,7 +68,7 @@ class DocumentWriter {
 
   std::vector<Encoded> take_batch() SIOBRIDGE_EXCLUDES(mutex_);
   // The documents to insert for `taken`: packs of the siobridge-only runs.
-  std::vector<wire::Document> documents_of(std::vector<Queued> taken) const;
+  std::vector<wire::Document> documents_of(std::vector<Queued> taken);
   // Drops queued documents older than queue_age (counted).
   void expire_old() SIOBRIDGE_REQUIRES(mutex_);
   // Tells the write gate how much waits, after the queue changed. Under the
@@ -88,6 +90,8 @@ class DocumentWriter {
   // headers), its namespace aside.
   static constexpr std::size_t kPackEnvelopeBytes = 256;
   const std::chrono::milliseconds queue_age_;
+  // Used by the writer thread only (take_batch); null when packs go plain.
+  const std::unique_ptr<wire::PackCompressor> compressor_;
 
   Mutex mutex_;
   CondVar wakeup_{mutex_};

@@ -35,6 +35,10 @@ struct MongoBusConfig {
   // What only siobridge nodes read travels packed, many messages per document
   // (docs/PROTOCOL.md section 18), up to this many bytes of messages each.
   bool pack_messages = true;
+  // Packs go compressed (zstd) when that saves an eighth or more
+  // (docs/PROTOCOL.md section 14.10): MongoDB's cost per byte (its insert,
+  // oplog entry and change event) is what bounds large messages.
+  bool compress_packs = true;
   // 128 KiB: a change stream batch of packs stays small (ChangeWatcher), and
   // packs are read and delivered while the next ones are written; larger
   // packs measured slower as well as bigger (bench/README.md).

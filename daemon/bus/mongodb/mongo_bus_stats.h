@@ -31,17 +31,20 @@ struct MongoBusStats {
   }
 
   // writer
-  std::atomic<std::uint64_t> inserted{0};           // documents
-  std::atomic<std::uint64_t> packed{0};             // messages that went in packs
-  std::atomic<std::uint64_t> packs{0};              // packed documents made
-  std::atomic<std::uint64_t> insert_batches{0};     // insertMany round trips that succeeded
-  std::atomic<std::uint64_t> insert_failures{0};    // insertMany calls that failed
-  std::atomic<std::uint64_t> dropped{0};            // documents the server refused for good
-  std::atomic<std::uint64_t> refused{0};            // publish() refused: the queue was full
-  std::atomic<std::uint64_t> oversized{0};          // publish() refused: too large to store
-  std::atomic<std::uint64_t> expired{0};            // dropped from the queue: older than queue_age
-  std::atomic<std::uint64_t> unwritten_at_stop{0};  // still queued at the shutdown deadline
-  std::atomic<std::uint64_t> queued{0};             // documents waiting now
+  std::atomic<std::uint64_t> inserted{0};            // documents
+  std::atomic<std::uint64_t> packed{0};              // messages that went in packs
+  std::atomic<std::uint64_t> packs{0};               // packed documents made
+  std::atomic<std::uint64_t> packs_compressed{0};    // of which compressed
+  std::atomic<std::uint64_t> pack_message_bytes{0};  // the packed messages, encoded
+  std::atomic<std::uint64_t> pack_stored_bytes{0};   // what packs stored them as
+  std::atomic<std::uint64_t> insert_batches{0};      // insertMany round trips that succeeded
+  std::atomic<std::uint64_t> insert_failures{0};     // insertMany calls that failed
+  std::atomic<std::uint64_t> dropped{0};             // documents the server refused for good
+  std::atomic<std::uint64_t> refused{0};             // publish() refused: the queue was full
+  std::atomic<std::uint64_t> oversized{0};           // publish() refused: too large to store
+  std::atomic<std::uint64_t> expired{0};             // dropped from the queue: older than queue_age
+  std::atomic<std::uint64_t> unwritten_at_stop{0};   // still queued at the shutdown deadline
+  std::atomic<std::uint64_t> queued{0};              // documents waiting now
   std::atomic<std::uint64_t> queued_bytes{0};
   std::atomic<std::uint64_t> queued_bytes_peak{0};  // the most that waited, since the start
   std::atomic<std::uint64_t> write_pauses{0};       // servers paused: the queue was past

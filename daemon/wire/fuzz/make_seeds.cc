@@ -1,6 +1,6 @@
 // Writes the seed corpora of the fuzz targets: valid payloads of every request
 // and response type, every extension, and documents of both data formats.
-//   make_seeds OUTPUT_DIR   creates OUTPUT_DIR/{request,response,document,extension}/
+//   make_seeds OUTPUT_DIR   creates OUTPUT_DIR/{request,response,document,extension,pack}/
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -8,6 +8,7 @@
 #include "daemon/wire/document.h"
 #include "daemon/wire/extension.h"
 #include "daemon/wire/owned_bson.h"
+#include "daemon/wire/pack.h"
 #include "daemon/wire/payload_codec.h"
 
 using namespace siobridge::wire;
@@ -75,9 +76,26 @@ int main(int argc, char** argv) {
       ServerSideEmit{b, "[\"e\"]", true, 500},
       ServerSideEmitReply{{"[1]", "[2]"}, 1, 3},
       Goodbye{},
+      CompressedPack{"\x28\xb5\x2f\xfd"},
   };
   i = 0;
   for (const auto& ext : extensions) write(out / "extension", i++, encode_extension(ext));
+
+  // CompressedPack frames (pack_fuzzer): packs of the payloads above.
+  PackCompressor compressor;
+  for (int copies = 1, n = 0; copies <= 64; copies *= 4, ++n) {
+    std::vector<PackedMessage> messages;
+    for (int c = 0; c < copies; ++c) {
+      for (const auto& payload : payloads) {
+        messages.push_back({MessageKind::kRequest, "/chat", std::nullopt, std::nullopt, payload,
+                            c % 2 ? std::optional<Bytes>("\x81\xa1v\x01") : std::nullopt});
+      }
+    }
+    auto built = build_pack(a, messages, compressor);
+    if (!built.compressed) continue;
+    auto decoded = decode_extension(*built.document.extension);
+    write(out / "pack", n, std::get<CompressedPack>(*decoded).frame);
+  }
 
   i = 0;
   for (const auto& payload : payloads) {
