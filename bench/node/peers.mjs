@@ -20,7 +20,7 @@ import { MongoClient } from "mongodb";
 import { startNode, stopChild, stopAll, liveNames } from "./lib/children.mjs";
 import { SYSTEMS, startSystem, until } from "./lib/systems.mjs";
 import { burst, paced, roundTrips } from "./lib/cells.mjs";
-import { memory } from "./lib/proc.mjs";
+import { memory, untilQuiet } from "./lib/proc.mjs";
 import { summarize, tables, median } from "./lib/report.mjs";
 
 const USAGE = "usage: peers.mjs --daemon PATH --mongodb-uri URI [--mongod-pid PID] [--quick] [--rounds N]\n" +
@@ -142,6 +142,12 @@ async function runSystem(system, round, mongo) {
   const tag = `[round ${round + 1}/${opts.rounds} ${system.key}]`;
   const database = `siobridge_peers_${process.pid}_${round}_${system.key.replace(/-/g, "_")}`;
   const started = [];
+  if (system.mongo && mongodPid) {
+    // What the systems before left mongod to do (dropped databases, a
+    // checkpoint) must not be measured as this one's.
+    const waited = await untilQuiet(mongodPid);
+    log(`${tag} mongod ${waited === null ? "still busy after 60 s" : `quiet after ${waited.toFixed(0)} s`}`);
+  }
   const startedAt = Date.now();
   const record = { cells: {}, processes: [] };
   let infra = null;
@@ -269,8 +275,11 @@ try {
   }
   log(`peers (${opts.mode}): ${opts.rounds} round(s) of ${systems.length} systems, ${result.machine.cpus} cores, load ${result.machine.loadAtStart}`);
   for (let round = 0; round < opts.rounds && !interrupted; round++) {
-    // Interleaved: every system once per round, the order rotated from round to round.
-    const order = systems.map((_, i) => systems[(i + round) % systems.length]);
+    // Interleaved: every system once per round, the order rotated from round
+    // to round and reversed every other round, so that no system always
+    // follows the same one.
+    const rotated = systems.map((_, i) => systems[(i + round) % systems.length]);
+    const order = round % 2 ? rotated.reverse() : rotated;
     const records = {};
     for (const system of order) {
       if (interrupted) break;

@@ -21,6 +21,23 @@ export function cpuSeconds(pid) {
   }
 }
 
+/**
+ * Resolves once `pid` used less than `share` of a core over `windowSeconds`,
+ * to the seconds waited; to null when that did not happen within
+ * `limitSeconds` (or the process is gone).
+ */
+export async function untilQuiet(pid, { share = 0.1, windowSeconds = 2, limitSeconds = 60 } = {}) {
+  const startedAt = Date.now();
+  while (Date.now() - startedAt < limitSeconds * 1000) {
+    const before = cpuSeconds(pid);
+    await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
+    const after = cpuSeconds(pid);
+    if (before === null || after === null) return null;
+    if (after - before < share * windowSeconds) return (Date.now() - startedAt) / 1000;
+  }
+  return null;
+}
+
 /** { rssMiB, peakMiB } of `pid`, or null when it is gone. */
 export function memory(pid) {
   try {
