@@ -436,8 +436,8 @@ void Node::on_request_document(const wire::Document& document, const std::string
   auto request = wire::decode_request(document.data);
   if (!request.ok()) {
     ++stats_.decode_errors;
-    spdlog::debug("skipping a request from {}: {}", document.header.origin,
-                  request.error().message);
+    skipped_input_.skipped(clock_.now(), "a request from {}: {}", document.header.origin,
+                           request.error().message);
     return;
   }
   ++stats_.requests_in[static_cast<std::size_t>(request->type)];
@@ -458,8 +458,9 @@ void Node::on_response_document(const wire::Document& document) {
     auto* reply = ext.ok() ? std::get_if<wire::ServerSideEmitReply>(&*ext) : nullptr;
     if (!reply) {
       ++stats_.decode_errors;
-      spdlog::debug("skipping an extension response from {}: {}", document.header.origin,
-                    ext.ok() ? "not a reply" : ext.error().message);
+      skipped_input_.skipped(clock_.now(), "an extension response from {}: {}",
+                             document.header.origin,
+                             ext.ok() ? "not a reply" : ext.error().message);
       return;
     }
     ++stats_.extensions_in;
@@ -475,8 +476,8 @@ void Node::on_response_document(const wire::Document& document) {
   auto response = wire::decode_response(document.data);
   if (!response.ok()) {
     ++stats_.decode_errors;
-    spdlog::debug("skipping a response from {}: {}", document.header.origin,
-                  response.error().message);
+    skipped_input_.skipped(clock_.now(), "a response from {}: {}", document.header.origin,
+                           response.error().message);
     return;
   }
   ++stats_.responses_in[static_cast<std::size_t>(response->type())];

@@ -22,6 +22,7 @@
 
 #include "daemon/bus/bus.h"
 #include "daemon/common/result.h"
+#include "daemon/common/skip_log.h"
 #include "daemon/core/local_server.h"
 #include "daemon/core/node_config.h"
 #include "daemon/core/node_status.h"
@@ -337,6 +338,7 @@ class Node {
   bus::BusState bus_state_ = bus::BusState::kStarting;
   std::string bus_detail_;
   NodeStats stats_;
+  SkipLog skipped_input_;  // documents of the bus skipped because they did not decode
 };
 
 }  // namespace siobridge::core

@@ -167,13 +167,15 @@ void Node::on_extension_request(const wire::Document& document, const std::strin
                                 NamespaceState& state) {
   if (!document.extension) {
     ++stats_.decode_errors;
+    skipped_input_.skipped(clock_.now(), "an extension request from {}: no extension",
+                           document.header.origin);
     return;
   }
   auto ext = wire::decode_extension(*document.extension);
   if (!ext.ok()) {
     ++stats_.decode_errors;
-    spdlog::debug("skipping an extension request from {}: {}", document.header.origin,
-                  ext.error().message);
+    skipped_input_.skipped(clock_.now(), "an extension request from {}: {}", document.header.origin,
+                           ext.error().message);
     return;
   }
   ++stats_.extensions_in;

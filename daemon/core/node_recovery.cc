@@ -262,6 +262,9 @@ bool Node::on_recovery_extension(const wire::Document& document, wire::Extension
   if (!request.ok() || request->type != wire::RequestType::kBroadcast || !request->packet ||
       request->packet->ns != ns) {
     ++stats_.decode_errors;
+    skipped_input_.skipped(
+        clock_.now(), "a log-only packet from {}: {}", document.header.origin,
+        request.ok() ? "not a broadcast of its namespace" : request.error().message);
     return true;
   }
   Command unused;
@@ -277,6 +280,8 @@ void Node::on_unattended_document(const wire::Document& document, const std::str
     auto ext = wire::decode_extension(*document.extension);
     if (!ext.ok()) {
       ++stats_.decode_errors;
+      skipped_input_.skipped(clock_.now(), "an extension from {}: {}", document.header.origin,
+                             ext.error().message);
       return;
     }
     if (document.header.target && *document.header.target == wire::kSiobridgeTarget) {

@@ -89,6 +89,12 @@ struct Fixture {
   const std::string kPeer = wire::generate_id();
 };
 
+// Whether the daemon's log holds a warning that starts with `text`: skipped
+// input must show at the default level, not only in the metrics.
+bool warned(const DaemonProcess& daemon, const std::string& text) {
+  return daemon.log().find("warning " + text) != std::string::npos;
+}
+
 // msgpack of whatever `fill` packs.
 template <typename Fn>
 wire::Bytes pack(Fn&& fill) {
@@ -146,6 +152,9 @@ TEST_CASE("every malformed response addressed to the daemon is skipped and count
   CHECK(metric_value(metrics, kPayloadErrors) == expected);
   CHECK(metric_value(metrics, "siobridge_late_responses_total") == 1);
   CHECK(metric_value(metrics, "siobridge_decode_errors_total{stage=\"document\"}") == 0);
+  // Warnings are written at once (flush_on warn).
+  INFO(f.daemon->log());
+  CHECK(warned(*f.daemon, "skipping a response from " + peer + ": "));
   // Still serving.
   auto count = f.server->client().server_count("/");
   REQUIRE(count.ok());
@@ -244,5 +253,7 @@ TEST_CASE("compressed packs that do not open are skipped and counted; the next o
     CHECK(s.delivered[0].packet.data->bytes == event);
     return 0;
   });
+  INFO(f.daemon->log());
+  CHECK(warned(*f.daemon, "skipping a malformed packed document: "));
   REQUIRE(f.daemon->running());
 }

@@ -18,6 +18,10 @@ constexpr std::int64_t kClockSkewMs = 5000;
 // A token is kept for the lagged save at most this often.
 constexpr std::chrono::milliseconds kMarkEvery{100};
 
+Millis steady_now() {
+  return SteadyClock().now();
+}
+
 std::int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -247,6 +251,7 @@ void ChangeWatcher::handle_insert(const bson_t* event) {
   bson_iter_t it;
   if (!bson_iter_init_find(&it, event, "fullDocument") || !BSON_ITER_HOLDS_DOCUMENT(&it)) {
     ++context_.stats.malformed;
+    skipped_documents_.skipped(steady_now(), "an insert event without its document");
     return;
   }
   std::uint32_t length = 0;
@@ -255,6 +260,7 @@ void ChangeWatcher::handle_insert(const bson_t* event) {
   bson_t full;
   if (!bson_init_static(&full, data, length)) {
     ++context_.stats.malformed;
+    skipped_documents_.skipped(steady_now(), "an inserted document that is not BSON");
     return;
   }
   bson_iter_t id;
@@ -266,7 +272,7 @@ void ChangeWatcher::handle_insert(const bson_t* event) {
   auto doc = wire::decode_document(&full);
   if (!doc.ok()) {
     ++context_.stats.malformed;
-    spdlog::debug("skipping a malformed document: {}", doc.error().message);
+    skipped_documents_.skipped(steady_now(), "a malformed document: {}", doc.error().message);
     return;
   }
   deliver(std::move(*doc), cluster_time_of(event));
@@ -280,7 +286,8 @@ std::size_t ChangeWatcher::deliver(wire::Document document,
   auto unpacked = wire::unpack_document(document);
   if (!unpacked.ok()) {
     ++context_.stats.malformed;
-    spdlog::debug("skipping a malformed packed document: {}", unpacked.error().message);
+    skipped_documents_.skipped(steady_now(), "a malformed packed document: {}",
+                               unpacked.error().message);
     return 0;
   }
   if (!*unpacked) {
@@ -398,6 +405,8 @@ void ChangeWatcher::refill(const PooledClient& client) {
     auto decoded = wire::decode_document(doc);
     if (!decoded.ok()) {
       ++context_.stats.malformed;
+      skipped_documents_.skipped(steady_now(), "a malformed document (re-read): {}",
+                                 decoded.error().message);
       continue;
     }
     // Re-read documents have no known place in the order: servers cannot skip

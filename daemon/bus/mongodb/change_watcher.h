@@ -26,6 +26,7 @@
 #include "daemon/bus/mongodb/bus_context.h"
 #include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/bus/mongodb/resume_state.h"
+#include "daemon/common/skip_log.h"
 
 namespace siobridge::bus::mongodb {
 
@@ -72,6 +73,7 @@ class ChangeWatcher {
   BusContext& context_;
   ResumeStateFile state_file_;
   RecentIds recent_;
+  SkipLog skipped_documents_;  // documents that did not decode
   std::atomic<unsigned> rank_{0};
 
   struct Mark {
