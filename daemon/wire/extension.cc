@@ -98,6 +98,14 @@ std::vector<PackedMessage> read_packed_array(const msgpack::object& o) {
   return messages;
 }
 
+// A Pack's map up to the value of its key `m`, the messages.
+void write_pack_head(Packer& packer) {
+  packer.pack_map(2);
+  pack_str(packer, kKind);
+  packer.pack_uint8(6);
+  pack_str(packer, "m");
+}
+
 void write_packed_array(Packer& packer, const std::vector<PackedMessage>& messages) {
   packer.pack_array(static_cast<std::uint32_t>(messages.size()));
   for (const auto& m : messages) {
@@ -352,10 +360,7 @@ Bytes encode_extension(const Extension& extension) {
           pack_bin(packer, ext.frame);
         } else {
           static_assert(std::is_same_v<T, Pack>);
-          packer.pack_map(2);
-          pack_str(packer, kKind);
-          packer.pack_uint8(6);
-          pack_str(packer, "m");
+          write_pack_head(packer);
           write_packed_array(packer, ext.messages);
         }
       },
@@ -377,6 +382,15 @@ Bytes encode_packed_messages(const std::vector<PackedMessage>& messages) {
   BytesWriter writer(out);
   Packer packer(writer);
   write_packed_array(packer, messages);
+  return out;
+}
+
+Bytes encode_pack_extension(std::string_view encoded_messages) {
+  Bytes out;
+  BytesWriter writer(out);
+  Packer packer(writer);
+  write_pack_head(packer);
+  out.append(encoded_messages);
   return out;
 }
 

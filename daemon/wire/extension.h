@@ -153,4 +153,8 @@ Result<Extension> decode_extension(std::string_view bytes);
 Bytes encode_packed_messages(const std::vector<PackedMessage>& messages);
 Result<std::vector<PackedMessage>> decode_packed_messages(std::string_view bytes);
 
+// The Pack around messages already encoded by encode_packed_messages: the
+// bytes encode_extension(Pack{messages}) gives, without encoding them again.
+Bytes encode_pack_extension(std::string_view encoded_messages);
+
 }  // namespace siobridge::wire

@@ -101,8 +101,11 @@ BuiltPack build_pack(const std::string& origin, std::vector<PackedMessage> messa
                      PackCompressor& compressor) {
   const Bytes encoded = encode_packed_messages(messages);
   auto frame = compressor.compress(encoded);
-  if (!frame) return {pack_document(origin, std::move(messages)), encoded.size(), false};
   std::string ns = messages.empty() ? "/" : std::move(messages.front().ns);
+  if (!frame) {
+    return {pack_envelope(origin, std::move(ns), encode_pack_extension(encoded)), encoded.size(),
+            false};
+  }
   return {pack_envelope(origin, std::move(ns), encode_extension(CompressedPack{std::move(*frame)})),
           encoded.size(), true};
 }

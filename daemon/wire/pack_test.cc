@@ -140,6 +140,7 @@ TEST_CASE("a pack stays plain when compressing would not pay") {
         {MessageKind::kRequest, "/", std::nullopt, std::nullopt, noise, std::nullopt}};
     const auto built = build_pack(A, messages, compressor);
     CHECK_FALSE(built.compressed);
+    CHECK(built.document == pack_document(A, messages));
     auto unpacked = unpack_document(built.document);
     REQUIRE(unpacked.ok());
     REQUIRE(unpacked->has_value());
