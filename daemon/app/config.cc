@@ -65,6 +65,18 @@ SettingDef def(std::string key, std::string default_value, std::string help, App
   return {std::move(info), std::move(apply)};
 }
 
+// A setting of true or false, stored in the field `field` gives.
+SettingDef bool_def(std::string key, std::string default_value, std::string help,
+                    bool& (*field)(DaemonConfig&)) {
+  return def(std::move(key), std::move(default_value), std::move(help),
+             [field](DaemonConfig& c, const std::string& v) -> Status {
+               auto b = parse_bool(v);
+               if (!b) return b.error();
+               field(c) = *b;
+               return {};
+             });
+}
+
 const std::vector<SettingDef>& definitions() {
   static const std::vector<SettingDef> defs = [] {
     std::vector<SettingDef> d;
@@ -149,14 +161,9 @@ const std::vector<SettingDef>& definitions() {
                       c.listen.tls_key = v;
                       return {};
                     }));
-    d.push_back(def("listen.allow_insecure_tcp", "false",
-                    "allow TCP without TLS on a non-loopback address",
-                    [](DaemonConfig& c, const std::string& v) -> Status {
-                      auto b = parse_bool(v);
-                      if (!b) return b.error();
-                      c.listen.allow_insecure_tcp = *b;
-                      return {};
-                    }));
+    d.push_back(bool_def("listen.allow_insecure_tcp", "false",
+                         "allow TCP without TLS on a non-loopback address",
+                         [](DaemonConfig& c) -> bool& { return c.listen.allow_insecure_tcp; }));
     d.push_back(def("mongodb.uri", "",
                     "MongoDB replica set or sharded cluster; empty: this host only (in memory)",
                     [](DaemonConfig& c, const std::string& v) -> Status {
@@ -211,24 +218,14 @@ const std::vector<SettingDef>& definitions() {
                   v == "binary" ? wire::DataFormat::kBinary : wire::DataFormat::kInt32Array;
               return {};
             }));
-    d.push_back(def("mongodb.pack_messages", "true",
-                    "what only siobridge nodes read goes many messages per document "
-                    "(socketioxide nodes still get documents of their own)",
-                    [](DaemonConfig& c, const std::string& v) -> Status {
-                      auto b = parse_bool(v);
-                      if (!b) return b.error();
-                      mongo(c).pack_messages = *b;
-                      return {};
-                    }));
-    d.push_back(def("mongodb.compress_packs", "true",
-                    "packs go zstd-compressed when that saves an eighth (read by siobridge "
-                    "daemons of this version on; false while older ones run)",
-                    [](DaemonConfig& c, const std::string& v) -> Status {
-                      auto b = parse_bool(v);
-                      if (!b) return b.error();
-                      mongo(c).compress_packs = *b;
-                      return {};
-                    }));
+    d.push_back(bool_def("mongodb.pack_messages", "true",
+                         "what only siobridge nodes read goes many messages per document "
+                         "(socketioxide nodes still get documents of their own)",
+                         [](DaemonConfig& c) -> bool& { return mongo(c).pack_messages; }));
+    d.push_back(bool_def("mongodb.compress_packs", "true",
+                         "packs go zstd-compressed when that saves an eighth (read by siobridge "
+                         "daemons of this version on; false while older ones run)",
+                         [](DaemonConfig& c) -> bool& { return mongo(c).compress_packs; }));
     d.push_back(def("mongodb.write_concern", "majority",
                     "majority (survives a failover) or 1 (the primary alone; faster); both "
                     "journaled",
