@@ -27,9 +27,15 @@ ApiContext::~ApiContext() {
 }
 
 void ApiContext::schedule_stall_check() {
-  engine.after(Millis{1000}, [this, cancelled = stall_check_cancelled_] {
+  // While work waits for the servers, often: producers paused for a server
+  // that then stopped reading resume once the gate sees it passed the stall
+  // grace (the change stream sees it by itself: FlowGate::wait_open).
+  auto& gate = engine.flow_gate();
+  const Millis every = gate.is_open() && gate.total_bytes() == 0 ? Millis{1000} : Millis{25};
+  engine.after(every, [this, cancelled = stall_check_cancelled_] {
     if (*cancelled) return;
     const auto now = std::chrono::steady_clock::now();
+    engine.flow_gate().poll(now);
     for (const auto& attachment : attachments()) attachment->close_if_stalled(now);
     schedule_stall_check();
   });

@@ -30,6 +30,10 @@ struct ApiLimits {
   // a server that reads nothing for stall_timeout while work waits is closed
   // with RESOURCE_EXHAUSTED, and so is one past the hard limits below.
   std::size_t backpressure_bytes = 4u << 20;
+  // What waits for all of them together past which the producers pause, even
+  // when the servers it waits for stopped reading (those do not hold the
+  // others up: FlowGate's stall grace).
+  std::size_t total_backpressure_bytes = 16u << 20;
   Millis stall_timeout{10'000};
   std::size_t attachment_queue_messages = 1'000'000;
   std::size_t attachment_queue_bytes = 64u << 20;
@@ -74,7 +78,9 @@ class ApiContext {
   bool wait_idle(std::chrono::steady_clock::time_point deadline) SIOBRIDGE_EXCLUDES(mutex_);
 
  private:
-  // Every second on the core thread: closes the attachments that stopped reading.
+  // On the core thread, every second (more often while work waits for the
+  // servers): resumes producers the flow gate no longer holds, closes the
+  // attachments that stopped reading.
   void schedule_stall_check();
 
   const std::string instance_;

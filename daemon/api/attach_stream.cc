@@ -55,7 +55,6 @@ class AttachStream::StreamReactor final : public Reactor {
   }
   void OnWriteDone(bool ok) override {
     const bool drained = owner_->outbox_.on_write_done(ok);
-    owner_->progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
     owner_->report_backlog();
     if (drained) owner_->release_drained_backlog();
   }
@@ -87,8 +86,7 @@ AttachStream::AttachStream(ApiContext& context, Operations& operations,
           [this](pb::DaemonMessage& last, std::size_t last_items, std::size_t last_bytes,
                  pb::DaemonMessage& next, std::size_t next_bytes) {
             return batcher_.append(last, last_items, last_bytes, next, next_bytes);
-          }),
-      progress_at_(std::chrono::steady_clock::now().time_since_epoch().count()) {}
+          }) {}
 
 AttachStream::Reactor* AttachStream::start(ApiContext& context, Operations& operations,
                                            grpc::CallbackServerContext* call) {
@@ -429,10 +427,6 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
           "queue limit");
     return;
   }
-  if (queued == 0) {
-    // Waiting starts now: an idle stream is not a stalled one.
-    progress_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
-  }
   // The Commands of one core turn leave together: the first registers a write
   // for the end of the turn instead of starting one alone, which would send it
   // by itself and wake the server once more for the rest.
@@ -471,7 +465,7 @@ std::size_t AttachStream::backlog() const {
 }
 
 void AttachStream::report_backlog() {
-  context_.engine.flow_gate().report(this, backlog());
+  context_.engine.flow_gate().report(this, backlog(), outbox_.writing_since());
 }
 
 void AttachStream::read_next(std::size_t bytes) {
@@ -518,15 +512,15 @@ void AttachStream::read_when_producers_may_go() {
 }
 
 void AttachStream::close_if_stalled(std::chrono::steady_clock::time_point now) {
-  if (outbox_.size() == 0) return;
-  const auto since =
-      now.time_since_epoch() - std::chrono::steady_clock::duration(progress_at_.load());
-  if (since < context_.limits.stall_timeout) return;
+  // Only a write the server leaves unread stalls it: work still being made on
+  // the core thread, or waiting for the end of its turn, never does.
+  const auto since = outbox_.writing_since();
+  if (!since || now - *since < context_.limits.stall_timeout) return;
   close({grpc::StatusCode::RESOURCE_EXHAUSTED,
-         fmt::format("the server stopped reading its Attach stream: nothing was read for {} ms "
-                     "while {} messages ({} bytes) waited (limits.stall_timeout); the daemon "
+         fmt::format("the server stopped reading its Attach stream: a write waited {} ms for it "
+                     "while {} messages ({} bytes) were queued (limits.stall_timeout); the daemon "
                      "closed it",
-                     std::chrono::duration_cast<std::chrono::milliseconds>(since).count(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(now - *since).count(),
                      outbox_.size(), outbox_.bytes())},
         "stalled reader");
 }

@@ -9,10 +9,12 @@
 //
 // A process that reads slower than the cluster sends slows the cluster's
 // producers down instead (the engine's FlowGate: this stream reports what waits
-// in its outbox); past limits.backpressure_bytes its volatile packets are
-// dropped. One that stops reading (nothing written for limits.stall_timeout
-// while work waits) or goes past the hard limits is closed with
-// RESOURCE_EXHAUSTED and its servers detached.
+// in its outbox and since when its write waits); past
+// limits.backpressure_bytes its volatile packets are dropped. One that stops
+// reading holds nobody up past the gate's stall grace: its queue grows, within
+// limits.total_backpressure_bytes for all servers together, until a write has
+// waited limits.stall_timeout for it or it passes the hard limits; then it is
+// closed with RESOURCE_EXHAUSTED and its servers detached.
 //
 // What the stream read is bounded too: past kMaxUntakenBytes of calls that
 // the core thread has not taken yet, reading waits for it (a burst otherwise
@@ -53,7 +55,7 @@ class Attachment final : public core::LocalServer {
   void deliver(const core::Command& command) override;
   // Ends this server's stream (and so every server on it) with `status`.
   void close(const grpc::Status& status, const char* reason);
-  // Closes the stream if it wrote nothing for limits.stall_timeout while work waited.
+  // Closes the stream if a write to it has waited limits.stall_timeout.
   void close_if_stalled(std::chrono::steady_clock::time_point now);
 
  private:
@@ -119,8 +121,6 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   const CommandBatcher batcher_;
   Outbox<::siobridge::v1::DaemonMessage> outbox_;
 
-  // When the outbox last made progress (a write completed, or it was empty).
-  std::atomic<std::chrono::steady_clock::rep> progress_at_;
   // The most bytes waited in the outbox since it was last empty.
   std::atomic<std::size_t> peak_bytes_{0};
 

@@ -46,11 +46,16 @@ const grpc::Status kDraining{grpc::StatusCode::UNAVAILABLE, "the daemon is shutt
 // than waited for); questions do not.
 enum class Gate { kWait, kPass };
 
+// Questions about the daemon itself run before the work waiting on the core
+// thread (Engine::post_urgent): a status must not wait behind a backlog.
+enum class Lane { kInOrder, kUrgent };
+
 // Validates, then runs `work(node, finish)` on the core thread; `finish`
 // reports the outcome once.
 template <typename Reply, typename Work>
 void run(ApiContext& context, const char* name, const grpc::Status& invalid,
-         std::function<void(const grpc::Status&, Reply)> done, Work work, Gate gate = Gate::kPass) {
+         std::function<void(const grpc::Status&, Reply)> done, Work work, Gate gate = Gate::kPass,
+         Lane lane = Lane::kInOrder) {
   auto tracked = std::make_shared<Tracked>(context, name);
   if (!invalid.ok()) {
     tracked->end(invalid.error_code());
@@ -66,9 +71,14 @@ void run(ApiContext& context, const char* name, const grpc::Status& invalid,
     tracked->end(status.error_code());
     done(status, std::move(reply));
   };
-  auto start = [&context, work = std::move(work), finish = std::move(finish)]() mutable {
-    context.engine.post([work = std::move(work), finish = std::move(finish)](
-                            core::Node& node) mutable { work(node, finish); });
+  auto start = [&context, lane, work = std::move(work), finish = std::move(finish)]() mutable {
+    std::function<void(core::Node&)> task = [work = std::move(work), finish = std::move(finish)](
+                                                core::Node& node) mutable { work(node, finish); };
+    if (lane == Lane::kUrgent) {
+      context.engine.post_urgent(std::move(task));
+    } else {
+      context.engine.post(std::move(task));
+    }
   };
   if (gate == Gate::kWait) {
     context.engine.when_producers_may_go(std::move(start));
@@ -355,7 +365,8 @@ void Operations::status(Done<pb::StatusReply> done) {
           out->set_queued_messages(queued[a.id]);
         }
         finish(grpc::Status::OK, std::move(reply));
-      });
+      },
+      Gate::kPass, Lane::kUrgent);
 }
 
 }  // namespace siobridge::api

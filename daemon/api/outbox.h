@@ -10,8 +10,10 @@
 // Thread-safe. StartWrite is always called outside the lock; Merge inside it.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
+#include <optional>
 
 #include "daemon/common/mutex.h"
 
@@ -53,7 +55,7 @@ class Outbox {
       }
       queue_.push_back(Entry{std::move(message), bytes, 1, mergeable});
       if (!writing_ && start_write) {
-        writing_ = true;
+        begin_write();
         start = &queue_.front().message;
       }
     }
@@ -67,7 +69,7 @@ class Outbox {
     {
       MutexLock lock(mutex_);
       if (closed_ || writing_ || queue_.empty()) return;
-      writing_ = true;
+      begin_write();
       start = &queue_.front().message;
     }
     start_write_(start);
@@ -82,9 +84,11 @@ class Outbox {
       if (!queue_.empty()) drop(queue_.begin());
       if (!ok) closed_ = true;
       if (!queue_.empty() && !closed_) {
+        begin_write();
         start = &queue_.front().message;
       } else {
         writing_ = false;
+        write_started_.reset();
         empty = queue_.empty();
       }
     }
@@ -108,6 +112,14 @@ class Outbox {
     MutexLock lock(mutex_);
     return bytes_;
   }
+  // When the write in flight began; none while nothing is being written. A
+  // reader that stops reading leaves its last write in flight: this is its
+  // stall clock, which never runs while messages merely wait to be written.
+  std::optional<std::chrono::steady_clock::time_point> writing_since() const
+      SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
+    return write_started_;
+  }
   // Messages waiting or being written, after merging.
   std::size_t messages() const SIOBRIDGE_EXCLUDES(mutex_) {
     MutexLock lock(mutex_);
@@ -122,6 +134,11 @@ class Outbox {
     bool mergeable;
   };
 
+  void begin_write() SIOBRIDGE_REQUIRES(mutex_) {
+    writing_ = true;
+    write_started_ = std::chrono::steady_clock::now();
+  }
+
   void drop(typename std::deque<Entry>::iterator entry) SIOBRIDGE_REQUIRES(mutex_) {
     bytes_ -= entry->bytes;
     items_ -= entry->items;
@@ -135,6 +152,7 @@ class Outbox {
   std::size_t bytes_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
   std::size_t items_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
   bool writing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  std::optional<std::chrono::steady_clock::time_point> write_started_ SIOBRIDGE_GUARDED_BY(mutex_);
   bool closed_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
 };
 

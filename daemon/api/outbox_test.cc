@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,28 @@ TEST_CASE("outbox: pushes that do not start a write wait for kick, merged") {
   closed.outbox.kick();
   CHECK(closed.started.empty());
   CHECK(closed.outbox.size() == 0);
+}
+
+TEST_CASE("outbox: the stall clock runs only while a write is in flight") {
+  MergingWriter w;
+  // Queued for the end of a turn: nothing written yet, so nothing can be stalled.
+  REQUIRE(w.outbox.push("a", 10, /*mergeable=*/true, /*start_write=*/false));
+  REQUIRE(w.outbox.push("b", 10, /*mergeable=*/true, /*start_write=*/false));
+  CHECK_FALSE(w.outbox.writing_since().has_value());
+  const auto before = std::chrono::steady_clock::now();
+  w.outbox.kick();
+  const auto first = w.outbox.writing_since();
+  REQUIRE(first.has_value());
+  CHECK(*first >= before);
+  REQUIRE(w.outbox.push("c", 10));
+  // The next write starts when the first completes: its own clock.
+  w.outbox.on_write_done(true);
+  const auto second = w.outbox.writing_since();
+  REQUIRE(second.has_value());
+  CHECK(*second >= *first);
+  // Drained: no write in flight, the clock stops.
+  CHECK(w.outbox.on_write_done(true));
+  CHECK_FALSE(w.outbox.writing_since().has_value());
 }
 
 }  // namespace siobridge::api

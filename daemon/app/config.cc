@@ -294,6 +294,15 @@ const std::vector<SettingDef>& definitions() {
                       c.limits.backpressure_bytes = *n;
                       return {};
                     }));
+    d.push_back(def("limits.total_backpressure_bytes", "16MiB",
+                    "bytes waiting for all attached servers together past which the daemon's "
+                    "producers pause, even when the servers holding them stopped reading",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_size(v);
+                      if (!n) return n.error();
+                      c.limits.total_backpressure_bytes = *n;
+                      return {};
+                    }));
     d.push_back(def("limits.stall_timeout", "10s",
                     "an attached server that reads nothing for this long while work waits is "
                     "closed (RESOURCE_EXHAUSTED); the adapter reattaches",
@@ -471,6 +480,11 @@ Status validate(DaemonConfig& c) {
   if (c.node.restart_grace.count() <= 0) return bad("node.restart_grace must be positive");
   if (c.limits.attachment_queue_bytes < 2 * c.limits.backpressure_bytes) {
     return bad("limits.attachment_queue_bytes must be at least twice limits.backpressure_bytes");
+  }
+  if (c.limits.total_backpressure_bytes < 2 * c.limits.backpressure_bytes) {
+    return bad(
+        "limits.total_backpressure_bytes must be at least twice limits.backpressure_bytes: one "
+        "server that stopped reading would otherwise pause the others");
   }
   return {};
 }

@@ -58,9 +58,12 @@ class EngineCollector final : public prometheus::Collectable {
       core::NodeStatus status;
       core::RecoveryTotals recovery;
     };
-    auto snapshot = engine_.call([](core::Node& node) {
-      return Snapshot{node.stats(), node.status(), node.recovery_totals()};
-    });
+    // Urgent: a scrape is answered within a turn, not behind a backlog.
+    auto snapshot = engine_.call(
+        [](core::Node& node) {
+          return Snapshot{node.stats(), node.status(), node.recovery_totals()};
+        },
+        /*urgent=*/true);
     std::vector<MetricFamily> out;
     const auto& s = snapshot.stats;
     {
@@ -89,6 +92,12 @@ class EngineCollector final : public prometheus::Collectable {
         .add(static_cast<double>(s.extensions_in), {{"direction", "in"}})
         .add(static_cast<double>(s.extensions_out), {{"direction", "out"}});
     const auto* mongo = engine_.mongo_stats();
+    if (const auto* bus = engine_.mongo_bus()) {
+      FamilyBuilder(out, "siobridge_change_stream_core_backlog_bytes",
+                    "Bytes read from the change stream that the core thread has not taken yet.",
+                    MetricType::Gauge)
+          .add(static_cast<double>(bus->core_backlog()));
+    }
     FamilyBuilder(
         out, "siobridge_decode_errors_total",
         "Documents skipped because they did not decode (document: BSON layout, payload: msgpack).",
@@ -166,6 +175,11 @@ class EngineCollector final : public prometheus::Collectable {
     FamilyBuilder(out, "siobridge_attached_servers", "Servers attached to this daemon.",
                   MetricType::Gauge)
         .add(static_cast<double>(status.attachments.size()));
+    FamilyBuilder(out, "siobridge_servers_queued_bytes",
+                  "Bytes waiting to be written to the attached servers, all together "
+                  "(limits.total_backpressure_bytes bounds it).",
+                  MetricType::Gauge)
+        .add(static_cast<double>(engine_.flow_gate().total_bytes()));
     FamilyBuilder(out, "siobridge_operations_in_flight", "Operations waiting for answers.",
                   MetricType::Gauge)
         .add(static_cast<double>(status.operations_in_flight));

@@ -45,7 +45,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
   engine->uid_ = options.node.uid;
   if (options.node.instance.empty()) options.node.instance = wire::generate_id().substr(0, 8);
   engine->instance_ = options.node.instance;
-  engine->flow_gate_ = std::make_unique<FlowGate>(options.flow_high_water, options.flow_low_water);
+  engine->flow_gate_ = std::make_unique<FlowGate>(options.flow);
   if (options.mongodb) {
     auto bus = bus::mongodb::MongoBus::create(
         std::move(*options.mongodb), engine->uid_, *raw,
@@ -139,6 +139,10 @@ void Engine::post(std::function<void(core::Node&)> fn) {
   enqueue([this, fn = std::move(fn)] { fn(*node_); });
 }
 
+void Engine::post_urgent(std::function<void(core::Node&)> fn) {
+  enqueue([this, fn = std::move(fn)] { fn(*node_); }, /*urgent=*/true);
+}
+
 void Engine::after(Millis delay, std::function<void()> fn) {
   enqueue([this, delay, fn = std::move(fn)]() mutable {
     timers_.schedule(clock_.now() + delay, std::move(fn));
@@ -180,11 +184,11 @@ void Engine::check_conditions() {
   }
 }
 
-void Engine::enqueue(std::function<void()> fn) {
+void Engine::enqueue(std::function<void()> fn, bool urgent) {
   {
     MutexLock lock(inbox_mutex_);
     if (stopping_) return;
-    inbox_.push_back(std::move(fn));
+    (urgent ? urgent_ : inbox_).push_back(std::move(fn));
   }
   uv_async_send(&wakeup_);
 }
@@ -194,24 +198,38 @@ void Engine::loop_main() {
 }
 
 void Engine::drain_inbox() {
-  // What this turn queues for one Attach stream leaves as one write when it ends.
-  TurnFlush::Scope turn;
-  std::vector<std::function<void()>> batch;
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::function<void()>> urgent;
   bool stopping;
   {
     MutexLock lock(inbox_mutex_);
-    batch.swap(inbox_);
+    urgent.swap(urgent_);
+    for (auto& fn : inbox_) backlog_.push_back(std::move(fn));
+    inbox_.clear();
     stopping = stopping_;
   }
-  for (auto& fn : batch) fn();
-  timers_.run_due(clock_.now());
-  after_events();
+  {
+    // What this turn queues for one Attach stream leaves as one write when it ends.
+    TurnFlush::Scope turn;
+    for (auto& fn : urgent) fn();
+    // At least one item a turn, so that work always moves; all of it when stopping.
+    do {
+      if (backlog_.empty()) break;
+      auto fn = std::move(backlog_.front());
+      backlog_.pop_front();
+      fn();
+    } while (stopping || std::chrono::steady_clock::now() - started < kTurnBudget);
+    timers_.run_due(clock_.now());
+    after_events();
+  }
   if (stopping) {
     uv_timer_stop(&timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     return;
   }
+  // The rest in a later turn of the loop: due timers run before it.
+  if (!backlog_.empty()) uv_async_send(&wakeup_);
   arm_timer();
 }
 

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -35,10 +37,8 @@ namespace siobridge::runtime {
 struct EngineOptions {
   core::NodeConfig node;
   std::optional<bus::mongodb::MongoBusConfig> mongodb;  // none: in-memory bus
-  // Back-pressure (FlowGate): bytes waiting for one attached server past which
-  // producers pause, and under which they resume.
-  std::size_t flow_high_water = 8u << 20;
-  std::size_t flow_low_water = 2u << 20;
+  // Back-pressure (FlowGate) from the attached servers to the producers.
+  FlowGate::Marks flow{};
 };
 
 class Engine final : private bus::BusListener {
@@ -56,12 +56,26 @@ class Engine final : private bus::BusListener {
   // Stops the bus (writing what is queued for up to `drain`), then the loop.
   void stop(Millis drain);
 
-  // Runs `fn` on the core thread.
+  // Runs `fn` on the core thread, after everything posted before it.
   void post(std::function<void(core::Node&)> fn);
+  // Runs `fn` on the core thread before the ordinary work still waiting there,
+  // within one turn budget (kTurnBudget): for questions about the daemon
+  // (Status, metrics) that must not wait behind a backlog. Order among urgent
+  // posts is kept; `fn` must only read, or change nothing that ordinary work
+  // depends on.
+  void post_urgent(std::function<void(core::Node&)> fn);
   // Runs `fn` on the core thread and waits for its result. Once the engine has
   // stopped (or before it starts) it runs `fn` on the calling thread instead.
+  // `urgent`: as post_urgent().
   template <typename Fn>
-  auto call(Fn&& fn) -> decltype(fn(std::declval<core::Node&>()));
+  auto call(Fn&& fn, bool urgent = false) -> decltype(fn(std::declval<core::Node&>()));
+
+  // How long the core thread works through posted work before it ends its turn:
+  // the writes that work queued for the servers leave, due timers run and
+  // urgent posts are answered, then the rest follows. A backlog of megabytes
+  // from MongoDB thus reaches the servers in a stream, not seconds later in one
+  // piece, and the stall clock of a server never runs while the core produces.
+  static constexpr std::chrono::milliseconds kTurnBudget{10};
 
   // Runs `fn` on the core thread after `delay`.
   void after(Millis delay, std::function<void()> fn);
@@ -81,6 +95,8 @@ class Engine final : private bus::BusListener {
     return mongo_bus_ ? &mongo_bus_->stats() : nullptr;
   }
   bool uses_mongodb() const { return mongo_bus_ != nullptr; }
+  // Null on the in-memory bus.
+  const bus::mongodb::MongoBus* mongo_bus() const { return mongo_bus_; }
   FlowGate& flow_gate() { return *flow_gate_; }
   // Runs `resume` once producers may go on: no attached server has too much
   // waiting (flow_gate) and MongoDB's write queue is not past its back-pressure
@@ -91,8 +107,9 @@ class Engine final : private bus::BusListener {
 
  private:
   Engine() = default;
-  void enqueue(std::function<void()> fn);
+  void enqueue(std::function<void()> fn, bool urgent = false);
   void loop_main();
+  // One turn: urgent work, then ordinary work for up to kTurnBudget.
   void drain_inbox();
   void arm_timer();
   void update_rank();
@@ -135,19 +152,28 @@ class Engine final : private bus::BusListener {
   core::TimerId state_save_timer_ = 0;
   bool state_frozen_ = false;
   std::thread thread_;
+  // Ordinary work taken from inbox_ that a turn's budget left for the next
+  // turns (core thread only).
+  std::deque<std::function<void()>> backlog_;
   Mutex inbox_mutex_;
   std::vector<std::function<void()>> inbox_ SIOBRIDGE_GUARDED_BY(inbox_mutex_);
+  std::vector<std::function<void()>> urgent_ SIOBRIDGE_GUARDED_BY(inbox_mutex_);
   bool stopping_ SIOBRIDGE_GUARDED_BY(inbox_mutex_) = false;
   std::atomic<bool> started_{false}, stopped_{false};
 };
 
 template <typename Fn>
-auto Engine::call(Fn&& fn) -> decltype(fn(std::declval<core::Node&>())) {
+auto Engine::call(Fn&& fn, bool urgent) -> decltype(fn(std::declval<core::Node&>())) {
   using R = decltype(fn(std::declval<core::Node&>()));
   if (!running()) return fn(*node_);
   auto task = std::make_shared<std::packaged_task<R(core::Node&)>>(std::forward<Fn>(fn));
   auto result = task->get_future();
-  post([task](core::Node& node) { (*task)(node); });
+  std::function<void(core::Node&)> run = [task](core::Node& node) { (*task)(node); };
+  if (urgent) {
+    post_urgent(std::move(run));
+  } else {
+    post(std::move(run));
+  }
   return result.get();
 }
 

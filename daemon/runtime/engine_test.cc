@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "daemon/common/mutex.h"
+#include "daemon/common/turn_flush.h"
 
 namespace siobridge::runtime {
 namespace {
@@ -137,6 +138,39 @@ TEST_CASE("engine: a broadcast from one attached server reaches the other, in me
   const auto command = await(received);
   CHECK(command.kind == core::CommandKind::kBroadcast);
   CHECK(command.packet == packet);
+  engine->stop(Millis{0});
+}
+
+TEST_CASE("engine: a long backlog is worked through in turns; urgent work and flushes go between") {
+  auto engine = memory_engine();
+  engine->start();
+  constexpr int kTasks = 1000;
+  std::atomic<int> done{0};
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  // The first task holds the core thread until everything below is posted, so
+  // that all of it waits behind work that outlasts a turn's budget.
+  engine->post([released](core::Node&) { released.wait(); });
+  std::atomic<int> flushed_after = -1;
+  engine->post([&](core::Node&) { TurnFlush::defer([&] { flushed_after = done.load(); }); });
+  for (int i = 0; i < kTasks; ++i) {
+    engine->post([&](core::Node&) {
+      std::this_thread::sleep_for(1ms);  // work that takes time
+      ++done;
+    });
+  }
+  std::promise<int> urgent_saw;
+  auto urgent = urgent_saw.get_future();
+  engine->post_urgent([&](core::Node&) { urgent_saw.set_value(done.load()); });
+  release.set_value();
+
+  // Answered in the next turn, long before the backlog is worked through.
+  CHECK(await(urgent) < kTasks);
+  // The flush registered by an early task ran when its turn ended, before the rest.
+  engine->call([](core::Node&) { return 0; });
+  CHECK(done == kTasks);
+  CHECK(flushed_after >= 0);
+  CHECK(flushed_after < kTasks);
   engine->stop(Millis{0});
 }
 

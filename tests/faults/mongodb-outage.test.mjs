@@ -22,9 +22,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { scrapeMetrics } from "../../client/node/test/support/daemon.mjs";
 import {
-  Pump, PrivateMongo, ServerProcess, Tally, ctlBusState, dispose, eventually, faultsMongoPort, figure, freePort,
-  health, metric, mongoArgs, mongoUnavailable, seconds, settle, startDaemons, stopPumps, total,
+  Pump, PrivateMongo, ServerProcess, Tally, ctlBusState, daemonBusy, dispose, eventually, faultsMongoPort, figure,
+  freePort, health, metric, mongoArgs, mongoUnavailable, seconds, settle, startDaemons, stopPumps, total,
 } from "./support/faults.mjs";
 
 const OUTAGE_MS = Number(process.env.SIOBRIDGE_FAULTS_MONGO_DOWN_MS ?? 15000);
@@ -35,7 +36,7 @@ const DETECT_DEADLINE_MS = 10000;
 const RECOVER_DEADLINE_MS = 60000;
 
 describe("MongoDB outages under two-way traffic", { skip: mongoUnavailable() }, () => {
-  let mongo, a, b, serverA, serverB, metricsA;
+  let mongo, a, b, serverA, serverB, metricsA, metricsB;
   const clientsA = [], clientsB = [];
 
   before(async () => {
@@ -43,13 +44,18 @@ describe("MongoDB outages under two-way traffic", { skip: mongoUnavailable() }, 
     const uri = await mongo.start();
     // A TTL (hence a queue age) far above the outage plus MongoDB's start-up
     // under Wine (~30 s): nothing queued may expire before it is written.
+    // A stall timeout of 2 s: a server that reads is never closed for it,
+    // however long the core works through a backlog (issue 26; on the code
+    // before, the backlog test closed B's server and lost what it held).
     const args = mongoArgs(uri, `siobridge_faults_${randomBytes(5).toString("hex")}`, [
       "--mongodb-ttl", "300s",
       "--node-heartbeat-interval", "1s", "--node-heartbeat-timeout", "10s",
       "--node-request-timeout", "5s", "--node-local-timeout", "2s",
+      "--limits-stall-timeout", "2s",
     ]);
     metricsA = `127.0.0.1:${await freePort()}`;
-    [a, b] = await startDaemons([[...args, "--metrics-listen", metricsA], args]);
+    metricsB = `127.0.0.1:${await freePort()}`;
+    [a, b] = await startDaemons([[...args, "--metrics-listen", metricsA], [...args, "--metrics-listen", metricsB]]);
     serverA = await new ServerProcess({ address: a.address, label: "on-a" }).start();
     serverB = await new ServerProcess({ address: b.address, label: "on-b" }).start();
     await eventually(async () => (await serverA.do("serverCount")) === 2 && (await serverB.do("serverCount")) === 2,
@@ -68,6 +74,18 @@ describe("MongoDB outages under two-way traffic", { skip: mongoUnavailable() }, 
     for (const daemon of [a, b]) await dispose(daemon);
     await mongo?.stop();
   });
+
+  /** Whether either daemon still holds work on its way (settle waits for it). */
+  async function busy() {
+    return (await daemonBusy(metricsA)) || (await daemonBusy(metricsB));
+  }
+
+  /** Attach streams the daemon closed (a stalled or overflowing server), all reasons. */
+  async function closedStreams(address) {
+    const text = await scrapeMetrics(address);
+    return text.split("\n").filter((l) => l.startsWith("siobridge_attachments_closed_total{"))
+      .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+  }
 
   /** Every way the daemon reports its bus: Status RPC, siobridgectl and gRPC health. */
   async function reported(daemon) {
@@ -125,7 +143,7 @@ describe("MongoDB outages under two-way traffic", { skip: mongoUnavailable() }, 
                      "traffic after the outage");
 
     await Promise.all([fromA.stop(), fromB.stop()]);
-    await settle([[towardA, fromB.sent], [towardB, fromA.sent]]);
+    await settle([[towardA, fromB.sent], [towardB, fromA.sent]], { busy: () => busy() });
     const figures = { towardA: total(towardA, fromB.sent), towardB: total(towardB, fromA.sent) };
     const sentBeforeUp = [fromA.sentBefore(upAt), fromB.sentBefore(upAt)];
     const caughtUp = Math.max(
@@ -189,6 +207,7 @@ describe("MongoDB outages under two-way traffic", { skip: mongoUnavailable() }, 
     const QUEUED = "siobridge_mongodb_write_queue_bytes";
     const tallies = clientsB.map((c) => new Tally(c, "backlog"));
     const releasesBefore = await metric(metricsA, RELEASES);
+    const closedBefore = await closedStreams(metricsB);
     const downAt = Date.now();
     await mongo.stop();
     await eventually(async () => (await a.status()).bus_state === "unavailable", DETECT_DEADLINE_MS, "A unavailable");
@@ -202,18 +221,24 @@ describe("MongoDB outages under two-way traffic", { skip: mongoUnavailable() }, 
     }, 30000, "the burst queued in A");
     await mongo.start();
     const upAt = Date.now();
-    await settle([[tallies, EVENTS]], { quietMs: 5000, timeoutMs: 150000 });
+    await settle([[tallies, EVENTS]], { quietMs: 5000, timeoutMs: 180000, busy });
     await eventually(async () => (await metric(metricsA, QUEUED)) === 0, 30000, "A's queue written");
     const sum = total(tallies, EVENTS);
     const releases = await metric(metricsA, RELEASES);
+    const closed = (await closedStreams(metricsB)) - closedBefore;
     figure(t, "backlog after an outage", {
       ...sum,
       queued_bytes: queued,
       outage_s: seconds(downAt, upAt),
       delivered_after_up_s: seconds(upAt, Math.max(...tallies.map((tally) => tally.allArrivedAt(EVENTS) ?? NaN))),
+      longest_gap_ms: Math.max(...tallies.map((tally) => tally.longestGap())),
+      streams_closed: closed,
       memory_releases: releases - releasesBefore,
     });
 
+    assert.deepEqual(serverB.errors, [], "the receiving server kept its stream: " +
+                     JSON.stringify(serverB.errors.slice(0, 3)));
+    assert.equal(closed, 0, "the daemon closed no Attach stream");
     assert.equal(sum.lost, 0, JSON.stringify(sum));
     assert.equal(sum.duplicates, 0, JSON.stringify(sum));
     assert.equal(sum.outOfOrder, 0, JSON.stringify(sum));

@@ -8,7 +8,12 @@
 //   the small broadcasts after it all arrive, and the daemon's heartbeats go
 //   on. On the code before issue 9 the broadcast returned OK, the insert
 //   failed with BSONObjectTooLarge and was retried forever: nothing of that
-//   daemon was written any more, and its peers dropped it as dead.
+//   daemon was written any more, and its peers dropped it as dead. These
+//   daemons run with packing off, so that the document is the one a
+//   socketioxide node reads whatever the timing (packed, as soon as discovery
+//   allows it, the same payload is 1.8 MB of binary): the refusal used to
+//   depend on the emit coming within the first heartbeat interval.
+// - Packed, that broadcast is stored and delivered once.
 // - A 2 MiB payload from one socket.io Server while another Server of the same
 //   process runs fetchSockets: the big one fails with a coded error, the
 //   fetchSockets answers, the Attach stream they share stays. Through the
@@ -31,14 +36,19 @@ const HEARTBEAT_TIMEOUT_MS = 5000;
 const SMALL = 50;
 
 describe("oversized work", { skip: mongoUnavailable() }, () => {
-  let mongo, a, b, sender, receiver, listener;
+  let mongo, uri, a, b, sender, receiver, listener;
 
   before(async () => {
     mongo = new PrivateMongo(faultsMongoPort(2));
-    const uri = await mongo.start();
+    uri = await mongo.start();
+    // Packing off: every broadcast is a document a socketioxide node could
+    // read (int32-array payload), which is what MongoDB cannot store here.
+    // Packed (once a namespace shows no socketioxide node), the same payload
+    // goes as binary and is delivered: the last test.
     const args = mongoArgs(uri, `siobridge_faults_${randomBytes(5).toString("hex")}`, [
       "--node-heartbeat-interval", "1s", "--node-heartbeat-timeout", `${HEARTBEAT_TIMEOUT_MS}ms`,
       "--node-request-timeout", "5s", "--node-local-timeout", "2s",
+      "--mongodb-pack-messages", "false",
     ]);
     [a, b] = await startDaemons([args, args]);
     sender = await new ServerProcess({ address: a.address, label: "sender" }).start();
@@ -148,6 +158,38 @@ describe("oversized work", { skip: mongoUnavailable() }, () => {
       assert.ok(names.includes("big") && names.includes("asker"), JSON.stringify(names));
     } finally {
       raw.close();
+    }
+  });
+
+  test("packed, the same broadcast is stored as binary and delivered, once", { timeout: 120000 }, async (t) => {
+    const args = mongoArgs(uri, `siobridge_faults_${randomBytes(5).toString("hex")}`, [
+      "--node-heartbeat-interval", "1s", "--node-heartbeat-timeout", `${HEARTBEAT_TIMEOUT_MS}ms`,
+    ]);
+    const [c, d] = await startDaemons([args, args]);
+    const packedSender = await new ServerProcess({ address: c.address, label: "packed-sender" }).start();
+    const packedReceiver = await new ServerProcess({ address: d.address, label: "packed-receiver" }).start();
+    try {
+      const client = await packedReceiver.client();
+      const big = new Tally(client, "big");
+      const lengths = [];
+      client.on("big", (_seq, text) => lengths.push(text.length));
+      // Packing starts once discovery shows no socketioxide node in "/".
+      await eventually(async () => (await packedSender.do("serverCount")) === 2, 30000, "both servers counted");
+      await eventually(async () => (await c.status()).namespaces.find((n) => n.namespace === "/")?.packing === true,
+                       30000, "the namespace packed");
+      const text = "é".repeat(450000);
+      await packedSender.do("emit", { event: "big", args: [text], times: 1, numbered: true });
+      await eventually(() => big.has(1), 60000, "the packed broadcast delivered");
+      figure(t, "oversized as int32 array, packed", { delivered: big.seqs.length, length: lengths[0] });
+      client.disconnect();
+
+      assert.deepEqual(big.summary(1), { received: 1, duplicates: 0, outOfOrder: 0, lost: 0, missing: "" });
+      assert.deepEqual(lengths, [text.length]);
+      assert.deepEqual(packedSender.errors, []);
+    } finally {
+      await packedSender.stop();
+      await packedReceiver.stop();
+      for (const daemon of [c, d]) await dispose(daemon);
     }
   });
 });

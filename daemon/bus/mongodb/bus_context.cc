@@ -29,6 +29,19 @@ std::size_t weight(const wire::Document& document) {
          document.header.ns.size() + kOverhead;
 }
 
+// One consumer, the writer's queue: the gate closes past the mark (never when
+// it is 0) and opens at half of it.
+FlowGate::Marks write_gate_marks(std::size_t backpressure_bytes) {
+  FlowGate::Marks marks;
+  marks.high_water =
+      backpressure_bytes ? backpressure_bytes : std::numeric_limits<std::size_t>::max();
+  marks.low_water = backpressure_bytes / 2;
+  marks.total_high_water = std::numeric_limits<std::size_t>::max();
+  marks.total_low_water = std::numeric_limits<std::size_t>::max();
+  marks.stall_grace = std::chrono::milliseconds::max();  // the writer never counts as stalled
+  return marks;
+}
+
 }  // namespace
 
 BusContext::BusContext(MongoBusConfig config_in, std::string uid_in, BusListener& listener,
@@ -37,9 +50,7 @@ BusContext::BusContext(MongoBusConfig config_in, std::string uid_in, BusListener
       uid(std::move(uid_in)),
       pool(pool_in),
       flow_gate(flow_gate_in),
-      write_gate(config.write_backpressure_bytes ? config.write_backpressure_bytes
-                                                 : std::numeric_limits<std::size_t>::max(),
-                 config.write_backpressure_bytes / 2),
+      write_gate(write_gate_marks(config.write_backpressure_bytes)),
       listener_(listener),
       post_(std::move(post)) {}
 

@@ -44,6 +44,8 @@ class MongoBus final : public Bus {
   bool shared() const override { return true; }
   void set_rank(unsigned rank) { watcher_->set_rank(rank); }
   const MongoBusStats& stats() const { return context_->stats; }
+  // Bytes read from the change stream that the core thread has not taken yet.
+  std::size_t core_backlog() const { return context_->core_backlog(); }
   // Closed while the write queue is past mongodb.write_backpressure_bytes.
   FlowGate& write_gate() { return context_->write_gate; }
   const MongoBusConfig& config() const { return context_->config; }

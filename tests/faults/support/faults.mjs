@@ -236,6 +236,14 @@ export class Tally {
     for (let seq = 0; seq < n; seq++) if (!this.arrivals.has(seq)) return false;
     return true;
   }
+
+  /** The longest time (ms) between two deliveries, from the first to the last. */
+  longestGap() {
+    const times = [...this.arrivals.values()].sort((x, y) => x - y);
+    let longest = 0;
+    for (let i = 1; i < times.length; i++) longest = Math.max(longest, times[i] - times[i - 1]);
+    return longest;
+  }
 }
 
 /** [1,2,3,7] -> "1-3,7": missing messages, readable in a failure. */
@@ -269,19 +277,36 @@ export function total(tallies, sent) {
  * [tallies, sent]), or nothing arrived for `quietMs` (a stream that lost
  * messages: the caller's assertions and figures show which), or `timeoutMs`.
  */
-export async function settle(streams, { quietMs = 5000, timeoutMs = 60000 } = {}) {
+export async function settle(streams, { quietMs = 5000, timeoutMs = 60000, busy } = {}) {
   const tallies = streams.flatMap(([list]) => list);
   const received = () => tallies.reduce((n, t) => n + t.seqs.length, 0);
   let count = received(), changedAt = Date.now();
   try {
-    await eventually(() => {
+    await eventually(async () => {
       if (streams.every(([list, sent]) => list.every((t) => t.has(sent)))) return true;
-      if (received() !== count) [count, changedAt] = [received(), Date.now()];
+      // Work still queued somewhere is progress to come: quiet time starts
+      // only once nothing is left in the daemons.
+      if (received() !== count || (busy && (await busy()))) [count, changedAt] = [received(), Date.now()];
       return Date.now() - changedAt > quietMs;
     }, timeoutMs, "every message received");
   } catch {
     // reported by the assertions on the figures
   }
+}
+
+/**
+ * Whether a daemon still holds work on its way: its write queue to MongoDB,
+ * what its change stream read that the core has not taken, what waits for its
+ * servers (for settle()'s `busy`).
+ */
+export async function daemonBusy(metricsAddress) {
+  const text = await scrapeMetrics(metricsAddress);
+  const value = (sample) => {
+    const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+    return line ? Number(line.slice(sample.length + 1)) : 0;
+  };
+  return ["siobridge_mongodb_write_queue_bytes", "siobridge_change_stream_core_backlog_bytes",
+          "siobridge_servers_queued_bytes"].some((sample) => value(sample) > 0);
 }
 
 /** An operation of a Server, as {result} or {error, code, missing}. */

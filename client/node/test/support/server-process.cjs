@@ -276,4 +276,11 @@ process.on("message", async (m) => {
     process.send({ id: m.id, error: error.message, code: error.code });
   }
 });
-process.send({ event: "ready" });
+// "ready" once every open Server's namespace "/" is joined in the daemon: a
+// call goes on the Attach stream after the Hello and the joins, so its answer
+// means the daemon applied them (work sent to "/" from then on reaches this
+// process). A daemon that is not there yet: ready after the call's timeout.
+const closedAtStart = new Set(options.closeAtStart ?? []);
+Promise.all(servers.filter((_, i) => !closedAtStart.has(i)).map((io) => io.of("/").adapter.serverCount())).then(
+  () => process.send({ event: "ready" }),
+);
