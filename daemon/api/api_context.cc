@@ -18,10 +18,15 @@ constexpr std::size_t kInstanceLength = 8;
 ApiContext::ApiContext(runtime::Engine& engine_in, ApiLimits limits_in, ApiObserver* observer_in)
     : engine(engine_in), limits(limits_in), observer(observer_in), instance_(engine.instance()) {
   schedule_stall_check();
+  // What the bus settled confirms the numbered calls waiting for it.
+  engine.set_settled_observer([this](std::uint64_t settled) {
+    for (const auto& attachment : attachments()) attachment->confirm_settled(settled);
+  });
 }
 
 ApiContext::~ApiContext() {
   *stall_check_cancelled_ = true;
+  engine.set_settled_observer(nullptr);
   // A check running on the core thread finishes before `this` goes.
   if (engine.running()) engine.call([](core::Node&) { return 0; });
 }

@@ -15,6 +15,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include "daemon/api/call_ledger.h"
 #include "daemon/common/result.h"
 #include "daemon/core/local_server.h"
 #include "daemon/runtime/engine.h"
@@ -46,6 +47,8 @@ class ApiObserver {
   virtual void request_done(const char* operation, std::chrono::nanoseconds duration,
                             grpc::StatusCode code) = 0;
   virtual void volatile_dropped() = 0;
+  // A numbered call sent again and not applied a second time.
+  virtual void repeated_call() = 0;
   virtual void attachment_closed(const char* reason) = 0;
 };
 
@@ -76,6 +79,10 @@ class ApiContext {
   bool draining() const { return draining_; }
   // Waits until no operation runs, up to `deadline`; true when none is left.
   bool wait_idle(std::chrono::steady_clock::time_point deadline) SIOBRIDGE_EXCLUDES(mutex_);
+
+  // The numbered calls this daemon applied, per server instance (core thread
+  // only).
+  CallRegistry calls;
 
  private:
   // On the core thread, every second (more often while work waits for the

@@ -7,6 +7,7 @@
 #include "daemon/common/memory.h"
 #include "daemon/common/turn_flush.h"
 #include "daemon/core/validation.h"
+#include "daemon/wire/ids.h"
 
 namespace siobridge::api {
 
@@ -15,6 +16,7 @@ namespace pb = ::siobridge::v1;
 // The Hello.features this daemon accepts.
 constexpr const char* kCommandBatch = "command_batch";
 constexpr const char* kMessageBatch = "message_batch";
+constexpr const char* kConfirm = "confirm";
 
 // ---- Attachment ----
 
@@ -33,6 +35,31 @@ void Attachment::close(const grpc::Status& status, const char* reason) {
 
 void Attachment::close_if_stalled(std::chrono::steady_clock::time_point now) {
   if (auto stream = stream_.lock()) stream->close_if_stalled(now);
+}
+
+void Attachment::confirm_settled(std::uint64_t settled) {
+  if (instance_.empty()) return;
+  if (auto seq = ledger_.settle(settled)) confirm(*seq);
+}
+
+void Attachment::confirm(std::uint64_t seq) {
+  confirm_due_ = std::max(confirm_due_, seq);
+  if (confirm_deferred_) return;
+  // One Confirmed a turn: the newest number says everything before it.
+  auto flush = [weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self) return;
+    self->confirm_deferred_ = false;
+    auto stream = self->stream_.lock();
+    if (!stream) return;
+    pb::DaemonMessage message;
+    auto* confirmed = message.mutable_confirmed();
+    confirmed->set_attachment_id(stream->context_.attachment_id(self->id_));
+    confirmed->set_seq(self->confirm_due_);
+    stream->outbox_.push(std::move(message));
+  };
+  confirm_deferred_ = TurnFlush::defer(flush);
+  if (!confirm_deferred_) flush();
 }
 
 // ---- the reactor ----
@@ -122,7 +149,7 @@ void AttachStream::on_message(const pb::ServerMessage& message) {
       return;
     case pb::ServerMessage::kDetach: {
       auto id = resolve(message.detach().attachment_id());
-      if (id.ok()) detach(*id);
+      if (id.ok()) detach(*id, /*for_good=*/true);
       return;
     }
     case pb::ServerMessage::kCall:
@@ -157,15 +184,22 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     hello_seen_ = true;
   }
   std::string name = hello.name().empty() ? "unnamed" : hello.name().substr(0, 128);
-  bool reads_batches = false, sends_batches = false;
+  bool reads_batches = false, sends_batches = false, confirms = false;
   for (const auto& feature : hello.features()) {
     reads_batches |= feature == kCommandBatch;
     sends_batches |= feature == kMessageBatch;
+    confirms |= feature == kConfirm;
   }
-  auto attachment = std::make_shared<Attachment>(weak_from_this(), name, reads_batches);
+  // Numbered calls need a well-formed instance; without one the server gets
+  // no "confirm" in its Welcome and works as a server that does not number.
+  std::string instance;
+  if (confirms && wire::is_valid_socket_id(hello.instance())) instance = hello.instance();
+  const std::uint64_t resend_from = instance.empty() ? 0 : hello.resend_from();
+  auto attachment = std::make_shared<Attachment>(weak_from_this(), name, reads_batches, instance);
   std::vector<std::string> namespaces(hello.namespaces().begin(), hello.namespaces().end());
   context_.engine.post([self = shared_from_this(), attachment, namespaces,
-                        client_ref = hello.client_ref(), sends_batches](core::Node& node) {
+                        client_ref = hello.client_ref(), sends_batches,
+                        resend_from](core::Node& node) {
     {
       MutexLock lock(self->mutex_);
       if (self->finishing_) return;  // the stream ended before the server could attach
@@ -187,7 +221,9 @@ void AttachStream::on_hello(const pb::Hello& hello) {
     w->set_client_ref(client_ref);
     if (attachment->reads_batches_) w->add_features(kCommandBatch);
     if (sends_batches) w->add_features(kMessageBatch);
+    if (!attachment->instance_.empty()) w->add_features(kConfirm);
     self->outbox_.push(std::move(welcome));
+    if (resend_from > 0) self->tell_what_cluster_has(attachment, resend_from);
     // After the Welcome: joining can deliver at once what was held for the
     // namespace since a restart, and a client only knows the attachment id of
     // a Command once it has its Welcome.
@@ -299,6 +335,52 @@ void AttachStream::push_result(pb::Result result) {
   outbox_.push(std::move(message), bytes);
 }
 
+Operations AttachStream::operations_for(core::AttachmentId id, const pb::Call& call) {
+  if (call.seq() == 0) return operations_;
+  std::shared_ptr<Attachment> attachment;
+  {
+    MutexLock lock(mutex_);
+    auto it = servers_.find(id);
+    if (it != servers_.end()) attachment = it->second;
+  }
+  if (!attachment || attachment->instance_.empty()) return operations_;
+  auto hooks = std::make_shared<Operations::CallHooks>();
+  hooks->mark = wire::CallMark{attachment->instance_, call.seq()};
+  ApiContext& context = context_;
+  hooks->before = [&context, instance = attachment->instance_, seq = call.seq()] {
+    if (context.calls.first_time(instance, seq)) return true;
+    if (context.observer) context.observer->repeated_call();
+    return false;
+  };
+  hooks->after = [&context, weak = std::weak_ptr<Attachment>(attachment), seq = call.seq()] {
+    auto server = weak.lock();
+    if (!server) return;
+    server->ledger_.applied(seq, context.engine.published());
+    server->confirm_settled(context.engine.settled());
+  };
+  return operations_.numbered(std::move(hooks));
+}
+
+void AttachStream::tell_what_cluster_has(const std::shared_ptr<Attachment>& attachment,
+                                         std::uint64_t resend_from) {
+  context_.engine.find_last_call(
+      attachment->instance_,
+      [weak_stream = weak_from_this(), weak = std::weak_ptr<Attachment>(attachment),
+       resend_from](Result<std::uint64_t> stored) {
+        auto self = weak_stream.lock();
+        auto server = weak.lock();
+        if (!self || !server) return;
+        auto& calls = self->context_.calls;
+        // What the cluster stored, what this daemon applied already (it may
+        // not be stored yet), and nothing the server does not hold anyway.
+        const std::uint64_t has = std::max(
+            {stored.ok() ? *stored : 0, calls.highest(server->instance_), resend_from - 1});
+        calls.raise(server->instance_, has);
+        server->ledger_.assume(has);
+        server->confirm(has);  // sent also when it says nothing new: the server waits for it
+      });
+}
+
 void AttachStream::on_call(const pb::Call& call) {
   const auto ref = call.ref();
   auto failed = [this, ref](const grpc::Status& status) {
@@ -314,6 +396,7 @@ void AttachStream::on_call(const pb::Call& call) {
     return;
   }
   auto self = shared_from_this();
+  Operations operations = operations_for(*from, call);
   // Broadcast and the socket changes answer only on failure unless asked.
   auto status_done = [self, ref, failed, want = call.want_result()](const grpc::Status& status) {
     if (!status.ok()) {
@@ -339,10 +422,10 @@ void AttachStream::on_call(const pb::Call& call) {
   };
   switch (call.kind_case()) {
     case pb::Call::kBroadcast:
-      operations_.broadcast(*from, call.broadcast(), status_done);
+      operations.broadcast(*from, call.broadcast(), status_done);
       return;
     case pb::Call::kBroadcastWithAck:
-      operations_.broadcast_with_ack(
+      operations.broadcast_with_ack(
           *from, call.broadcast_with_ack(),
           [self, ref](pb::AckEvent event) {
             pb::Result result;
@@ -355,46 +438,46 @@ void AttachStream::on_call(const pb::Call& call) {
           });
       return;
     case pb::Call::kAddSockets:
-      operations_.change_rooms(*from, call.add_sockets(), true, status_done);
+      operations.change_rooms(*from, call.add_sockets(), true, status_done);
       return;
     case pb::Call::kDelSockets:
-      operations_.change_rooms(*from, call.del_sockets(), false, status_done);
+      operations.change_rooms(*from, call.del_sockets(), false, status_done);
       return;
     case pb::Call::kDisconnectSockets:
-      operations_.disconnect_sockets(*from, call.disconnect_sockets(), status_done);
+      operations.disconnect_sockets(*from, call.disconnect_sockets(), status_done);
       return;
     case pb::Call::kFetchSockets:
-      operations_.fetch_sockets(*from, call.fetch_sockets(),
-                                reply_done([](pb::Result& r, pb::FetchSocketsReply v) {
-                                  *r.mutable_fetch_sockets() = std::move(v);
-                                }));
-      return;
-    case pb::Call::kAllRooms:
-      operations_.all_rooms(*from, call.all_rooms(),
-                            reply_done([](pb::Result& r, pb::AllRoomsReply v) {
-                              *r.mutable_all_rooms() = std::move(v);
-                            }));
-      return;
-    case pb::Call::kServerCount:
-      operations_.server_count(call.server_count(),
-                               reply_done([](pb::Result& r, pb::ServerCountReply v) {
-                                 *r.mutable_server_count() = std::move(v);
+      operations.fetch_sockets(*from, call.fetch_sockets(),
+                               reply_done([](pb::Result& r, pb::FetchSocketsReply v) {
+                                 *r.mutable_fetch_sockets() = std::move(v);
                                }));
       return;
+    case pb::Call::kAllRooms:
+      operations.all_rooms(*from, call.all_rooms(),
+                           reply_done([](pb::Result& r, pb::AllRoomsReply v) {
+                             *r.mutable_all_rooms() = std::move(v);
+                           }));
+      return;
+    case pb::Call::kServerCount:
+      operations.server_count(call.server_count(),
+                              reply_done([](pb::Result& r, pb::ServerCountReply v) {
+                                *r.mutable_server_count() = std::move(v);
+                              }));
+      return;
     case pb::Call::kServerSideEmit:
-      operations_.server_side_emit(*from, call.server_side_emit(),
-                                   reply_done([](pb::Result& r, pb::ServerSideEmitReply v) {
-                                     *r.mutable_server_side_emit() = std::move(v);
-                                   }));
+      operations.server_side_emit(*from, call.server_side_emit(),
+                                  reply_done([](pb::Result& r, pb::ServerSideEmitReply v) {
+                                    *r.mutable_server_side_emit() = std::move(v);
+                                  }));
       return;
     case pb::Call::kPersistSession:
-      operations_.persist_session(*from, call.persist_session(), status_done);
+      operations.persist_session(*from, call.persist_session(), status_done);
       return;
     case pb::Call::kRestoreSession:
-      operations_.restore_session(*from, call.restore_session(),
-                                  reply_done([](pb::Result& r, pb::RestoreSessionReply v) {
-                                    *r.mutable_restore_session() = std::move(v);
-                                  }));
+      operations.restore_session(*from, call.restore_session(),
+                                 reply_done([](pb::Result& r, pb::RestoreSessionReply v) {
+                                   *r.mutable_restore_session() = std::move(v);
+                                 }));
       return;
     case pb::Call::KIND_NOT_SET:
       failed(invalid("empty Call"));
@@ -406,6 +489,12 @@ void AttachStream::push_command(const core::Command& command, core::AttachmentId
   pb::DaemonMessage message;
   to_proto(command, message.mutable_command());
   message.mutable_command()->set_attachment_id(context_.attachment_id(to));
+  // Caused by a numbered call of another server here: receivers skip it if
+  // that call is sent again after a restart of this daemon.
+  if (const auto& origin = context_.engine.current_call()) {
+    message.mutable_command()->set_origin_instance(origin->instance);
+    message.mutable_command()->set_origin_seq(origin->seq);
+  }
   if (command.log_seq) {
     message.mutable_command()->set_recovery_base(recovery_base(
         message.command().attachment_id(), *command.log_seq, command.log_seen_through));
@@ -567,8 +656,8 @@ void AttachStream::reactor_done() {
   detach_all();
 }
 
-void AttachStream::detach(core::AttachmentId id) {
-  context_.engine.post([self = shared_from_this(), id](core::Node& node) {
+void AttachStream::detach(core::AttachmentId id, bool for_good) {
+  context_.engine.post([self = shared_from_this(), id, for_good](core::Node& node) {
     std::shared_ptr<Attachment> attachment;
     {
       MutexLock lock(self->mutex_);
@@ -579,6 +668,10 @@ void AttachStream::detach(core::AttachmentId id) {
     }
     node.detach(id);
     self->context_.remove(id);
+    // Its server closed: its instance will not send again. (A stream that
+    // ended may come back with calls to send again: its numbers are kept.)
+    if (for_good && !attachment->instance_.empty())
+      self->context_.calls.forget(attachment->instance_);
     spdlog::info("server '{}' detached", attachment->name());
   });
 }

@@ -32,6 +32,7 @@
 #include <string>
 
 #include "daemon/api/api_context.h"
+#include "daemon/api/call_ledger.h"
 #include "daemon/api/command_batcher.h"
 #include "daemon/api/operations.h"
 #include "daemon/api/outbox.h"
@@ -44,10 +45,16 @@ namespace siobridge::api {
 class AttachStream;
 
 // One attached socket.io server.
-class Attachment final : public core::LocalServer {
+class Attachment final : public core::LocalServer, public std::enable_shared_from_this<Attachment> {
  public:
-  Attachment(std::weak_ptr<AttachStream> stream, std::string name, bool reads_batches)
-      : stream_(std::move(stream)), name_(std::move(name)), reads_batches_(reads_batches) {}
+  // `instance`: the server's instance when its Hello asked for "confirm"
+  // (its calls are numbered), else empty.
+  Attachment(std::weak_ptr<AttachStream> stream, std::string name, bool reads_batches,
+             std::string instance)
+      : stream_(std::move(stream)),
+        name_(std::move(name)),
+        reads_batches_(reads_batches),
+        instance_(std::move(instance)) {}
 
   core::AttachmentId id() const { return id_; }
   const std::string& name() const { return name_; }
@@ -57,20 +64,35 @@ class Attachment final : public core::LocalServer {
   void close(const grpc::Status& status, const char* reason);
   // Closes the stream if a write to it has waited limits.stall_timeout.
   void close_if_stalled(std::chrono::steady_clock::time_point now);
+  // Core thread: the bus settled its first `settled` documents; confirms the
+  // calls that waited for them (a Confirmed at the end of the turn).
+  void confirm_settled(std::uint64_t settled);
 
  private:
   friend class AttachStream;
+  // Queues a Confirmed for `seq` (core thread), one per turn at most.
+  void confirm(std::uint64_t seq);
+
   // Weak: the stream owns its attachments; a Command for a stream already gone
   // is dropped.
   std::weak_ptr<AttachStream> stream_;
   std::string name_;
   // Its Hello asked for "command_batch".
   const bool reads_batches_;
+  // Its Hello asked for "confirm" with this instance; empty otherwise.
+  const std::string instance_;
   std::atomic<core::AttachmentId> id_{0};
+
+  // Core thread only: its calls between application and settlement, and the
+  // Confirmed waiting for the end of the turn.
+  ConfirmLedger ledger_;
+  std::uint64_t confirm_due_ = 0;
+  bool confirm_deferred_ = false;
 };
 
 class AttachStream final : public std::enable_shared_from_this<AttachStream> {
  public:
+  friend class Attachment;
   using Reactor =
       grpc::ServerBidiReactor<::siobridge::v1::ServerMessage, ::siobridge::v1::DaemonMessage>;
   // The reactor of a new Attach call.
@@ -97,6 +119,13 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   // The server a message names: its id, or the stream's first server for "".
   Result<core::AttachmentId> resolve(const std::string& attachment_id) const;
   void push_result(::siobridge::v1::Result result);
+  // The operations for `call` of server `id`: numbered when that server's
+  // calls are (Hello "confirm", Call.seq).
+  Operations operations_for(core::AttachmentId id, const ::siobridge::v1::Call& call);
+  // Core thread: a server that holds calls to send again (Hello.resend_from)
+  // learns which of them the cluster has.
+  void tell_what_cluster_has(const std::shared_ptr<Attachment>& attachment,
+                             std::uint64_t resend_from);
   // What waits in the outbox, as the flow gate weighs it.
   std::size_t backlog() const;
   // After a message is pushed or written: tells the flow gate what waits.
@@ -112,7 +141,8 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   // Once a backlog of many MiB drained or was dropped: its memory goes back to
   // the system (release_free_memory), not only to the heap.
   void release_drained_backlog();
-  void detach(core::AttachmentId id);
+  // `for_good`: its server closed (Detach), rather than its stream ended.
+  void detach(core::AttachmentId id, bool for_good = false);
   void detach_all();
 
   ApiContext& context_;

@@ -51,29 +51,52 @@ enum class Gate { kWait, kPass };
 enum class Lane { kInOrder, kUrgent };
 
 // Validates, then runs `work(node, finish)` on the core thread; `finish`
-// reports the outcome once.
+// reports the outcome once. A numbered call (`hooks`) runs in the order its
+// stream read it and between its hooks; while the daemon drains it is neither
+// applied nor answered (its server sends it again to the next daemon).
 template <typename Reply, typename Work>
-void run(ApiContext& context, const char* name, const grpc::Status& invalid,
-         std::function<void(const grpc::Status&, Reply)> done, Work work, Gate gate = Gate::kPass,
-         Lane lane = Lane::kInOrder) {
+void run(ApiContext& context, const Operations::CallHooksPtr& hooks, const char* name,
+         const grpc::Status& invalid, std::function<void(const grpc::Status&, Reply)> done,
+         Work work, Gate gate = Gate::kPass, Lane lane = Lane::kInOrder) {
   auto tracked = std::make_shared<Tracked>(context, name);
   if (!invalid.ok()) {
     tracked->end(invalid.error_code());
     done(invalid, Reply{});
+    if (hooks) {
+      // Refused, yet counted: a repeat of it is refused the same way.
+      context.engine.post([hooks](core::Node&) {
+        (void)hooks->before();
+        hooks->after();
+      });
+    }
     return;
   }
   if (!tracked->begin()) {
     tracked->end(kDraining.error_code());
-    done(kDraining, Reply{});
+    if (!hooks) done(kDraining, Reply{});
     return;
   }
   auto finish = [tracked, done = std::move(done)](const grpc::Status& status, Reply reply) {
     tracked->end(status.error_code());
     done(status, std::move(reply));
   };
-  auto start = [&context, lane, work = std::move(work), finish = std::move(finish)]() mutable {
-    std::function<void(core::Node&)> task = [work = std::move(work), finish = std::move(finish)](
-                                                core::Node& node) mutable { work(node, finish); };
+  if (hooks) gate = Gate::kPass;  // the stream stops reading instead
+  auto start = [&context, lane, hooks, work = std::move(work),
+                finish = std::move(finish)]() mutable {
+    std::function<void(core::Node&)> task = [&context, hooks, work = std::move(work),
+                                             finish = std::move(finish)](core::Node& node) mutable {
+      if (!hooks) {
+        work(node, finish);
+        return;
+      }
+      if (hooks->before()) {
+        runtime::Engine::CallScope scope(context.engine, hooks->mark);
+        work(node, finish);
+      } else {
+        finish(grpc::Status::OK, Reply{});  // applied before: done
+      }
+      hooks->after();
+    };
     if (lane == Lane::kUrgent) {
       context.engine.post_urgent(std::move(task));
     } else {
@@ -108,7 +131,7 @@ void Operations::broadcast(core::AttachmentId from, const pb::BroadcastRequest& 
                                       : grpc::Status::OK;
   const Gate gate = request.opts().volatile_() ? Gate::kPass : Gate::kWait;
   run<Empty>(
-      context_, "broadcast", invalid, status_only(std::move(done)),
+      context_, hooks_, "broadcast", invalid, status_only(std::move(done)),
       [from, opts = opts.ok() ? *opts : wire::BroadcastOptions{},
        packet = packet.ok() ? *packet : wire::Packet{},
        tag = core::RecoveryTag{request.recovery_seq(), request.recovery_only()}](core::Node& node,
@@ -137,7 +160,7 @@ void Operations::persist_session(core::AttachmentId from, const pb::PersistSessi
                               request.sid(),
                               {request.rooms().begin(), request.rooms().end()},
                               request.data()};
-  run<Empty>(context_, "persist_session", invalid, status_only(std::move(done)),
+  run<Empty>(context_, hooks_, "persist_session", invalid, status_only(std::move(done)),
              [from, ns = request.namespace_(), session = std::move(session)](core::Node& node,
                                                                              auto& finish) mutable {
                finish(to_grpc(node.persist_session(from, ns, std::move(session))), Empty{});
@@ -150,7 +173,7 @@ void Operations::restore_session(core::AttachmentId from, const pb::RestoreSessi
   auto point = parse_recovery_offset(context_, request.offset());
   const auto attachment_id = context_.attachment_id(from);
   run<pb::RestoreSessionReply>(
-      context_, "restore_session", invalid, std::move(done),
+      context_, hooks_, "restore_session", invalid, std::move(done),
       [from, ns = request.namespace_(), pid = request.pid(), point, attachment_id](core::Node& node,
                                                                                    auto& finish) {
         auto answer = [finish, attachment_id](Result<core::RestoredSession> restored) {
@@ -189,7 +212,7 @@ void Operations::broadcast_with_ack(core::AttachmentId from, const pb::Broadcast
                        : !packet.ok() ? to_grpc(packet.error())
                                       : grpc::Status::OK;
   run<Empty>(
-      context_, "broadcast_with_ack", invalid, status_only(std::move(done)),
+      context_, hooks_, "broadcast_with_ack", invalid, status_only(std::move(done)),
       [from, opts = opts.ok() ? *opts : wire::BroadcastOptions{},
        packet = packet.ok() ? *packet : wire::Packet{}, timeout = Millis{request.ack_timeout_ms()},
        on_event = std::move(on_event)](core::Node& node, auto& finish) {
@@ -223,7 +246,7 @@ void Operations::change_rooms(core::AttachmentId from, const pb::RoomsRequest& r
   if (invalid.ok()) invalid = opts_status(opts);
   if (invalid.ok()) invalid = to_grpc(core::check_target_rooms(request.rooms(), "rooms"));
   run<Empty>(
-      context_, join ? "add_sockets" : "del_sockets", invalid, status_only(std::move(done)),
+      context_, hooks_, join ? "add_sockets" : "del_sockets", invalid, status_only(std::move(done)),
       [from, join, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{},
        rooms = std::vector<std::string>(request.rooms().begin(), request.rooms().end())](
           core::Node& node, auto& finish) {
@@ -240,7 +263,7 @@ void Operations::disconnect_sockets(core::AttachmentId from, const pb::Disconnec
   grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<Empty>(
-      context_, "disconnect_sockets", invalid, status_only(std::move(done)),
+      context_, hooks_, "disconnect_sockets", invalid, status_only(std::move(done)),
       [from, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{},
        close = request.close()](core::Node& node, auto& finish) {
         finish(to_grpc(node.disconnect_sockets(from, ns, opts, close)), Empty{});
@@ -254,7 +277,7 @@ void Operations::fetch_sockets(core::AttachmentId from, const pb::QueryRequest& 
   grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<pb::FetchSocketsReply>(
-      context_, "fetch_sockets", invalid, std::move(done),
+      context_, hooks_, "fetch_sockets", invalid, std::move(done),
       [from, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{}](
           core::Node& node, auto& finish) {
         auto status = node.fetch_sockets(from, ns, opts, [finish](core::SocketsResult result) {
@@ -273,7 +296,7 @@ void Operations::all_rooms(core::AttachmentId from, const pb::QueryRequest& requ
   grpc::Status invalid = to_grpc(core::check_namespace(request.namespace_()));
   if (invalid.ok()) invalid = opts_status(opts);
   run<pb::AllRoomsReply>(
-      context_, "all_rooms", invalid, std::move(done),
+      context_, hooks_, "all_rooms", invalid, std::move(done),
       [from, ns = request.namespace_(), opts = opts.ok() ? *opts : wire::BroadcastOptions{}](
           core::Node& node, auto& finish) {
         auto status = node.all_rooms(from, ns, opts, [finish](core::RoomsResult result) {
@@ -288,7 +311,7 @@ void Operations::all_rooms(core::AttachmentId from, const pb::QueryRequest& requ
 
 void Operations::server_count(const pb::ServerCountRequest& request,
                               Done<pb::ServerCountReply> done) {
-  run<pb::ServerCountReply>(context_, "server_count",
+  run<pb::ServerCountReply>(context_, hooks_, "server_count",
                             to_grpc(core::check_namespace(request.namespace_())), std::move(done),
                             [ns = request.namespace_()](core::Node& node, auto& finish) {
                               pb::ServerCountReply reply;
@@ -306,7 +329,7 @@ void Operations::server_side_emit(core::AttachmentId from, const pb::ServerSideE
                            request.payload().size(), context_.limits.max_message_bytes)};
   }
   run<pb::ServerSideEmitReply>(
-      context_, "server_side_emit", invalid, std::move(done),
+      context_, hooks_, "server_side_emit", invalid, std::move(done),
       [from, ns = request.namespace_(), payload = request.payload(),
        wants_ack = request.wants_ack(),
        timeout = Millis{request.timeout_ms()}](core::Node& node, auto& finish) {
@@ -326,7 +349,7 @@ void Operations::server_side_emit(core::AttachmentId from, const pb::ServerSideE
 
 void Operations::status(Done<pb::StatusReply> done) {
   run<pb::StatusReply>(
-      context_, "status", grpc::Status::OK, std::move(done),
+      context_, hooks_, "status", grpc::Status::OK, std::move(done),
       [this](core::Node& node, auto& finish) {
         const auto status = node.status();
         pb::StatusReply reply;

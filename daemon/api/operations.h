@@ -7,10 +7,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
 #include <grpcpp/support/status.h>
 
 #include "daemon/api/api_context.h"
+#include "daemon/wire/document.h"
 #include "siobridge/v1/bridge.pb.h"
 
 namespace siobridge::api {
@@ -18,6 +20,24 @@ namespace siobridge::api {
 class Operations {
  public:
   explicit Operations(ApiContext& context) : context_(context) {}
+
+  // A call numbered by its server ("confirm", AttachStream), on the core
+  // thread: `before` says whether it is new (false: a repeat, answered OK
+  // and not applied); the documents it publishes and the Commands it causes
+  // carry `mark`; `after` follows it either way (also for a call refused as
+  // invalid).
+  struct CallHooks {
+    wire::CallMark mark;
+    std::function<bool()> before;
+    std::function<void()> after;
+  };
+  using CallHooksPtr = std::shared_ptr<const CallHooks>;
+  // These operations, for one numbered call.
+  Operations numbered(CallHooksPtr hooks) const {
+    Operations copy(context_);
+    copy.hooks_ = std::move(hooks);
+    return copy;
+  }
 
   template <typename Reply>
   using Done = std::function<void(const grpc::Status&, Reply reply)>;
@@ -53,6 +73,7 @@ class Operations {
 
  private:
   ApiContext& context_;
+  CallHooksPtr hooks_;  // null: not a numbered call
 };
 
 }  // namespace siobridge::api

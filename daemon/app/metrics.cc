@@ -320,6 +320,13 @@ Result<std::unique_ptr<Metrics>> Metrics::start(const std::string& listen,
            .Name("siobridge_volatile_dropped_total")
            .Help("Volatile packets dropped for attached servers that read too slowly.")
            .Register(*metrics->registry_);
+  metrics->repeated_calls_ =
+      &prometheus::BuildCounter()
+           .Name("siobridge_repeated_calls_total")
+           .Help(
+               "Numbered calls sent again by their server (after a daemon restart) that the "
+               "cluster had already, and so were not applied again.")
+           .Register(*metrics->registry_);
   metrics->attachments_closed_ = &prometheus::BuildCounter()
                                       .Name("siobridge_attachments_closed_total")
                                       .Help("Attach streams the daemon closed, by reason.")
@@ -341,6 +348,10 @@ void Metrics::request_done(const char* operation, std::chrono::nanoseconds durat
 
 void Metrics::volatile_dropped() {
   volatile_dropped_->Add({}).Increment();
+}
+
+void Metrics::repeated_call() {
+  repeated_calls_->Add({}).Increment();
 }
 
 void Metrics::attachment_closed(const char* reason) {

@@ -28,6 +28,7 @@ class Metrics final : public api::ApiObserver {
   void request_done(const char* operation, std::chrono::nanoseconds duration,
                     grpc::StatusCode code) override;
   void volatile_dropped() override;
+  void repeated_call() override;
   void attachment_closed(const char* reason) override;
 
  private:
@@ -38,6 +39,7 @@ class Metrics final : public api::ApiObserver {
   std::shared_ptr<prometheus::Collectable> engine_collector_;
   prometheus::Family<prometheus::Histogram>* request_duration_ = nullptr;
   prometheus::Family<prometheus::Counter>* volatile_dropped_ = nullptr;
+  prometheus::Family<prometheus::Counter>* repeated_calls_ = nullptr;
   prometheus::Family<prometheus::Counter>* attachments_closed_ = nullptr;
 };
 

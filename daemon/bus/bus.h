@@ -7,6 +7,8 @@
 // called on the core thread (the runtime arranges that for buses with threads).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "daemon/common/result.h"
@@ -30,6 +32,10 @@ class BusListener {
   // bus knows it (wire::format_position); empty otherwise.
   virtual void on_document(wire::Document document, const std::string& position) = 0;
   virtual void on_bus_state(BusState state, const std::string& detail) = 0;
+  // The first `count` documents published are settled: stored, or given up
+  // for good (refused by the store, expired in the queue; counted by the
+  // bus). Only from buses that settle later (Bus::settles_later), in order.
+  virtual void on_settled(std::uint64_t count) { (void)count; }
 };
 
 // Who has to be able to read a document. Heartbeats and what a socketioxide
@@ -50,6 +56,18 @@ class Bus {
   // echo (wire::Document::echo) also comes back to this node, in the cluster's
   // order and with its position.
   virtual bool shared() const = 0;
+  // Whether a published document is settled later (BusListener::on_settled)
+  // rather than when publish() accepts it.
+  virtual bool settles_later() const { return false; }
+  // Calls `done` on the core thread with the highest call number of server
+  // `instance` among the stored documents (wire::Document::calls; 0: none),
+  // or an error while the store cannot be asked. A bus that stores nothing
+  // answers 0 at once.
+  virtual void find_last_call(const std::string& instance,
+                              std::function<void(Result<std::uint64_t>)> done) {
+    (void)instance;
+    done(std::uint64_t{0});
+  }
 };
 
 }  // namespace siobridge::bus

@@ -8,6 +8,32 @@
 
 namespace siobridge::runtime {
 
+class Engine::MarkingBus final : public bus::Bus {
+ public:
+  MarkingBus(Engine& engine, bus::Bus& inner) : engine_(engine), inner_(inner) {}
+
+  Status publish(wire::Document document, bus::Audience audience) override {
+    if (engine_.current_call_) document.calls.push_back(*engine_.current_call_);
+    auto status = inner_.publish(std::move(document), audience);
+    if (status.ok()) {
+      ++engine_.published_;
+      if (!inner_.settles_later()) engine_.settled_ = engine_.published_;
+    }
+    return status;
+  }
+  bus::BusState state() const override { return inner_.state(); }
+  bool shared() const override { return inner_.shared(); }
+  bool settles_later() const override { return inner_.settles_later(); }
+  void find_last_call(const std::string& instance,
+                      std::function<void(Result<std::uint64_t>)> done) override {
+    inner_.find_last_call(instance, std::move(done));
+  }
+
+ private:
+  Engine& engine_;
+  bus::Bus& inner_;
+};
+
 Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
   std::unique_ptr<Engine> engine(new Engine());
   Engine* raw = engine.get();
@@ -69,8 +95,9 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
     };
     engine->bus_ = std::make_unique<Borrowed>(endpoint);
   }
-  engine->node_ =
-      std::make_unique<core::Node>(options.node, *engine->bus_, engine->clock_, engine->timers_);
+  engine->marking_bus_ = std::make_unique<MarkingBus>(*raw, *engine->bus_);
+  engine->node_ = std::make_unique<core::Node>(options.node, *engine->marking_bus_, engine->clock_,
+                                               engine->timers_);
   if (handover && !handover->namespaces.empty()) engine->node_->resume(*handover);
   if (engine->state_dir_) {
     // At once: a daemon that dies early keeps its uid too.
@@ -259,6 +286,20 @@ void Engine::on_document(wire::Document document, const std::string& position) {
     document = {};
     release_free_memory();  // give the memory of a large message back now
   }
+}
+
+void Engine::on_settled(std::uint64_t count) {
+  settled_ = std::max(settled_, count);
+  if (settled_observer_) settled_observer_(settled_);
+}
+
+void Engine::set_settled_observer(std::function<void(std::uint64_t)> observer) {
+  post([this, observer = std::move(observer)](core::Node&) { settled_observer_ = observer; });
+}
+
+void Engine::find_last_call(const std::string& instance,
+                            std::function<void(Result<std::uint64_t>)> done) {
+  marking_bus_->find_last_call(instance, std::move(done));
 }
 
 void Engine::after_events() {

@@ -82,6 +82,34 @@ class Engine final : private bus::BusListener {
   // "database.collection" on MongoDB, empty in memory.
   std::string collection() const;
 
+  // ---- calls of servers that number them (api::AttachStream, "confirm") ----
+  // While a scope lives (on the core thread), every document the node
+  // publishes carries `mark` (wire::Document::calls), so that the bus can tell
+  // after a restart which calls it holds, and every Command the node hands an
+  // attached server comes from that call (current_call()).
+  class CallScope {
+   public:
+    CallScope(Engine& engine, wire::CallMark mark) : engine_(engine) {
+      engine_.current_call_ = std::move(mark);
+    }
+    ~CallScope() { engine_.current_call_.reset(); }
+    CallScope(const CallScope&) = delete;
+    CallScope& operator=(const CallScope&) = delete;
+
+   private:
+    Engine& engine_;
+  };
+  // Core thread only.
+  const std::optional<wire::CallMark>& current_call() const { return current_call_; }
+  // Documents the bus accepted so far, and how many of them are settled
+  // (stored or given up for good, bus::BusListener::on_settled); core thread.
+  std::uint64_t published() const { return published_; }
+  std::uint64_t settled() const { return settled_; }
+  // Called on the core thread whenever settled() moves on.
+  void set_settled_observer(std::function<void(std::uint64_t)> observer);
+  // Bus::find_last_call, from the core thread; `done` runs there.
+  void find_last_call(const std::string& instance, std::function<void(Result<std::uint64_t>)> done);
+
   // Resolves once `condition` holds on the core thread; it is checked after
   // every event the engine processes (commands, documents, timers).
   std::future<void> when(std::function<bool(core::Node&)> condition);
@@ -119,6 +147,7 @@ class Engine final : private bus::BusListener {
   void save_state(bool force = false);
 
   void on_document(wire::Document document, const std::string& position) override;
+  void on_settled(std::uint64_t count) override;
   void on_bus_state(bus::BusState state, const std::string& detail) override {
     node_->on_bus_state(state, detail);
     if (bus_observer_) bus_observer_(state, detail);
@@ -133,7 +162,16 @@ class Engine final : private bus::BusListener {
   std::unique_ptr<bus::memory::MemoryHub> hub_;
   bus::mongodb::MongoBus* mongo_bus_ = nullptr;
   std::unique_ptr<bus::Bus> bus_;
+  // The bus as the node uses it: marks documents with the current call and
+  // counts them (published_, settled_).
+  class MarkingBus;
+  std::unique_ptr<MarkingBus> marking_bus_;
   std::unique_ptr<core::Node> node_;
+  // Core thread only.
+  std::optional<wire::CallMark> current_call_;
+  std::uint64_t published_ = 0;
+  std::uint64_t settled_ = 0;
+  std::function<void(std::uint64_t)> settled_observer_;
 
   uv_loop_t loop_{};
   uv_async_t wakeup_{};

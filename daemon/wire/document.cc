@@ -217,6 +217,53 @@ void encode_document(const Document& doc, const EncodeOptions& options, bson_t* 
                        static_cast<std::uint32_t>(doc.extension->size()));
   }
   if (doc.echo) BSON_APPEND_BOOL(out, "echo", true);
+  if (!doc.calls.empty()) {
+    bson_t array;
+    bson_append_array_begin(out, "calls", 5, &array);
+    char key_buffer[16];
+    for (std::size_t i = 0; i < doc.calls.size(); ++i) {
+      const char* key = nullptr;
+      const auto key_length =
+          bson_uint32_to_string(static_cast<std::uint32_t>(i), &key, key_buffer, sizeof key_buffer);
+      bson_t entry;
+      bson_append_document_begin(&array, key, static_cast<int>(key_length), &entry);
+      const auto& mark = doc.calls[i];
+      bson_append_utf8(&entry, "i", 1, mark.instance.data(),
+                       static_cast<int>(mark.instance.size()));
+      bson_append_int64(&entry, "n", 1, static_cast<std::int64_t>(mark.seq));
+      bson_append_document_end(&array, &entry);
+    }
+    bson_append_array_end(out, &array);
+  }
+}
+
+std::vector<CallMark> read_call_marks(const bson_t* bson) {
+  std::vector<CallMark> marks;
+  bson_iter_t it, entries;
+  if (!bson_iter_init_find(&it, bson, "calls") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+      !bson_iter_recurse(&it, &entries)) {
+    return marks;
+  }
+  while (bson_iter_next(&entries)) {
+    bson_iter_t field;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&entries) || !bson_iter_recurse(&entries, &field)) continue;
+    CallMark mark;
+    bool has_instance = false, has_seq = false;
+    while (bson_iter_next(&field)) {
+      const std::string_view key(bson_iter_key(&field), bson_iter_key_len(&field));
+      if (key == "i" && BSON_ITER_HOLDS_UTF8(&field)) {
+        std::uint32_t length = 0;
+        const char* value = bson_iter_utf8(&field, &length);
+        mark.instance.assign(value, length);
+        has_instance = true;
+      } else if (key == "n" && BSON_ITER_HOLDS_INT64(&field) && bson_iter_int64(&field) > 0) {
+        mark.seq = static_cast<std::uint64_t>(bson_iter_int64(&field));
+        has_seq = true;
+      }
+    }
+    if (has_instance && has_seq) marks.push_back(std::move(mark));
+  }
+  return marks;
 }
 
 namespace {
@@ -259,6 +306,15 @@ std::size_t encoded_size(const Document& doc, const EncodeOptions& options) {
   if (options.created_at_ms) size += 1 + 9 + 1 + 8;
   if (doc.extension) size += binary_element(9, doc.extension->size());
   if (doc.echo) size += 1 + 4 + 1 + 1;
+  if (!doc.calls.empty()) {
+    std::size_t array = 4 + 1;  // length and terminator
+    for (std::size_t i = 0; i < doc.calls.size(); ++i) {
+      const std::size_t entry = 4 + utf8_element(1, doc.calls[i].instance.size()) +
+                                (1 + 1 + 1 + 8) + 1;  // length, "i", "n" (int64), terminator
+      array += 1 + std::to_string(i).size() + 1 + entry;
+    }
+    size += 1 + 5 + 1 + array;
+  }
   return size;
 }
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/common/result.h"
 #include "daemon/wire/messages.h"
@@ -39,6 +40,15 @@ struct DocumentHeader {
   bool operator==(const DocumentHeader&) const = default;
 };
 
+// A call of an attached server, named by the server's instance (chosen by its
+// client, kept across reattachments) and the call's number in that server's
+// order (docs/PROTOCOL.md section 20).
+struct CallMark {
+  std::string instance;
+  std::uint64_t seq = 0;
+  bool operator==(const CallMark&) const = default;
+};
+
 struct Document {
   DocumentHeader header;
   Bytes data;                      // the msgpack payload
@@ -47,6 +57,10 @@ struct Document {
   // stream, to learn its position (connection state recovery, PROTOCOL.md
   // section 19). Never packed.
   bool echo = false;
+  // Field "calls": for each server instance whose calls this document carries,
+  // the highest call number among them. Written for the origin alone (it
+  // looks them up after a restart); readers ignore it, like socketioxide.
+  std::vector<CallMark> calls{};
   bool operator==(const Document&) const = default;
 };
 
@@ -71,6 +85,9 @@ inline constexpr std::size_t kMaxDocumentBytes = 16 * 1024 * 1024;
 // carries several messages, the message's index in it. Formatted as 24 hex
 // digits, so that positions compare as strings in delivery order.
 std::string format_position(std::uint32_t seconds, std::uint32_t increment, std::uint32_t index);
+
+// The "calls" field of a stored document; malformed entries are left out.
+std::vector<CallMark> read_call_marks(const bson_t* bson);
 
 // Reads a document as inserted by any node. Unknown fields are ignored, field
 // order does not matter, `data` may be an int32 array or BinData.

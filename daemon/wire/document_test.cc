@@ -151,6 +151,10 @@ TEST_CASE("encoded_size is the stored size, _id included, without encoding") {
         Document doc = request_doc(all_bytes(size));
         if (size % 2) doc.header.target = B;
         if (size > 10) doc.extension = "ext";
+        // Call marks: none, one, and more than ten (two-digit array keys).
+        for (std::size_t i = 0; i < (size == 1000 ? 12 : size % 3); ++i) {
+          doc.calls.push_back(CallMark{"server-" + std::to_string(i), (1ull << (i * 5)) + i});
+        }
         const EncodeOptions options{format, ttl ? std::optional<std::int64_t>(7) : std::nullopt};
         BsonPtr stored;
         bson_oid_t id;
@@ -168,4 +172,37 @@ TEST_CASE("positions sort as text in delivery order") {
   CHECK(format_position(0x6a000000, 0, 0) < format_position(0x6a000000, 1, 0));
   CHECK(format_position(0x6a000000, 0xffffffff, 9) < format_position(0x6a000001, 0, 0));
   CHECK(format_position(5, 5, 9) < format_position(5, 5, 10));
+}
+
+TEST_CASE("call marks are stored beside the message and read back; a malformed one is left out") {
+  Document doc = request_doc(all_bytes(4));
+  doc.calls = {CallMark{"AbCdEfGh12345678", 7}, CallMark{"other", (1ull << 40) + 3}};
+  BsonPtr stored;
+  encode_document(doc, {DataFormat::kBinary, std::nullopt}, stored.get());
+  CHECK(read_call_marks(stored.get()) == doc.calls);
+  // Readers of the message do not depend on them.
+  auto decoded = decode_document(stored.get());
+  REQUIRE(decoded.ok());
+  CHECK(decoded->data == doc.data);
+
+  BsonPtr bad;
+  bson_t array, entry;
+  BSON_APPEND_ARRAY_BEGIN(bad.get(), "calls", &array);
+  BSON_APPEND_DOCUMENT_BEGIN(&array, "0", &entry);
+  BSON_APPEND_UTF8(&entry, "i", "no-number");
+  bson_append_document_end(&array, &entry);
+  BSON_APPEND_INT32(&array, "1", 5);  // not a document
+  BSON_APPEND_DOCUMENT_BEGIN(&array, "2", &entry);
+  BSON_APPEND_UTF8(&entry, "i", "good");
+  BSON_APPEND_INT64(&entry, "n", 9);
+  bson_append_document_end(&array, &entry);
+  BSON_APPEND_DOCUMENT_BEGIN(&array, "3", &entry);
+  BSON_APPEND_UTF8(&entry, "i", "negative");
+  BSON_APPEND_INT64(&entry, "n", -1);
+  bson_append_document_end(&array, &entry);
+  bson_append_array_end(bad.get(), &array);
+  CHECK(read_call_marks(bad.get()) == std::vector<CallMark>{CallMark{"good", 9}});
+  BsonPtr none;
+  BSON_APPEND_UTF8(none.get(), "calls", "not an array");
+  CHECK(read_call_marks(none.get()).empty());
 }

@@ -44,6 +44,16 @@ export interface SiobridgeAdapterOptions {
   /** Calls kept while the daemon is unreachable (then refused). Default 10000. */
   maxQueuedCalls?: number;
   /**
+   * Calls that answer only on failure (broadcasts, socketsJoin/Leave,
+   * disconnectSockets, serverSideEmit) are kept until the daemon confirms that
+   * the cluster has them, and sent again after a daemon restart, so that a
+   * daemon that dies loses none and the cluster applies none twice. At most
+   * `maxBytes` of event data (default 64 MiB) for at most `timeoutMs` (default
+   * 120000) are kept; past either the oldest is let go, reported through
+   * onError with DEADLINE_EXCEEDED.
+   */
+  resend?: { maxBytes?: number; timeoutMs?: number };
+  /**
    * Whether the daemon may send several commands per message (CommandBatch)
    * while this server reads. Default true; false only to compare.
    */
@@ -156,7 +166,7 @@ const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 
 export class SiobridgeAdapter extends Adapter {
   declare readonly nsp: Namespace;
-  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches" | "coalesceWrites">> & {
+  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches" | "coalesceWrites" | "resend">> & {
     parser: Parser;
   };
   private readonly server: ServerSession;
@@ -190,6 +200,8 @@ export class SiobridgeAdapter extends Adapter {
         reconnectMinDelay: this.options.reconnect.minDelay ?? 100,
         reconnectMaxDelay: this.options.reconnect.maxDelay ?? 5000,
         maxQueuedCalls: this.options.maxQueuedCalls,
+        resendMaxBytes: options.resend?.maxBytes ?? 64 * 1024 * 1024,
+        resendTimeoutMs: options.resend?.timeoutMs ?? 120000,
         onError,
       });
       serverNumber += 1;

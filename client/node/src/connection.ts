@@ -14,6 +14,16 @@
 // message, applied exactly as that many single Commands. It asks for
 // "message_batch" too: once a Welcome accepts it, the messages of one turn go
 // to the daemon as MessageBatches, read in one read each.
+//
+// Each Server also numbers its calls ("confirm", docs/PROTOCOL.md section 20):
+// it keeps every call that answers only on failure until the daemon confirms
+// it settled (stored in MongoDB), and after reattaching to a restarted daemon
+// sends the others again with their numbers, once the daemon said which of
+// them the cluster already has: a daemon that dies loses none of them, and
+// the cluster applies none twice. Commands caused by another Server's call on
+// the same daemon carry that call's number: one applied already (before the
+// daemon restarted) is skipped.
+import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { join } from "node:path";
@@ -40,7 +50,7 @@ import { batched, MAX_BATCH_BYTES, StreamWriter } from "./writer";
 const PROTO_PATH = join(__dirname, "..", "proto", "siobridge", "v1", "bridge.proto");
 
 /** The Hello.features this adapter asks for. */
-const FEATURES = ["command_batch", "message_batch"];
+const FEATURES = ["command_batch", "message_batch", "confirm"];
 
 interface AttachCodec {
   path: string;
@@ -79,6 +89,13 @@ export interface ConnectionOptions {
   reconnectMaxDelay: number;
   /** Calls kept while the daemon is unreachable. */
   maxQueuedCalls: number;
+  /**
+   * Calls kept until the daemon confirms them, to send again after a daemon
+   * restart: at most this many bytes of event data, for at most this long.
+   * Past either, the oldest is no longer kept (reported through onError).
+   */
+  resendMaxBytes: number;
+  resendTimeoutMs: number;
   onError: (error: SiobridgeError) => void;
 }
 
@@ -148,9 +165,15 @@ interface OutgoingCall {
   kind: CallKind;
   /** Bytes of event data, as the daemon counts them against max_message_bytes. */
   payload: number;
-  message(ref: string, attachmentId: string): ServerMessage;
+  message(ref: string, attachmentId: string, seq: number): ServerMessage;
   /** Absent for calls that answer only when they fail. */
   pending?: Pending & { onSettled(cleanup: () => void): void };
+  /** Its number among the calls of its Server, once sent ("confirm"). */
+  seq?: number;
+  /** The ref it was last sent with. */
+  ref?: string;
+  /** When it was first sent (ms). */
+  sentAt?: number;
 }
 
 export class Session {
@@ -174,6 +197,25 @@ export class Session {
   /** CommandBatch messages received, and the Commands they held, for tests and diagnostics. */
   batchesReceived = 0;
   batchedCommands = 0;
+  /** This Server's name across reattachments (Hello.instance): call numbers count per instance. */
+  readonly instance = randomBytes(12).toString("base64url");
+  /** The number of its next call. */
+  nextSeq = 1;
+  /** Calls sent that answer only on failure, not confirmed yet, in order: sent again after a restart. */
+  readonly unconfirmed: OutgoingCall[] = [];
+  /** Bytes of event data in `unconfirmed`. */
+  unconfirmedBytes = 0;
+  /** The highest number the daemon confirmed. */
+  confirmed = 0;
+  /** Whether the daemon numbers this Server's calls (its Welcome accepted "confirm"). */
+  confirms = false;
+  /** Waiting for the daemon to say which calls it holds before sending any (Hello.resend_from). */
+  awaitingResend = false;
+  /** Calls sent again after a daemon restart, and calls given up unconfirmed, for tests and diagnostics. */
+  resent = 0;
+  givenUp = 0;
+  /** Per other Server of this daemon: the number of its last call whose commands were applied here. */
+  readonly originSeqs = new Map<string, number>();
 
   constructor(
     readonly connection: Connection,
@@ -253,8 +295,8 @@ function outgoing<K extends CallKind>(
   return {
     kind,
     payload: payloadBytes(kind, request),
-    message: (ref, attachmentId) => ({
-      call: { ref, attachment_id: attachmentId, want_result: wantResult, [kind]: request },
+    message: (ref, attachmentId, seq) => ({
+      call: { ref, attachment_id: attachmentId, want_result: wantResult, seq, [kind]: request },
     }),
     pending,
   };
@@ -314,6 +356,8 @@ export class Connection {
       session.attachmentId = undefined;
     }
     session.queue.length = 0;
+    session.unconfirmed.length = 0;
+    session.unconfirmedBytes = 0;
     for (const pending of [...session.pending]) {
       pending.fail(new SiobridgeError(Status.CANCELLED, `${pending.kind} cancelled: the adapter was closed`));
     }
@@ -322,7 +366,7 @@ export class Connection {
 
   /** Sends a call now if the session is attached, else queues it. */
   send(session: Session, call: OutgoingCall): void {
-    if (session.attachmentId && this.stream) {
+    if (session.attachmentId && this.stream && !session.awaitingResend) {
       this.transmit(session, call);
       return;
     }
@@ -371,8 +415,73 @@ export class Connection {
       this.pending.set(ref, pending);
       pending.onSettled(() => this.pending.delete(ref));
     }
-    const error = this.write(call.message(ref, session.attachmentId!));
-    if (error) this.refuse(call, new SiobridgeError(error.code, `${call.kind}: ${error.message}`));
+    const first = call.seq === undefined;
+    if (session.confirms && first) call.seq = session.nextSeq++;
+    call.ref = ref;
+    const error = this.write(call.message(ref, session.attachmentId!, session.confirms ? call.seq! : 0));
+    if (error) {
+      this.refuse(call, new SiobridgeError(error.code, `${call.kind}: ${error.message}`));
+      return;
+    }
+    // Kept until confirmed, to send again after a daemon restart; calls that
+    // answer fail instead when the stream is lost.
+    if (session.confirms && first && !call.pending) {
+      call.sentAt = Date.now();
+      session.unconfirmed.push(call);
+      session.unconfirmedBytes += call.payload;
+      this.bound(session);
+    }
+  }
+
+  /** Drops from `session`'s kept calls those past the bounds (reported once per turn). */
+  private bound(session: Session): void {
+    const tooOld = Date.now() - this.options.resendTimeoutMs;
+    let dropped = 0;
+    while (
+      session.unconfirmed.length > 0 &&
+      (session.unconfirmedBytes > this.options.resendMaxBytes || session.unconfirmed[0].sentAt! < tooOld)
+    ) {
+      session.unconfirmedBytes -= session.unconfirmed.shift()!.payload;
+      dropped += 1;
+    }
+    if (dropped === 0) return;
+    session.givenUp += dropped;
+    this.options.onError(
+      new SiobridgeError(
+        Status.DEADLINE_EXCEEDED,
+        `server '${session.name}': ${dropped} calls were not confirmed by siobridged within ` +
+          `${this.options.resendTimeoutMs} ms or ${this.options.resendMaxBytes} bytes; they are no longer kept ` +
+          `to be sent again, so a daemon restart now could lose them`,
+      ),
+    );
+  }
+
+  /** The daemon settled `session`'s calls up to `seq`. */
+  private onConfirmed(session: Session, seq: number): void {
+    if (seq > session.confirmed) session.confirmed = seq;
+    let kept = 0;
+    while (kept < session.unconfirmed.length && session.unconfirmed[kept].seq! <= session.confirmed) kept += 1;
+    for (const call of session.unconfirmed.splice(0, kept)) session.unconfirmedBytes -= call.payload;
+    if (!session.awaitingResend) return;
+    // The daemon said which calls the cluster has: the others again, in
+    // order and with their numbers, then what waited meanwhile.
+    session.awaitingResend = false;
+    for (const call of session.unconfirmed) {
+      session.resent += 1;
+      this.transmit(session, call);
+    }
+    for (const call of session.queue.splice(0)) this.transmit(session, call);
+  }
+
+  /** A call that failed: it is not to be sent again. */
+  private forgetUnconfirmed(ref: string): void {
+    for (const session of this.sessions.values()) {
+      const index = session.unconfirmed.findIndex((call) => call.ref === ref);
+      if (index < 0) continue;
+      session.unconfirmedBytes -= session.unconfirmed[index].payload;
+      session.unconfirmed.splice(index, 1);
+      return;
+    }
   }
 
   private open(): void {
@@ -415,6 +524,8 @@ export class Connection {
         namespaces: [...session.namespaces.keys()],
         client_ref: session.clientRef,
         features: session.features,
+        instance: session.instance,
+        resend_from: session.unconfirmed.length > 0 ? session.unconfirmed[0].seq! : 0,
       },
     });
     if (error) {
@@ -436,6 +547,14 @@ export class Connection {
         session.attachmentId = welcome.attachment_id;
         session.nodeUid = welcome.node_uid;
         session.readsBatches = welcome.features.includes("command_batch");
+        session.confirms = welcome.features.includes("confirm");
+        if (!session.confirms) {
+          // A daemon that does not number calls cannot say which it has.
+          session.unconfirmed.length = 0;
+          session.unconfirmedBytes = 0;
+        }
+        // With calls to send again: none goes before the daemon's first Confirmed.
+        session.awaitingResend = session.unconfirmed.length > 0;
         this.maxMessageBytes = Number(welcome.max_message_bytes);
         this.writer.setMaxMessageBytes(this.maxMessageBytes);
         // Batches are the stream's: any server of the process may have asked.
@@ -452,7 +571,12 @@ export class Connection {
           });
         }
         session.sink.onAttached(welcome.node_uid);
-        for (const call of session.queue.splice(0)) this.transmit(session, call);
+        if (!session.awaitingResend) for (const call of session.queue.splice(0)) this.transmit(session, call);
+        return;
+      }
+      case "confirmed": {
+        const session = this.byAttachment.get(message.confirmed.attachment_id);
+        if (session) this.onConfirmed(session, Number(message.confirmed.seq));
         return;
       }
       case "command":
@@ -476,7 +600,10 @@ export class Connection {
         if (result.status_code !== Status.OK) {
           const error = new SiobridgeError(result.status_code, result.status_message);
           if (pending) pending.fail(error);
-          else this.options.onError(error);
+          else {
+            this.forgetUnconfirmed(result.ref);
+            this.options.onError(error);
+          }
           return;
         }
         // A restored socket joins its rooms as soon as this answer resolves,
@@ -519,6 +646,15 @@ export class Connection {
         return;
       }
       session.lastPosition = command.position;
+    }
+    if (command.origin_instance) {
+      // Another Server's call on this daemon, sent again after a daemon restart.
+      const seq = Number(command.origin_seq);
+      if (seq <= (session.originSeqs.get(command.origin_instance) ?? 0)) {
+        session.repeatsSkipped += 1;
+        return;
+      }
+      session.originSeqs.set(command.origin_instance, seq);
     }
     this.commands.push({ session, command });
     if (this.commands.length === 1) setImmediate(() => this.applyCommands());

@@ -140,6 +140,10 @@ void BusContext::deliver(Delivery delivery) {
   });
 }
 
+void BusContext::settled(std::uint64_t count) {
+  post_([this, count] { listener_.on_settled(count); });
+}
+
 bool BusContext::wait_for_core() {
   if (core_backlog_.load(std::memory_order_relaxed) <= kCoreBacklogHigh) return !stopping();
   ++stats.core_waits;

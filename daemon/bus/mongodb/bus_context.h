@@ -77,6 +77,13 @@ class BusContext {
   static constexpr std::size_t kCoreBacklogHigh = 4u << 20;
   static constexpr std::size_t kCoreBacklogLow = 1u << 20;
 
+  // ---- settlement (the writer) ----
+  // Tells the core thread that the first `count` published documents are
+  // settled (BusListener::on_settled).
+  void settled(std::uint64_t count);
+  // Runs `fn` on the core thread.
+  void post(std::function<void()> fn) { post_(std::move(fn)); }
+
   // ---- waiting ----
   void request_stop() SIOBRIDGE_EXCLUDES(mutex_);
   bool stopping() const { return stopping_.load(); }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
 
 namespace siobridge::bus::mongodb {
@@ -189,6 +190,7 @@ void DocumentWriter::expire_old() {
     ++expired;
   }
   if (expired) {
+    settled_ += expired;
     context_.stats.expired += expired;
     spdlog::error(
         "{} queued documents waited longer than {} s for MongoDB and were dropped: the "
@@ -197,7 +199,7 @@ void DocumentWriter::expire_old() {
   }
 }
 
-std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
+std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch(std::size_t& taken_count) {
   std::vector<Queued> taken;
   {
     MutexLock lock(mutex_);
@@ -215,6 +217,7 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch() {
     context_.stats.queued_bytes = queued_bytes_;
     report_backlog();
   }
+  taken_count = taken.size();
   // Packing and encoding happen here, off the core thread.
   auto documents = documents_of(std::move(taken));
   std::vector<Encoded> batch;
@@ -236,6 +239,8 @@ std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> tak
   documents.reserve(taken.size());
   std::vector<wire::PackedMessage> pack;
   std::size_t pack_bytes = 0;
+  // The highest call of each server instance among the pack's messages.
+  std::map<std::string, std::uint64_t> pack_calls;
   auto close_pack = [&] {
     if (pack.empty()) return;
     ++context_.stats.packs;
@@ -250,7 +255,9 @@ std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> tak
       context_.stats.pack_stored_bytes += documents.back().extension->size();
       context_.stats.pack_message_bytes += documents.back().extension->size();
     }
+    for (auto& [instance, seq] : pack_calls) documents.back().calls.push_back({instance, seq});
     pack.clear();
+    pack_calls.clear();
     pack_bytes = 0;
   };
   for (auto& queued : taken) {
@@ -263,6 +270,10 @@ std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> tak
     const std::size_t bytes = wire::packed_size(queued.document);
     if (!pack.empty() && pack_bytes + bytes > max_pack_bytes_) close_pack();
     pack_bytes += bytes;
+    for (const auto& mark : queued.document.calls) {
+      auto& highest = pack_calls[mark.instance];
+      highest = std::max(highest, mark.seq);
+    }
     pack.push_back(wire::to_packed(std::move(queued.document)));
     ++context_.stats.packed;
   }
@@ -282,9 +293,17 @@ void DocumentWriter::run() {
         return;
       }
     }
-    auto batch = take_batch();
-    if (batch.empty()) continue;
-    write(batch);
+    std::size_t taken = 0;
+    auto batch = take_batch(taken);
+    if (batch.empty()) {
+      report_settled();  // what expired
+      continue;
+    }
+    if (write(batch)) {
+      MutexLock lock(mutex_);
+      settled_ += taken;
+    }
+    report_settled();
     batch.clear();
     bool drained_large_backlog = false;
     {
@@ -443,14 +462,24 @@ DocumentWriter::Attempt DocumentWriter::insert(const PooledClient& client, const
   return Attempt::kDone;
 }
 
-void DocumentWriter::write(std::vector<Encoded>& batch) {
+void DocumentWriter::report_settled() {
+  std::uint64_t count;
+  {
+    MutexLock lock(mutex_);
+    if (settled_ == settled_reported_) return;
+    settled_reported_ = count = settled_;
+  }
+  context_.settled(count);
+}
+
+bool DocumentWriter::write(std::vector<Encoded>& batch) {
   Backoff backoff(context_.config);
   PooledClient client(context_.pool);
   std::size_t offset = 0;
   bool one_by_one = false;
   while (offset < batch.size()) {
     auto uuid = context_.wait_collection();
-    if (!uuid) break;  // stopping before the collection came back
+    if (!uuid) return false;  // stopping before the collection came back
     const std::size_t end = one_by_one ? offset + 1 : batch.size();
     switch (insert(client, *uuid, batch, offset, end)) {
       case Attempt::kDone:
@@ -465,18 +494,17 @@ void DocumentWriter::write(std::vector<Encoded>& batch) {
         MutexLock lock(mutex_);
         report_backlog();
       }
-        if (!context_.sleep_for(backoff.next())) return;
+        if (!context_.sleep_for(backoff.next())) return false;
         break;
     }
   }
   // Every document is settled, and MongoDB said so: by storing it, by showing
   // it was stored before (an answer lost in an election), or by refusing it
   // for good. Any of these ends an outage the writer reported.
-  if (offset >= batch.size()) {
-    context_.report(BusContext::Part::kWriter, BusState::kReady, "");
-    MutexLock lock(mutex_);
-    report_backlog();
-  }
+  context_.report(BusContext::Part::kWriter, BusState::kReady, "");
+  MutexLock lock(mutex_);
+  report_backlog();
+  return true;
 }
 
 }  // namespace siobridge::bus::mongodb

@@ -19,7 +19,9 @@
 // retries: after a failure whose outcome is unknown, the documents already
 // stored are looked up and skipped, so every document is stored exactly once.
 // Documents go in with the collection's UUID, so a dropped collection is never
-// re-created by an insert.
+// re-created by an insert. The core hears how many of the published documents
+// are settled (stored, refused for good, expired), in order: what it confirms
+// to the servers that number their calls.
 //
 // enqueue(), close() and wake() are thread-safe; run() is the thread body.
 #pragma once
@@ -66,7 +68,8 @@ class DocumentWriter {
   // unavailable); go on one document at a time (a bad document in the batch).
   enum class Attempt { kDone, kContinue, kRetry, kOneByOne };
 
-  std::vector<Encoded> take_batch() SIOBRIDGE_EXCLUDES(mutex_);
+  // The next batch to insert; `taken`: how many queued documents it holds.
+  std::vector<Encoded> take_batch(std::size_t& taken) SIOBRIDGE_EXCLUDES(mutex_);
   // The documents to insert for `taken`: packs of the siobridge-only runs.
   std::vector<wire::Document> documents_of(std::vector<Queued> taken);
   // Drops queued documents older than queue_age (counted).
@@ -74,7 +77,11 @@ class DocumentWriter {
   // Tells the write gate how much waits, after the queue changed. Under the
   // mutex, so that reports reach the gate in the order of the changes.
   void report_backlog() SIOBRIDGE_REQUIRES(mutex_);
-  void write(std::vector<Encoded>& batch);
+  // True once every document of `batch` is settled (stored, or refused for
+  // good); false when the bus stopped first.
+  bool write(std::vector<Encoded>& batch);
+  // Tells the core how many documents are settled, when that changed.
+  void report_settled() SIOBRIDGE_EXCLUDES(mutex_);
   // One insertMany of batch[offset..end): advances `offset` past what is stored
   // or dropped for good, and says what to do next.
   Attempt insert(const PooledClient& client, const std::string& uuid, std::vector<Encoded>& batch,
@@ -103,6 +110,10 @@ class DocumentWriter {
   std::size_t peak_since_empty_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
   bool closed_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   std::chrono::steady_clock::time_point drain_deadline_ SIOBRIDGE_GUARDED_BY(mutex_){};
+  // Queued documents settled so far, in queue order (BusListener::on_settled),
+  // and the count last told to the core.
+  std::uint64_t settled_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::uint64_t settled_reported_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
 
   // Writer thread only.
   bool use_uuid_ = true;  // off for servers before 6.0, which reject collectionUUID

@@ -56,11 +56,15 @@ Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::s
   bus->monitor_->install(bus->pool_);
   bus->writer_ = std::make_unique<DocumentWriter>(*bus->context_);
   bus->watcher_ = std::make_unique<ChangeWatcher>(*bus->context_);
+  bus->lookup_ = std::make_unique<CallLookup>(*bus->context_);
   return bus;
 }
 
 MongoBus::~MongoBus() {
   stop(Millis{0});
+  // A lookup asked before start() (or after stop()) uses the pool too.
+  if (context_) context_->request_stop();
+  if (lookup_) lookup_->stop();
   if (pool_) mongoc_client_pool_destroy(pool_);
 }
 
@@ -84,10 +88,16 @@ void MongoBus::stop(Millis drain) {
   writer_->wake();
   writer_thread_.join();
   watcher_thread_.join();
+  lookup_->stop();
 }
 
 Status MongoBus::publish(wire::Document document, Audience audience) {
   return writer_->enqueue(std::move(document), audience);
+}
+
+void MongoBus::find_last_call(const std::string& instance,
+                              std::function<void(Result<std::uint64_t>)> done) {
+  lookup_->ask(instance, std::move(done));
 }
 
 }  // namespace siobridge::bus::mongodb

@@ -17,6 +17,7 @@
 
 #include "daemon/bus/bus.h"
 #include "daemon/bus/mongodb/bus_context.h"
+#include "daemon/bus/mongodb/call_lookup.h"
 #include "daemon/bus/mongodb/change_watcher.h"
 #include "daemon/bus/mongodb/document_writer.h"
 #include "daemon/bus/mongodb/mongo_bus_config.h"
@@ -42,6 +43,9 @@ class MongoBus final : public Bus {
   Status publish(wire::Document document, Audience audience) override;
   BusState state() const override { return context_->state(); }
   bool shared() const override { return true; }
+  bool settles_later() const override { return true; }
+  void find_last_call(const std::string& instance,
+                      std::function<void(Result<std::uint64_t>)> done) override;
   void set_rank(unsigned rank) { watcher_->set_rank(rank); }
   const MongoBusStats& stats() const { return context_->stats; }
   // Bytes read from the change stream that the core thread has not taken yet.
@@ -58,6 +62,7 @@ class MongoBus final : public Bus {
   std::unique_ptr<TopologyMonitor> monitor_;
   std::unique_ptr<DocumentWriter> writer_;
   std::unique_ptr<ChangeWatcher> watcher_;
+  std::unique_ptr<CallLookup> lookup_;
   std::thread writer_thread_, watcher_thread_;
   std::future<void> writer_done_;
   bool started_ = false, stopped_ = false;

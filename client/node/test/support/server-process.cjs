@@ -257,6 +257,11 @@ const handlers = {
     return { readsBatches: session.readsBatches, batches: session.batchesReceived, commands: session.batchedCommands };
   },
   socketWrites: () => socketWrites,
+  // What the adapter sent again after daemon restarts, and what it let go unconfirmed.
+  resends: (m) => {
+    const session = io(m.server).of(m.ns ?? "/").adapter.server.session;
+    return { resent: session.resent, givenUp: session.givenUp, unconfirmed: session.unconfirmed.length };
+  },
   // How this process wrote its Attach stream: calls and the stream messages that carried them.
   writes: (m) => {
     const writer = io(m.server).of(m.ns ?? "/").adapter.server.session.connection.writer;
