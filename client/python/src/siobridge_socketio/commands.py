@@ -239,7 +239,14 @@ class ClusterWork:
             other = self.sid_from_eio_sid(eio_sid, name)
             if other is not None:
                 yield self.server.disconnect(other, namespace=name, ignore_queue=True)
-        yield self.server.eio.disconnect(eio_sid)
+
+        def close_engine() -> "Steps[None]":
+            yield self.server.eio.disconnect(eio_sid)
+
+        # Beside the command stream: engine.io waits until the client took
+        # what was queued for it, which a long-polling client that is going
+        # away may never do.
+        self._spawn(close_engine())
 
     def _server_side(self, command: Any, generation: int) -> None:
         body = command.server_side_emit
