@@ -155,11 +155,14 @@ class ClusterWork:
         elif kind == "broadcast_with_ack":
             yield from self._broadcast_with_ack(command, generation, sids)
         elif kind in ("add_sockets", "del_sockets"):
-            change = self._base_enter if kind == "add_sockets" else self._base_leave
             for sid in sids:
                 for room in getattr(command, kind).rooms:
-                    if room and self._is_local(sid, namespace):
-                        change(sid, namespace, room)
+                    if not room or not self._is_local(sid, namespace):
+                        continue
+                    if kind == "add_sockets":
+                        self._base_enter(sid, namespace, room)
+                    else:
+                        self._base_leave(sid, namespace, room)
         elif kind == "disconnect_sockets":
             for sid in sids:
                 if command.disconnect_sockets.close:

@@ -33,7 +33,7 @@ _ASYNC_CONNECT = inspect.iscoroutinefunction(socketio.AsyncManager.connect)
 __all__ = ["AsyncSiobridgeManager", "RemoteSocket", "default_address"]
 
 
-class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):  # type: ignore[misc]
+class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):
     """Client manager for socketio.AsyncServer backed by siobridged.
 
     :param address: the daemon: "unix:/path", "/path" or "host:port". Default:
@@ -157,9 +157,11 @@ class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):  # type: ignore
             task.add_done_callback(self._tasks.discard)
 
     def _on_failure(self, pending: Any) -> None:
-        pending.future.add_done_callback(
-            lambda f: f.cancelled() or f.exception() is None or self._report(f.exception())
-        )
+        def settled(future: "asyncio.Future[Any]") -> None:
+            if not future.cancelled() and future.exception() is not None:
+                self._report(future.exception())  # type: ignore[arg-type]
+
+        pending.future.add_done_callback(settled)
 
     def on_command(self, command: Any, generation: int) -> None:
         """A Command from the daemon: applied in arrival order by _work()."""
@@ -182,14 +184,14 @@ class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):  # type: ignore
     if _ASYNC_CONNECT:
 
         async def connect(self, eio_sid: str, namespace: str) -> Optional[str]:
-            sid = await super().connect(eio_sid, namespace)
+            sid: Optional[str] = await super().connect(eio_sid, namespace)
             self._connected(eio_sid, namespace, sid)
             return sid
 
     else:
 
-        def connect(self, eio_sid: str, namespace: str) -> Optional[str]:
-            sid = super().connect(eio_sid, namespace)
+        def connect(self, eio_sid: str, namespace: str) -> Optional[str]:  # type: ignore[misc]
+            sid: Optional[str] = super().connect(eio_sid, namespace)
             self._connected(eio_sid, namespace, sid)
             return sid
 
@@ -203,10 +205,10 @@ class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):  # type: ignore
 
     else:
 
-        def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        def enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:  # type: ignore[misc]
             self._enter_room(sid, namespace, room, eio_sid)
 
-        def leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        def leave_room(self, sid: str, namespace: str, room: Any) -> None:  # type: ignore[misc]
             self._leave_room(sid, namespace, room)
 
     async def close_room(self, room: Any, namespace: Optional[str]) -> None:

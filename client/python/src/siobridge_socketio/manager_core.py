@@ -191,9 +191,10 @@ class ManagerCore(ClusterWork, SocketDetails):
     def _record_auth(self, server: Any) -> None:
         # python-socketio hands the client's auth only to the connect handler;
         # fetchSockets reports it as handshake.auth, so it is noted on its way.
-        original = getattr(server, "_handle_connect", None)
-        if original is None:
+        found = getattr(server, "_handle_connect", None)
+        if found is None:
             return
+        original: Callable[..., Any] = found
         connecting = self._connecting
         if inspect.iscoroutinefunction(original):
 
@@ -430,6 +431,7 @@ class ManagerCore(ClusterWork, SocketDetails):
             session.send("broadcast", request)
             return
         request.ack_timeout_ms = int(self.requests_timeout * 1000)
+        answer_to: Callable[..., Any] = callback
 
         def on_event(ack_event: Any) -> None:
             if ack_event.WhichOneof("kind") != "ack" or ack_event.ack.WhichOneof("result") != "value":
@@ -442,7 +444,7 @@ class ManagerCore(ClusterWork, SocketDetails):
                     errors.SiobridgeError(f"an ack from socket {ack_event.ack.sid}: {error}", errors.INVALID_ARGUMENT)
                 )
                 return
-            self._ack_callback(callback, args)
+            self._ack_callback(answer_to, args)
 
         self._on_failure(session.call("broadcast_with_ack", request, self._call_timeout(), on_event))
 
@@ -466,7 +468,7 @@ class ManagerCore(ClusterWork, SocketDetails):
         reply = yield self._answer(
             session.call("server_count", pb.ServerCountRequest(namespace=namespace), self._call_timeout())
         )
-        return max(1, reply.count)
+        return max(1, int(reply.count))
 
     def _all_rooms_steps(self, namespace: Optional[str]) -> "Steps[Set[str]]":
         namespace = namespace or "/"

@@ -59,7 +59,7 @@ def _check_async_mode(server: Any) -> None:
             )
 
 
-class SiobridgeManager(ManagerCore, socketio.BaseManager):  # type: ignore[misc]
+class SiobridgeManager(ManagerCore, socketio.BaseManager):
     """Client manager for socketio.Server (Flask-SocketIO:
     ``SocketIO(app, client_manager=SiobridgeManager())``) backed by siobridged.
 
