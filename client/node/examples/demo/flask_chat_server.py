@@ -83,6 +83,8 @@ actions = {
 
 def main():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # engine.io says once that websocket is missing: the demo's client polls.
+    logging.getLogger("engineio.server").setLevel(logging.CRITICAL)
     channel = socket.socket(fileno=int(os.environ["NODE_CHANNEL_FD"]))
     sending = threading.Lock()
 
