@@ -81,5 +81,6 @@ setup(
     package_dir={"": "src"},
     # siobridge_socketio._proto is added by BuildPy once generated.
     packages=["siobridge_socketio"],
+    package_data={"siobridge_socketio": ["py.typed"]},
     cmdclass={"build_py": BuildPy, "sdist": Sdist},
 )

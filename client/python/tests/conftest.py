@@ -40,10 +40,14 @@ def pytest_pyfunc_call(pyfuncitem):
 
 class Cluster:
     """A Node.js server and a Python server, each on a daemon (the same one
-    for the memory bus), a process of Node.js clients, and Python clients."""
+    for the memory bus), a process of Node.js clients, and Python clients.
+    The Python server is python-socketio's AsyncServer (aiohttp) with
+    AsyncSiobridgeManager, or Flask-SocketIO (socketio.Server) with
+    SiobridgeManager under threading or gevent."""
 
-    def __init__(self, kind):
+    def __init__(self, kind, python="aiohttp"):
         self.kind = kind
+        self.python = python
         self.daemons = []
         self.clients = []
 
@@ -56,7 +60,10 @@ class Cluster:
         # Assigned before starting: stop() ends whatever did start.
         self.node = ServerPeer("node", self.daemons[0].address, "node", requestsTimeout=30000)
         await self.node.start()
-        self.py = ServerPeer("python", self.daemons[1].address, "py", requestsTimeout=30000)
+        if self.python == "aiohttp":
+            self.py = ServerPeer("python", self.daemons[1].address, "py", requestsTimeout=30000)
+        else:
+            self.py = ServerPeer("flask", self.daemons[1].address, "py", requestsTimeout=30000, mode=self.python)
         await self.py.start()
         self.node_clients = NodeClients("node-clients")
         await self.node_clients.start()
@@ -107,9 +114,22 @@ def topology_params():
     ]
 
 
-@pytest.fixture(scope="module", params=topology_params())
+def cluster_params():
+    """Each topology with the asyncio server; Flask-SocketIO under both modes
+    on one daemon, and under threading on two daemons sharing MongoDB."""
+    with_mongodb = pytest.mark.skipif(not os.environ.get("MONGODB_URI"), reason="MONGODB_URI not set")
+    return [
+        pytest.param(("memory", "aiohttp"), id="memory-bus"),
+        pytest.param(("memory", "threading"), id="memory-bus-flask-threading"),
+        pytest.param(("memory", "gevent"), id="memory-bus-flask-gevent"),
+        pytest.param(("mongodb", "aiohttp"), id="two-daemons-mongodb", marks=with_mongodb),
+        pytest.param(("mongodb", "threading"), id="two-daemons-mongodb-flask-threading", marks=with_mongodb),
+    ]
+
+
+@pytest.fixture(scope="module", params=cluster_params())
 def cluster(request, loop):
-    cluster = Cluster(request.param)
+    cluster = Cluster(*request.param)
     try:
         loop.run_until_complete(cluster.start())
         yield cluster

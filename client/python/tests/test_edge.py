@@ -392,29 +392,87 @@ def test_commands_already_applied_are_skipped_by_position():
         def on_command(self, command, generation):
             self.applied.append(command.id)
 
-    loop = asyncio.new_event_loop()
+    connection = Connection("unix:/nonexistent", 0.1, 1.0, 10, lambda error: None)
+    sink = Sink()
+    session = Session(connection, "1", "s", sink)
+    session.attachment_id = "a.1"
+    connection.by_attachment["a.1"] = session
+
+    def command(id, position=""):
+        return pb.DaemonMessage(command=pb.Command(id=id, attachment_id="a.1", position=position))
+
+    p = lambda seconds, index: f"{seconds:08x}{1:08x}{index:08x}"
+    for message in [command(1, p(10, 0)), command(2, p(10, 1)), command(3),  # local: no position
+                    command(2, p(10, 1)), command(1, p(10, 0)),              # replayed
+                    command(4, p(11, 0))]:
+        connection.dispatch(message)
+    assert sink.applied == [1, 2, 3, 4]
+    assert session.repeats_skipped == 2
+    # A CommandBatch is those Commands one by one, in order.
+    batch = [command(4, p(11, 0)), command(5, p(11, 1)), command(6)]
+    connection.dispatch(pb.DaemonMessage(command_batch=pb.CommandBatch(commands=[m.command for m in batch])))
+    assert sink.applied == [1, 2, 3, 4, 5, 6]
+    assert session.repeats_skipped == 3
+    assert connection.command_batches == 1
+
+
+async def test_a_call_past_grpcs_own_limit_is_refused_alone_and_nothing_after_it_is_lost(daemon, peers):
+    """With limits.max_message_bytes at 64 KiB the daemon's gRPC server takes
+    messages up to 4.25 MiB: a 5 MiB emit sent anyway would end the stream
+    shared by the process's servers, and the emits made right after it with
+    it. It is refused before it is sent, with RESOURCE_EXHAUSTED."""
+    node = await peers.server("node", daemon.address, "receives")
+    py = await peers.server("python", daemon.address, "oversized")
+    await counted([node, py], 2)
+    clients = await peers.node_clients()
+    client = await clients.connect(node)
+    big = "x" * (5 << 20)
+    await py.do("emit", event="n", args=[big])
+    for i in range(20):
+        await py.do("emit", event="n", args=[i])
+    assert [args[0] for args in await client.next("n", 20)] == list(range(20))
+    reported = await py.wait_event(lambda e: e.get("event") == "adapter-error")
+    assert reported[0]["code"] == 8  # RESOURCE_EXHAUSTED
+    assert "exceeds max_message_bytes (65536) of siobridged: not sent" in reported[0]["message"]
+    # A call that answers fails alone too.
+    with pytest.raises(PeerError) as refused:
+        await py.do("serverSideEmitWithAck", event="server-ping", args=[big])
+    assert refused.value.code == 8
+    assert (await py.do("state"))["attached"]
+    assert await py.do("serverCount") == 2
+    assert [e for e in py.errors() if "stream" in e["message"]] == []
+
+
+async def test_rooms_that_are_numbers_are_the_rooms_javascript_names_the_same(daemon, peers):
+    """python-socketio takes any hashable room; the cluster names rooms by
+    text. A number or a boolean is the room JavaScript's String() names: a
+    Python socket in room 4242 is in the Node servers' room "4242"."""
+    node = await peers.server("node", daemon.address, "node-rooms")
+    py = await peers.server("python", daemon.address, "py-rooms")
+    await counted([node, py], 2)
+    clients = await peers.node_clients()
+    on_node = await clients.connect(node, rooms=["4242", "1.5"])
+    on_py = await python_client(py)
     try:
-        connection = Connection("unix:/nonexistent", loop, 0.1, 1.0, 10, lambda error: None)
-        sink = Sink()
-        session = Session(connection, 1, "s", sink)
-        session.attachment_id = "a.1"
-        connection.by_attachment["a.1"] = session
-
-        def command(id, position=""):
-            return pb.DaemonMessage(command=pb.Command(id=id, attachment_id="a.1", position=position))
-
-        p = lambda seconds, index: f"{seconds:08x}{1:08x}{index:08x}"
-        for message in [command(1, p(10, 0)), command(2, p(10, 1)), command(3),  # local: no position
-                        command(2, p(10, 1)), command(1, p(10, 0)),              # replayed
-                        command(4, p(11, 0))]:
-            connection._dispatch(message)
-        assert sink.applied == [1, 2, 3, 4]
-        assert session.repeats_skipped == 2
-        # A CommandBatch is those Commands one by one, in order.
-        batch = [command(4, p(11, 0)), command(5, p(11, 1)), command(6)]
-        connection._dispatch(pb.DaemonMessage(command_batch=pb.CommandBatch(commands=[m.command for m in batch])))
-        assert sink.applied == [1, 2, 3, 4, 5, 6]
-        assert session.repeats_skipped == 3
-        assert connection.command_batches == 1
+        heard = Inbox(on_py, "ev")
+        await py.do("enterRoom", sid=on_py.sid_in, room=4242)
+        await py.do("enterRoom", sid=on_py.sid_in, room=True)
+        await node.do("emit", event="ev", rooms=["4242"], args=["from-node-to-4242"])
+        await node.do("emit", event="ev", rooms=["true"], args=["from-node-to-true"])
+        assert await heard.next(2) == [["from-node-to-4242"], ["from-node-to-true"]]
+        await py.do("emit", event="ev", to=4242, args=["from-py-to-4242"])
+        await py.do("emit", event="ev", to=[1.5], args=["from-py-to-1.5"])
+        assert await on_node.next("ev", 3) == [["from-node-to-4242"], ["from-py-to-4242"], ["from-py-to-1.5"]]
+        assert await heard.next(3) == [["from-node-to-4242"], ["from-node-to-true"], ["from-py-to-4242"]]
+        found = {s["id"]: s["rooms"] for s in await py.do("fetchSockets", rooms=[4242])}
+        assert found == {
+            on_py.sid_in: sorted([on_py.sid_in, "4242", "true"]),
+            on_node.sid: sorted([on_node.sid, "4242", "1.5"]),
+        }
+        # A room no JavaScript server could name is refused where it is made.
+        with pytest.raises(PeerError) as refused:
+            await py.do("enterRoom", sid=on_py.sid_in, room={"a": 1})
+        assert refused.value.code == 3
+        assert "a room of type dict" in str(refused.value)
     finally:
-        loop.close()
+        await on_py.disconnect()

@@ -1,12 +1,13 @@
-// The siobridge demo: siobridged daemons, three socket.io chat servers attached
-// to them (separate processes: two Node.js, one Python with python-socketio),
-// and socket.io-client users talking across them. Run through scripts/demo,
+// The siobridge demo: siobridged daemons, four socket.io chat servers attached
+// to them (separate processes: two Node.js, one Python with python-socketio's
+// AsyncServer, one Flask-SocketIO app), socket.io-client users talking across
+// them, and an emitter process sending to a room. Run through scripts/demo,
 // which builds everything first.
 //
 //   node run.mjs --daemon <siobridged> --ctl <siobridgectl> [--mongodb-uri URI]
 //
 // Without a MongoDB URI one daemon bridges the servers in memory; with one,
-// there are two daemons (alpha on the first, beta and gamma on the second)
+// there are two daemons (alpha on the first, beta, gamma and delta on the second)
 // that meet in MongoDB.
 import { spawn, fork, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -74,19 +75,28 @@ async function waitFor(check, what, timeoutMs = 30000) {
   }
 }
 
+const python = process.env.SIOBRIDGE_PYTHON ?? "/usr/bin/python3";
+const pythonPath = join(import.meta.dirname, "..", "..", "..", "python", "src");
+
+/** The demo's emitter script: a process with no socket.io server sends to `room`. */
+function emitNews(daemon, room, text) {
+  return execFileSync(python, [join(import.meta.dirname, "emit_news.py"), room, text], {
+    encoding: "utf8",
+    env: { ...process.env, SIOBRIDGE_ADDRESS: daemon.address, PYTHONPATH: pythonPath },
+  });
+}
+
 function startServer(name, daemon, language = "node") {
   const options = {
     env: { ...process.env, NAME: name, SIOBRIDGE_ADDRESS: daemon.address, PORT: "0" },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   };
-  // The Python server (chat_server.py) speaks the same IPC (Node's channel on NODE_CHANNEL_FD).
-  const child =
-    language === "python"
-      ? spawn(process.env.SIOBRIDGE_PYTHON ?? "/usr/bin/python3", [join(import.meta.dirname, "chat_server.py")], {
-          ...options,
-          env: { ...options.env, PYTHONPATH: join(import.meta.dirname, "..", "..", "..", "python", "src") },
-        })
-      : fork(join(import.meta.dirname, "chat-server.cjs"), options);
+  // The Python servers (chat_server.py, flask_chat_server.py) speak the same
+  // IPC (Node's channel on NODE_CHANNEL_FD).
+  const script = { python: "chat_server.py", flask: "flask_chat_server.py" }[language];
+  const child = script
+    ? spawn(python, [join(import.meta.dirname, script)], { ...options, env: { ...options.env, PYTHONPATH: pythonPath } })
+    : fork(join(import.meta.dirname, "chat-server.cjs"), options);
   children.push(child);
   const pending = new Map();
   let nextId = 1;
@@ -111,10 +121,10 @@ function startServer(name, daemon, language = "node") {
   });
 }
 
-async function user(name, server, room) {
+async function user(name, server, room, transports = ["websocket"]) {
   const socket = connect(`http://127.0.0.1:${server.port}`, {
     auth: { user: name, room },
-    transports: ["websocket"],
+    transports,
     reconnection: false,
   });
   socket.on("said", ({ from, via, text }) => say(`  ${name} (on ${server.name}) got "${text}" from ${from} via ${via}`));
@@ -156,34 +166,47 @@ async function main() {
     say(`  ${daemon.name}: uid ${uid}, backend ${backend}, API on ${daemon.socket}`);
   }
 
-  step("three socket.io chat servers attach: alpha and beta (Node.js), gamma (Python)");
+  step("four socket.io chat servers attach: alpha and beta (Node.js), gamma (python-socketio), delta (Flask-SocketIO)");
   const alpha = await startServer("alpha", daemons[0]);
   const beta = await startServer("beta", daemons[daemons.length - 1]);
   const gamma = await startServer("gamma", daemons[daemons.length - 1], "python");
-  for (const server of [alpha, beta, gamma]) {
-    await waitFor(async () => (await server.ask("serverCount")) === 3, `${server.name} sees the three servers`);
+  const delta = await startServer("delta", daemons[daemons.length - 1], "flask");
+  for (const server of [alpha, beta, gamma, delta]) {
+    await waitFor(async () => (await server.ask("serverCount")) === 4, `${server.name} sees the four servers`);
     say(`  ${server.name} listens on port ${server.port} and counts ${await server.ask("serverCount")} servers`);
   }
 
-  step("users connect: alice to alpha, bob and carol to beta, dave to gamma");
+  step("users connect: alice to alpha, bob and carol to beta, dave to gamma, erin to delta (long-polling)");
   const alice = await user("alice", alpha, "lobby");
   const bob = await user("bob", beta, "lobby");
   const carol = await user("carol", beta, "vip");
   const dave = await user("dave", gamma, "lobby");
+  const erin = await user("erin", delta, "lobby", ["polling"]);
+  const lobby = [alice, bob, dave, erin];
 
-  step("alice says hello to the lobby (alpha -> beta and gamma through the cluster)");
-  let heard = heardBy([alice, bob, dave]);
+  step("alice says hello to the lobby (alpha -> beta, gamma and delta through the cluster)");
+  let heard = heardBy(lobby);
   alice.emit("say", "hello lobby");
   await heard;
 
   step("carol shouts to everyone");
-  heard = heardBy([alice, bob, carol, dave]);
+  heard = heardBy([...lobby, carol]);
   carol.emit("shout", "hi all");
   await heard;
 
-  step("dave (on the Python server) says hello to the lobby");
-  heard = heardBy([alice, bob, dave]);
+  step("dave (on the python-socketio server) says hello to the lobby");
+  heard = heardBy(lobby);
   dave.emit("say", "hello from python");
+  await heard;
+
+  step("erin (on the Flask-SocketIO server) says hello to the lobby");
+  heard = heardBy(lobby);
+  erin.emit("say", "hello from flask");
+  await heard;
+
+  step("an emitter process (no socket.io server) sends to the lobby, delta's room included");
+  heard = heardBy(lobby);
+  say(emitNews(daemons[daemons.length - 1], "lobby", "the build is green").trimEnd());
   await heard;
 
   step("alpha polls every user of every server (broadcast with acks)");
@@ -195,7 +218,7 @@ async function main() {
   step("beta puts the lobby in the 'news' room; alpha announces to 'news'");
   await beta.ask("join", { room: "lobby", newRoom: "news" });
   await waitFor(async () => (await alpha.ask("rooms")).includes("news"), "room 'news' everywhere");
-  heard = heardBy([alice, bob, dave]);
+  heard = heardBy(lobby);
   await alpha.ask("announce", { room: "news", text: "the news room is open" });
   await heard;
 
@@ -204,14 +227,21 @@ async function main() {
 
   step("gamma (Python) fetches the cluster's sockets, announces to 'news' and pings the other servers");
   for (const s of await gamma.ask("who")) say(`  ${s.id} ${s.user} on ${s.server}, rooms ${s.rooms.join(", ")}`);
-  heard = heardBy([alice, bob, dave]);
+  heard = heardBy(lobby);
   await gamma.ask("announce", { room: "news", text: "python is in the cluster too" });
   await heard;
   say(`  ${JSON.stringify(await gamma.ask("pingServers"))}`);
 
+  step("delta (Flask-SocketIO) fetches the cluster's sockets, announces to 'news' and pings the other servers");
+  for (const s of await delta.ask("who")) say(`  ${s.id} ${s.user} on ${s.server}, rooms ${s.rooms.join(", ")}`);
+  heard = heardBy(lobby);
+  await delta.ask("announce", { room: "news", text: "flask is in the cluster too" });
+  await heard;
+  say(`  ${JSON.stringify(await delta.ask("pingServers"))}`);
+
   step("siobridgectl: rooms of the cluster, then an emit from the command line");
   say(indent(ctl(daemons[0], "rooms")));
-  heard = heardBy([alice, bob, carol, dave]);
+  heard = heardBy([...lobby, carol]);
   ctl(daemons[0], "emit", "--event", "said",
       "--data", JSON.stringify({ from: "siobridgectl", via: "the command line", text: "maintenance at noon" }));
   await heard;
@@ -223,9 +253,7 @@ async function main() {
 
   step("siobridgectl status");
   say(indent(ctl(daemons[0], "status")));
-  alice.disconnect();
-  bob.disconnect();
-  dave.disconnect();
+  for (const socket of lobby) socket.disconnect();
   say("\ndemo finished");
 }
 

@@ -10,9 +10,12 @@ cluster's messages identical whichever language emitted them.
 Pure functions, no shared state: safe from any thread.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import re
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 KIND_STR = 0
 KIND_BYTES = 1
@@ -20,7 +23,7 @@ KIND_BYTES = 1
 _BINARY = (bytes, bytearray, memoryview)
 # json's own string escaper (C-accelerated) writes exactly what JSON.stringify
 # writes for every string that is valid Unicode.
-_quote = json.encoder.encode_basestring
+_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # JavaScript lists "array index" keys (canonical integers below 2**32 - 1)
 # first, ascending, then the other keys in insertion order.
@@ -31,7 +34,7 @@ class EncodeError(ValueError):
     """Event data that JSON cannot carry (e.g. a set or a datetime)."""
 
 
-def js_number(value):
+def js_number(value: float) -> str:
     """A float as JavaScript's Number.prototype.toString writes it.
 
     Non-finite numbers become null, as JSON.stringify makes them.
@@ -65,7 +68,7 @@ def js_number(value):
     return f"{head}e{'+' if e >= 0 else '-'}{abs(e)}"
 
 
-def _string(text):
+def _string(text: str) -> str:
     quoted = _quote(text)
     if _LONE_SURROGATE.search(text):
         # JSON.stringify writes lone surrogates as lowercase \u escapes.
@@ -73,7 +76,7 @@ def _string(text):
     return quoted
 
 
-def _key(key):
+def _key(key: Any) -> str:
     if isinstance(key, str):
         return key
     if key is True:
@@ -89,7 +92,7 @@ def _key(key):
     raise EncodeError(f"a dict key of type {type(key).__name__} cannot be sent as JSON")
 
 
-def _ordered_items(mapping):
+def _ordered_items(mapping: Any) -> List[Tuple[str, Any]]:
     items = [(_key(k), v) for k, v in mapping.items()]
     if not any(_INDEX_KEY.fullmatch(k) for k, _ in items):
         return items
@@ -101,7 +104,7 @@ def _ordered_items(mapping):
     return indexes + [(k, v) for k, v in items if k not in taken]
 
 
-def _write(value, out, attachments, binary_placeholders):
+def _write(value: Any, out: List[str], attachments: List[bytes], binary_placeholders: bool) -> None:
     # Order of checks: bool before int (bool is an int), str before sequences.
     if value is None:
         out.append("null")
@@ -142,20 +145,21 @@ def _write(value, out, attachments, binary_placeholders):
         raise EncodeError(f"a value of type {type(value).__name__} cannot be sent as JSON")
 
 
-def to_json(value, binary_placeholders=True):
+def to_json(value: Any, binary_placeholders: bool = True) -> Tuple[str, List[bytes]]:
     """JSON text as JSON.stringify writes it, and the binary attachments."""
-    out, attachments = [], []
+    out: List[str] = []
+    attachments: List[bytes] = []
     _write(value, out, attachments, binary_placeholders)
     return "".join(out), attachments
 
 
-def encode_value(items):
+def encode_value(items: Iterable[Any]) -> Tuple[int, bytes, List[bytes]]:
     """Event (or ack) arguments as (kind, data bytes, attachments)."""
     text, attachments = to_json(list(items))
     return KIND_STR, text.encode("utf-8", "surrogatepass"), attachments
 
 
-def _reconstruct(value, attachments):
+def _reconstruct(value: Any, attachments: List[bytes]) -> Any:
     if isinstance(value, list):
         return [_reconstruct(item, attachments) for item in value]
     if isinstance(value, dict):
@@ -170,7 +174,7 @@ def _reconstruct(value, attachments):
     return value
 
 
-def decode_value(kind, data, attachments):
+def decode_value(kind: int, data: bytes, attachments: Sequence[bytes]) -> List[Any]:
     """The list of arguments of a Value; raises ValueError when unreadable."""
     if kind == KIND_BYTES:
         raise ValueError(
@@ -185,10 +189,11 @@ def decode_value(kind, data, attachments):
         raise ValueError(f"event data is not JSON: {error}") from None
     if not isinstance(decoded, list):
         raise ValueError("event data is not an array")
-    return _reconstruct(decoded, [bytes(a) for a in attachments])
+    arguments: List[Any] = _reconstruct(decoded, [bytes(a) for a in attachments])
+    return arguments
 
 
-def _revive_buffers(value):
+def _revive_buffers(value: Any) -> Any:
     if isinstance(value, list):
         return [_revive_buffers(item) for item in value]
     if isinstance(value, dict):
@@ -203,14 +208,14 @@ def _revive_buffers(value):
     return value
 
 
-def encode_payload(items):
+def encode_payload(items: Iterable[Any]) -> bytes:
     """serverSideEmit arguments and answers, as the Node adapter writes them:
     JSON.stringify of the array (bytes as Node's Buffer JSON)."""
     text, _ = to_json(list(items), binary_placeholders=False)
     return text.encode("utf-8", "surrogatepass")
 
 
-def decode_payload(payload):
+def decode_payload(payload: bytes) -> List[Any]:
     """The arguments of a serverSideEmit payload (Buffer JSON back to bytes)."""
     payload = bytes(payload)
     if not payload:
@@ -225,7 +230,7 @@ def decode_payload(payload):
     return decoded if isinstance(decoded, list) else [decoded]
 
 
-def _detail_default(value):
+def _detail_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return list(value)
     if hasattr(value, "isoformat"):
@@ -233,7 +238,7 @@ def _detail_default(value):
     return None
 
 
-def encode_detail(value):
+def encode_detail(value: Any) -> bytes:
     """A socket's handshake or data for fetchSockets, as JSON (values JSON
     cannot carry become strings or null)."""
     try:
@@ -243,7 +248,7 @@ def encode_detail(value):
     return text.encode("utf-8", "surrogatepass")
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -255,7 +260,7 @@ def _jsonable(value):
     return value
 
 
-def decode_detail(data):
+def decode_detail(data: Optional[bytes]) -> Any:
     """A socket's handshake or data from fetchSockets; None when absent or unreadable."""
     if not data:
         return None

@@ -1,86 +1,104 @@
-"""One gRPC channel and one Attach stream per event loop and daemon address,
-shared by every socket.io server (client manager) of the process. Each server
-attaches as its own server ("session") on that stream: the daemon never sends
-a server its own work, but does send it the work of the process's other
-servers.
+"""One Attach stream to one daemon address, shared by every socket.io server
+(client manager) of the process. Each server attaches as its own server
+("session") on that stream: the daemon never sends a server its own work, but
+does send it the work of the process's other servers.
 
 Calls go on the stream, so the daemon applies them in the order they were
 made. While the daemon is away (restart), calls wait in a bounded queue and the
-stream reattaches with backoff, restoring every session's namespaces.
+stream reattaches with backoff, restoring every session's namespaces. A call
+the daemon would refuse for its size is refused here, alone, before it is
+sent: gRPC would otherwise end the whole stream with it.
 
-Every message from the daemon goes through Connection._dispatch: the one place
+This module is the stream's logic and holds no I/O: connection_asyncio
+(grpc.aio, for socketio.AsyncServer) and connection_threads (grpc's blocking
+API on a reader thread, for socketio.Server under threads or gevent) drive it.
+Every message from the daemon goes through Connection.dispatch: the one place
 to extend when the API grows.
 
-Thread-safety: none. A Connection and its Sessions belong to one asyncio event
-loop and are used from that loop only.
+Thread-safety: every entry point runs under `self.lock`, which the driver
+chooses (a no-op on one asyncio loop, a re-entrant lock for threads). Sinks
+are called under it and must not block.
 """
 
-import asyncio
-import collections
-import logging
+from __future__ import annotations
 
-import grpc
-from grpc import aio
+import collections
+import contextlib
+import logging
+from typing import Any, Callable, ContextManager, Deque, Dict, List, Optional, Protocol, Tuple
+
+from google.protobuf.message import Message
 
 from . import errors
 from ._proto import bridge_pb2 as pb
-from ._proto import bridge_pb2_grpc as pb_grpc
+from .channel import ENVELOPE_ALLOWANCE
 
 logger = logging.getLogger("siobridge_socketio")
-
-_END = object()  # ends the request iterator of a stream
-
-
-def target_of(address):
-    """A gRPC target for "unix:/path", "/path" or "host:port"."""
-    return "unix:" + address if address.startswith("/") else address
-
-
-class _Pending:
-    """A call waiting for its Result."""
-
-    __slots__ = ("kind", "future", "on_event", "timer")
-
-    def __init__(self, kind, future, on_event):
-        self.kind = kind
-        self.future = future
-        self.on_event = on_event
-        self.timer = None
-
-    def settle(self, result=None, error=None):
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.future.done():
-            return
-        if error is not None:
-            self.future.set_exception(error)
-        else:
-            self.future.set_result(result)
-
 
 # What each Hello asks of the daemon (Hello.features): Commands several to a
 # message, as CommandBatch, when they queue behind a write.
 FEATURES = ("command_batch",)
 
+ErrorHandler = Callable[[BaseException], None]
+
+
+class Pending(Protocol):
+    """A call waiting for its Result (a future of the driver's kind)."""
+
+    kind: str
+    on_event: Optional[Callable[[Any], None]]
+    timer: Any
+
+    def settle(self, result: Any = None, error: Optional[BaseException] = None) -> None: ...
+
+    def done(self) -> bool: ...
+
+
+class Sink(Protocol):
+    """What a session reports to its manager."""
+
+    def on_command(self, command: Any, generation: int) -> None: ...
+
+    def on_attached(self, node_uid: str) -> None: ...
+
+    def on_connection_error(self, error: BaseException) -> None: ...
+
+
+Queued = Tuple[str, Message, bool, Optional[Pending]]
+
+
+def payload_bytes(kind: str, request: Any) -> int:
+    """Bytes of event data in a call, as the daemon counts them against max_message_bytes."""
+    if kind in ("broadcast", "broadcast_with_ack"):
+        value = request.packet.data
+        return len(value.data) + sum(len(a) for a in value.attachments)
+    if kind == "server_side_emit":
+        return len(request.payload)
+    return 0
+
+
+def too_large(kind: str, size: int, limit: int) -> errors.SiobridgeError:
+    return errors.SiobridgeError(
+        f"{kind}: payload of {size} bytes exceeds max_message_bytes ({limit}) of siobridged: not sent",
+        errors.RESOURCE_EXHAUSTED,
+    )
+
 
 class Session:
     """One attached server: its attachment, namespaces and waiting calls."""
 
-    def __init__(self, connection, client_ref, name, sink):
+    def __init__(self, connection: Connection, client_ref: str, name: str, sink: Sink):
         self.connection = connection
         self.client_ref = client_ref
         self.name = name
-        # sink.on_command(command, generation) and sink.on_attached(node_uid)
         self.sink = sink
-        self.attachment_id = None
-        self.node_uid = None
+        self.attachment_id: Optional[str] = None
+        self.node_uid: Optional[str] = None
         # Which stream the attachment belongs to: answers to commands of an
         # earlier stream are dropped, their ids mean nothing to the new one.
         self.generation = 0
-        self.namespaces = []
-        self.queue = collections.deque()
-        self.attached = asyncio.Event()
+        self.namespaces: List[str] = []
+        self.queue: Deque[Queued] = collections.deque()
         # The position of the last command applied that came through MongoDB
         # (docs/PROTOCOL.md section 16). After a daemon restart the daemon
         # delivers again what it may not have delivered before it died; what
@@ -91,170 +109,186 @@ class Session:
         # accepted "command_batch").
         self.reads_batches = False
 
-    def join_namespace(self, namespace):
-        if namespace in self.namespaces:
-            return
-        self.namespaces.append(namespace)
-        if self.attachment_id:
-            self.connection.write(
-                pb.ServerMessage(
-                    join_namespace=pb.NamespaceChange(namespace=namespace, attachment_id=self.attachment_id)
+    def join_namespace(self, namespace: str) -> None:
+        with self.connection.lock:
+            if namespace in self.namespaces:
+                return
+            self.namespaces.append(namespace)
+            if self.attachment_id:
+                self.connection.write(
+                    pb.ServerMessage(
+                        join_namespace=pb.NamespaceChange(namespace=namespace, attachment_id=self.attachment_id)
+                    )
                 )
-            )
 
-    def leave_namespace(self, namespace):
-        if namespace not in self.namespaces:
-            return
-        self.namespaces.remove(namespace)
-        if self.attachment_id:
-            self.connection.write(
-                pb.ServerMessage(
-                    leave_namespace=pb.NamespaceChange(namespace=namespace, attachment_id=self.attachment_id)
+    def leave_namespace(self, namespace: str) -> None:
+        with self.connection.lock:
+            if namespace not in self.namespaces:
+                return
+            self.namespaces.remove(namespace)
+            if self.attachment_id:
+                self.connection.write(
+                    pb.ServerMessage(
+                        leave_namespace=pb.NamespaceChange(namespace=namespace, attachment_id=self.attachment_id)
+                    )
                 )
-            )
 
-    def reply(self, generation, reply):
+    def reply(self, generation: int, reply: Any) -> None:
         """Answers a Command; dropped when the stream it came on is gone."""
-        if not self.attachment_id or generation != self.generation:
-            return
-        reply.attachment_id = self.attachment_id
-        self.connection.write(pb.ServerMessage(reply=reply))
+        with self.connection.lock:
+            if not self.attachment_id or generation != self.generation:
+                return
+            reply.attachment_id = self.attachment_id
+            error = self.connection.write(pb.ServerMessage(reply=reply))
+            if error is not None:
+                # The asking server sees this one as not answering.
+                self.connection.report(error, self)
 
-    def call(self, kind, request, timeout, on_event=None):
-        """A call that answers: a Future of its Result's reply (None for an
-        OperationReply), failing with SiobridgeError or after `timeout` s."""
-        loop = asyncio.get_running_loop()
-        pending = _Pending(kind, loop.create_future(), on_event)
+    def call(self, kind: str, request: Message, timeout: float, on_event: Optional[Callable[[Any], None]] = None) -> Any:
+        """A call that answers: the driver's future of its Result's reply (None
+        for an OperationReply), failing with SiobridgeError or after `timeout` s."""
+        connection = self.connection
+        with connection.lock:
+            pending = connection.new_pending(kind, on_event)
 
-        def expire():
-            pending.timer = None
-            self.connection.forget(pending)
-            pending.settle(
-                error=errors.SiobridgeError(
-                    f"siobridged did not answer {kind} within {int(timeout * 1000)} ms", errors.DEADLINE_EXCEEDED
-                )
-            )
+            def expire() -> None:
+                with connection.lock:
+                    pending.timer = None
+                    connection.forget(pending)
+                    pending.settle(
+                        error=errors.SiobridgeError(
+                            f"siobridged did not answer {kind} within {int(timeout * 1000)} ms",
+                            errors.DEADLINE_EXCEEDED,
+                        )
+                    )
 
-        # The deadline covers the time a call waits for the daemon too.
-        pending.timer = loop.call_later(timeout, expire)
-        self.connection.send(self, kind, request, True, pending)
-        return pending.future
+            # The deadline covers the time a call waits for the daemon too.
+            pending.timer = connection.schedule(timeout, expire)
+            connection.send(self, kind, request, True, pending)
+            return pending
 
-    def send(self, kind, request):
+    def send(self, kind: str, request: Message) -> None:
         """A call that answers only when it fails (reported through on_error)."""
-        self.connection.send(self, kind, request, False, None)
-
-    def close(self):
-        """Detaches; returns the connection's shutdown task when it was the last session."""
-        return self.connection.unregister(self)
+        with self.connection.lock:
+            self.connection.send(self, kind, request, False, None)
 
 
 class Connection:
-    """The Attach stream of one event loop to one daemon address."""
+    """The Attach stream state of one daemon address (see the module's text).
 
-    _shared = {}
+    A driver subclass provides: `lock`, new_pending(), schedule(), _emit()
+    (puts a message on the current stream), _has_stream() and _start() (runs
+    the stream until every session left).
+    """
 
-    @classmethod
-    def get(cls, address, **options):
-        loop = asyncio.get_running_loop()
-        key = (address, loop)
-        connection = cls._shared.get(key)
-        if connection is None or connection.closed:
-            connection = cls(address, loop, **options)
-            cls._shared[key] = connection
-        return connection
+    lock: ContextManager[Any] = contextlib.nullcontext()
 
-    def __init__(self, address, loop, reconnect_min, reconnect_max, max_queued_calls, on_error):
+    def __init__(
+        self,
+        address: str,
+        reconnect_min: float,
+        reconnect_max: float,
+        max_queued_calls: int,
+        on_error: ErrorHandler,
+    ):
         self.address = address
-        self.loop = loop
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.max_queued_calls = max_queued_calls
         self.on_error = on_error
         self.closed = False
-        self.sessions = {}
-        self.by_attachment = {}
-        self.pending = {}
+        self.sessions: Dict[str, Session] = {}
+        self.by_attachment: Dict[str, Session] = {}
+        self.pending: Dict[int, Pending] = {}
         self.generation = 0
+        # The daemon's max_message_bytes, from the last Welcome; None before.
+        self.max_message_bytes: Optional[int] = None
         # CommandBatch messages received (several Commands in one message).
         self.command_batches = 0
+        # Messages refused here for their size (never sent).
+        self.refused_oversized = 0
+        self.delay = reconnect_min
         self._next_ref = 1
         self._next_session = 1
-        self._delay = reconnect_min
-        self._outgoing = None
-        self._streaming = False  # the daemon answered on the current stream
-        self._channel = aio.insecure_channel(
-            target_of(address),
-            options=[
-                ("grpc.max_receive_message_length", 64 << 20),
-                ("grpc.max_send_message_length", 64 << 20),
-                ("grpc.initial_reconnect_backoff_ms", int(reconnect_min * 1000)),
-                ("grpc.min_reconnect_backoff_ms", int(reconnect_min * 1000)),
-                ("grpc.max_reconnect_backoff_ms", int(reconnect_max * 1000)),
-            ],
-        )
-        self._stub = pb_grpc.BridgeStub(self._channel)
-        self._task = None
+
+    # ------------------------------------------------------- driver hooks
+
+    def new_pending(self, kind: str, on_event: Optional[Callable[[Any], None]]) -> Pending:
+        raise NotImplementedError
+
+    def schedule(self, delay: float, function: Callable[[], None]) -> Any:
+        raise NotImplementedError
+
+    def _emit(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def _has_stream(self) -> bool:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------ sessions
 
-    def register(self, name, sink):
-        session = Session(self, str(self._next_session), name, sink)
-        self._next_session += 1
-        self.sessions[session.client_ref] = session
-        if self._outgoing is not None:
-            self._hello(session)
-        if self._task is None:
-            self._task = self.loop.create_task(self._run())
-        return session
+    def register(self, name: str, sink: Sink) -> Session:
+        with self.lock:
+            session = Session(self, str(self._next_session), name, sink)
+            self._next_session += 1
+            self.sessions[session.client_ref] = session
+            if self._has_stream():
+                self._hello(session)
+            self._start()
+            return session
 
-    def unregister(self, session):
-        if self.sessions.pop(session.client_ref, None) is None:
-            return None
-        if session.attachment_id:
-            self.write(pb.ServerMessage(detach=pb.Detach(attachment_id=session.attachment_id)))
-            self.by_attachment.pop(session.attachment_id, None)
-        session.attachment_id = None
-        session.attached.clear()
-        closed = errors.SiobridgeError("the client manager was closed", errors.CANCELLED)
-        while session.queue:
-            _, _, _, pending = session.queue.popleft()
-            if pending is not None:
-                pending.settle(error=closed)
-        if not self.sessions:
-            self.closed = True
-            return self.loop.create_task(self._shutdown())
-        self._flush()  # the others may have waited for this one
-        return None
+    def unregister(self, session: Session) -> bool:
+        """Detaches `session`; True when it was the last one (the driver then shuts the stream down)."""
+        with self.lock:
+            if self.sessions.pop(session.client_ref, None) is None:
+                return False
+            if session.attachment_id:
+                self.write(pb.ServerMessage(detach=pb.Detach(attachment_id=session.attachment_id)))
+                self.by_attachment.pop(session.attachment_id, None)
+            session.attachment_id = None
+            self._detached(session)
+            closed = errors.SiobridgeError("the client manager was closed", errors.CANCELLED)
+            while session.queue:
+                _, _, _, pending = session.queue.popleft()
+                if pending is not None:
+                    pending.settle(error=closed)
+            if not self.sessions:
+                self.closed = True
+                return True
+            self.flush()  # the others may have waited for this one
+            return False
 
-    async def _shutdown(self):
-        task = self._task
-        if task is not None and self._streaming:
-            # Let the Detach go out and the daemon end the stream.
-            self._outgoing.put_nowait(_END)
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 2)
-            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                pass
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        await self._channel.close()
-        if Connection._shared.get((self.address, self.loop)) is self:
-            del Connection._shared[(self.address, self.loop)]
+    def _attached(self, session: Session) -> None:
+        """The driver's signal that `session` is attached (e.g. an event to wait on)."""
+
+    def _detached(self, session: Session) -> None:
+        """The driver's signal that `session` is not attached any more."""
 
     # --------------------------------------------------------------- calls
 
-    def write(self, message):
-        if self._outgoing is not None:
-            self._outgoing.put_nowait(message)
+    def write(self, message: Any) -> Optional[errors.SiobridgeError]:
+        """Puts `message` on the stream; an error instead when the daemon would
+        refuse its size (then nothing is sent)."""
+        if not self._has_stream():
+            return None
+        if self.max_message_bytes is not None:
+            size = message.ByteSize()
+            limit = self.max_message_bytes + ENVELOPE_ALLOWANCE
+            if size > limit:
+                self.refused_oversized += 1
+                return errors.SiobridgeError(
+                    f"a message of {size} bytes is larger than siobridged accepts ({limit} bytes): not sent",
+                    errors.RESOURCE_EXHAUSTED,
+                )
+        self._emit(message)
+        return None
 
-    def send(self, session, kind, request, want_result, pending):
+    def send(self, session: Session, kind: str, request: Message, want_result: bool, pending: Optional[Pending]) -> None:
         # Behind the calls still waiting, if any: calls go out in order.
-        if session.attachment_id and self._outgoing is not None and not session.queue:
+        if session.attachment_id and self._has_stream() and not session.queue:
             self._transmit(session, kind, request, want_result, pending)
             return
         if len(session.queue) >= self.max_queued_calls:
@@ -262,133 +296,127 @@ class Connection:
                 f"siobridged is unreachable at {self.address}: {len(session.queue)} calls are waiting",
                 errors.UNAVAILABLE,
             )
-            if pending is not None:
-                pending.settle(error=error)
-            else:
-                self._report(error, session)
+            self._refuse(session, pending, error)
             return
         session.queue.append((kind, request, want_result, pending))
 
-    def forget(self, pending):
+    def forget(self, pending: Pending) -> None:
         for ref, candidate in list(self.pending.items()):
             if candidate is pending:
                 del self.pending[ref]
 
-    def _report(self, error, session=None):
+    def report(self, error: BaseException, session: Optional[Session] = None) -> None:
         """An error goes to the manager of the session it concerns, one of the
         stream itself to every manager on it (each passed its own on_error;
         the connection's is the first manager's)."""
         targets = [session] if session is not None else list(self.sessions.values())
-        reported = False
         for target in targets:
-            report = getattr(target.sink, "on_connection_error", None)
-            if report is not None:
-                report(error)
-                reported = True
-        if not reported:
+            target.sink.on_connection_error(error)
+        if not targets:
             self.on_error(error)
 
-    def _session_of_ref(self, ref):
+    def _refuse(self, session: Session, pending: Optional[Pending], error: errors.SiobridgeError) -> None:
+        if pending is not None:
+            pending.settle(error=error)
+        else:
+            self.report(error, session)
+
+    def _session_of_ref(self, ref: int) -> Optional[Session]:
         return self.sessions.get(str(ref >> 32))
 
-    def _transmit(self, session, kind, request, want_result, pending):
+    def _transmit(self, session: Session, kind: str, request: Message, want_result: bool, pending: Optional[Pending]) -> None:
+        if pending is not None and pending.done():  # timed out while queued
+            return
+        limit = self.max_message_bytes
+        size = payload_bytes(kind, request)
+        if limit is not None and size > limit:
+            self.refused_oversized += 1
+            self._refuse(session, pending, too_large(kind, size, limit))
+            return
         # The session's number in the high half: a failure of a call nobody
         # waits for is reported to the manager that made it.
         ref = (int(session.client_ref) << 32) | (self._next_ref & 0xFFFFFFFF)
         self._next_ref += 1
-        if pending is not None:
-            if pending.future.done():  # timed out while queued
-                return
-            self.pending[ref] = pending
         call = pb.Call(ref=ref, attachment_id=session.attachment_id, want_result=want_result)
         getattr(call, kind).CopyFrom(request)
-        self.write(pb.ServerMessage(call=call))
+        error = self.write(pb.ServerMessage(call=call))
+        if error is not None:
+            self._refuse(session, pending, errors.SiobridgeError(f"{kind}: {error.message}", error.code))
+            return
+        if pending is not None:
+            self.pending[ref] = pending
 
     # -------------------------------------------------------------- stream
 
-    def _hello(self, session):
+    def _hello(self, session: Session) -> None:
         # The namespaces follow the Welcome one by one: a namespace the daemon
         # refuses then fails alone (NamespaceError) instead of the whole Hello.
-        self.write(
-            pb.ServerMessage(hello=pb.Hello(name=session.name, client_ref=session.client_ref, features=FEATURES))
-        )
+        self.write(pb.ServerMessage(hello=pb.Hello(name=session.name, client_ref=session.client_ref, features=FEATURES)))
 
-    async def _requests(self, queue):
-        while True:
-            message = await queue.get()
-            if message is _END:
-                return
-            yield message
-
-    async def _run(self):
-        while not self.closed and self.sessions:
-            queue = asyncio.Queue()
-            self._outgoing = queue
+    def stream_opened(self) -> None:
+        """A new stream is about to carry messages: every session says Hello on it."""
+        with self.lock:
             self.generation += 1
             for session in self.sessions.values():
                 self._hello(session)
-            # Wait for the daemon rather than fail while it is (re)starting.
-            call = self._stub.Attach(self._requests(queue), wait_for_ready=True)
-            try:
-                async for message in call:
-                    self._streaming = True
-                    self._dispatch(message)
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
-            except grpc.RpcError as error:
-                if not self.closed:
-                    details = error.details() if hasattr(error, "details") else str(error)
-                    code = error.code().value[0] if hasattr(error, "code") else errors.UNAVAILABLE
-                    self._report(errors.SiobridgeError(f"siobridged stream: {details}", code))
-            finally:
-                self._outgoing = None
-                self._streaming = False
-                queue.put_nowait(_END)
-                self._lost()
-            if self.closed or not self.sessions:
+
+    def stream_failed(self, error: BaseException) -> None:
+        """The stream ended with an error (reported unless the connection was closed)."""
+        with self.lock:
+            if self.closed:
                 return
-            await asyncio.sleep(self._delay)
-            self._delay = min(self.reconnect_max, self._delay * 2)
+            details = error.details() if hasattr(error, "details") else str(error)
+            code = error.code().value[0] if hasattr(error, "code") else errors.UNAVAILABLE
+            self.report(errors.SiobridgeError(f"siobridged stream: {details}", code))
 
-    def _lost(self):
-        self.by_attachment.clear()
-        for session in self.sessions.values():
-            session.attachment_id = None
-            session.attached.clear()
-        # Calls already sent may or may not have been applied: they fail now,
-        # rather than at their timeout.
-        lost = errors.SiobridgeError("the connection to siobridged was lost", errors.UNAVAILABLE)
-        pending, self.pending = self.pending, {}
-        for call in pending.values():
-            call.settle(error=lost)
+    def lost(self) -> None:
+        """The stream is gone: attachments with it; calls in flight fail."""
+        with self.lock:
+            self.by_attachment.clear()
+            for session in self.sessions.values():
+                session.attachment_id = None
+                self._detached(session)
+            # Calls already sent may or may not have been applied: they fail
+            # now, rather than at their timeout.
+            lost = errors.SiobridgeError("the connection to siobridged was lost", errors.UNAVAILABLE)
+            pending, self.pending = self.pending, {}
+            for call in pending.values():
+                call.settle(error=lost)
 
-    def _dispatch(self, message):
-        kind = message.WhichOneof("kind")
-        if kind == "welcome":
-            self._on_welcome(message.welcome)
-        elif kind == "command":
-            self._on_command(message.command)
-        elif kind == "command_batch":
-            # Exactly as that many single Commands, in order.
-            self.command_batches += 1
-            for command in message.command_batch.commands:
-                self._on_command(command)
-        elif kind == "result":
-            self._on_result(message.result)
-        elif kind == "namespace_error":
-            error = message.namespace_error
-            # Not asked again at the next attach.
-            session = self.by_attachment.get(error.attachment_id)
-            if session is not None and error.namespace in session.namespaces:
-                session.namespaces.remove(error.namespace)
-            # The daemon's status code; daemons that sent none refused for a
-            # precondition, as the Node adapter reports it.
-            code = error.status_code or errors.FAILED_PRECONDITION
-            self._report(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", code), session)
-        # Kinds added by later API versions are ignored.
+    def next_delay(self) -> float:
+        """How long to wait before reattaching; each failure doubles the next wait."""
+        with self.lock:
+            delay = self.delay
+            self.delay = min(self.reconnect_max, self.delay * 2)
+            return delay
 
-    def _on_command(self, command):
+    def dispatch(self, message: Any) -> None:
+        with self.lock:
+            kind = message.WhichOneof("kind")
+            if kind == "welcome":
+                self._on_welcome(message.welcome)
+            elif kind == "command":
+                self._on_command(message.command)
+            elif kind == "command_batch":
+                # Exactly as that many single Commands, in order.
+                self.command_batches += 1
+                for command in message.command_batch.commands:
+                    self._on_command(command)
+            elif kind == "result":
+                self._on_result(message.result)
+            elif kind == "namespace_error":
+                error = message.namespace_error
+                # Not asked again at the next attach.
+                session = self.by_attachment.get(error.attachment_id)
+                if session is not None and error.namespace in session.namespaces:
+                    session.namespaces.remove(error.namespace)
+                # The daemon's status code; daemons that sent none refused for
+                # a precondition, as the Node adapter reports it.
+                code = error.status_code or errors.FAILED_PRECONDITION
+                self.report(errors.SiobridgeError(f"namespace {error.namespace}: {error.message}", code), session)
+            # Kinds added by later API versions are ignored.
+
+    def _on_command(self, command: Any) -> None:
         session = self.by_attachment.get(command.attachment_id)
         if session is None:
             return
@@ -400,7 +428,7 @@ class Connection:
             session.last_position = command.position
         session.sink.on_command(command, session.generation)
 
-    def _on_welcome(self, welcome):
+    def _on_welcome(self, welcome: Any) -> None:
         session = self.sessions.get(welcome.client_ref)
         if session is None:
             return
@@ -408,8 +436,10 @@ class Connection:
         session.node_uid = welcome.node_uid
         session.generation = self.generation
         session.reads_batches = "command_batch" in welcome.features
+        if welcome.max_message_bytes:
+            self.max_message_bytes = welcome.max_message_bytes
         self.by_attachment[welcome.attachment_id] = session
-        self._delay = self.reconnect_min
+        self.delay = self.reconnect_min
         # The session's namespaces, before the calls that were waiting for the
         # attachment (joining twice is a no-op).
         for namespace in session.namespaces:
@@ -418,21 +448,21 @@ class Connection:
                     join_namespace=pb.NamespaceChange(namespace=namespace, attachment_id=welcome.attachment_id)
                 )
             )
-        session.attached.set()
+        self._attached(session)
         session.sink.on_attached(welcome.node_uid)
-        self._flush()
+        self.flush()
 
-    def _flush(self):
+    def flush(self) -> None:
         # The calls that waited go out once every server of the stream is back
         # in its namespaces: after a restart, the process's servers hear each
         # other's queued work as they would have before it.
-        if self._outgoing is None or not all(s.attachment_id for s in self.sessions.values()):
+        if not self._has_stream() or not all(s.attachment_id for s in self.sessions.values()):
             return
         for session in self.sessions.values():
             while session.queue:
                 self._transmit(session, *session.queue.popleft())
 
-    def _on_result(self, result):
+    def _on_result(self, result: Any) -> None:
         pending = self.pending.get(result.ref)
         if result.status_code != 0:
             error = errors.SiobridgeError(result.status_message, result.status_code)
@@ -440,7 +470,7 @@ class Connection:
                 del self.pending[result.ref]
                 pending.settle(error=error)
             else:
-                self._report(error, self._session_of_ref(result.ref))
+                self.report(error, self._session_of_ref(result.ref))
             return
         if pending is None:
             return
@@ -450,7 +480,7 @@ class Connection:
                 try:
                     pending.on_event(result.ack_event)
                 except Exception as error:  # an application callback failed
-                    self._report(error, self._session_of_ref(result.ref))
+                    self.report(error, self._session_of_ref(result.ref))
             if result.ack_event.WhichOneof("kind") != "done":
                 return
         del self.pending[result.ref]

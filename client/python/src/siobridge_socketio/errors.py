@@ -4,6 +4,10 @@ daemon uses (bridge.proto) and the Node adapter reports as `error.code`.
 Plain data: safe from any thread.
 """
 
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
 import grpc
 
 OK = 0
@@ -27,13 +31,13 @@ class SiobridgeError(Exception):
     grpc.StatusCode member.
     """
 
-    def __init__(self, message, code=UNAVAILABLE):
+    def __init__(self, message: str, code: int = UNAVAILABLE):
         super().__init__(message)
         self.message = message
         self.code = code
 
     @property
-    def status(self):
+    def status(self) -> Any:
         return _BY_VALUE.get(self.code, grpc.StatusCode.UNKNOWN)
 
 
@@ -46,7 +50,7 @@ class PartialResultError(SiobridgeError):
     servers answered out of how many.
     """
 
-    def __init__(self, message, partial, missing, expected=None):
+    def __init__(self, message: str, partial: Any, missing: Dict[str, List[str]], expected: Optional[int] = None):
         super().__init__(message, DEADLINE_EXCEEDED)
         self.partial = partial
         self.responses = partial

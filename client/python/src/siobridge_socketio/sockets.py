@@ -1,13 +1,21 @@
 """Sockets as the cluster sees them: socket.io's RemoteSocket, and the
 handshake and data of this server's own sockets (what a Node server's
-fetchSockets() reports). A part of AsyncSiobridgeManager (a mixin that relies
-on its attributes), kept apart for size.
+fetchSockets() reports). A part of the managers (a mixin that relies on their
+attributes), kept apart for size.
 
-Thread-safety: none. Used on the server's asyncio event loop.
+Thread-safety: as the manager using it.
 """
+
+from __future__ import annotations
 
 import time
 import urllib.parse
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional
+
+from .steps import Steps
+
+if TYPE_CHECKING:
+    from .manager_core import ManagerCore
 
 _NODE_TIME_FORMAT = "%a %b %d %Y %H:%M:%S GMT%z"
 
@@ -16,9 +24,22 @@ class RemoteSocket:
     """A socket somewhere in the cluster, as fetch_sockets returns it
     (socket.io's RemoteSocket). `handshake` and `data` are JSON values; `data`
     is the socket's session on a Python server and `socket.data` on a Node
-    server; sockets of socketioxide servers come without them."""
+    server; sockets of socketioxide servers come without them.
 
-    def __init__(self, manager, id, server_id, namespace, rooms, handshake, data, local):
+    Its methods are coroutines on AsyncSiobridgeManager's sockets and plain
+    calls on SiobridgeManager's."""
+
+    def __init__(
+        self,
+        manager: "ManagerCore",
+        id: str,
+        server_id: Optional[str],
+        namespace: str,
+        rooms: Iterable[str],
+        handshake: Dict[str, Any],
+        data: Any,
+        local: bool,
+    ):
         self._manager = manager
         self.id = id
         self.server_id = server_id
@@ -28,26 +49,33 @@ class RemoteSocket:
         self.data = data
         self.local = local
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RemoteSocket(id={self.id!r}, namespace={self.namespace!r}, rooms={sorted(self.rooms)!r})"
 
-    async def emit(self, event, data=None, callback=None):
-        await self._manager.emit(event, data, self.namespace, room=self.id, callback=callback)
+    def emit(self, event: str, data: Any = None, callback: Any = None) -> Any:
+        return self._manager._run(self._manager._emit_steps(event, data, self.namespace, self.id, None, callback, {}))
 
-    async def enter_room(self, room):
-        await self._manager._maybe_await(self._manager.enter_room(self.id, self.namespace, room))
+    def enter_room(self, room: Any) -> Any:
+        return self._manager._run(self._manager._room_change_steps("enter_room", self.id, self.namespace, room))
 
-    async def leave_room(self, room):
-        await self._manager._maybe_await(self._manager.leave_room(self.id, self.namespace, room))
+    def leave_room(self, room: Any) -> Any:
+        return self._manager._run(self._manager._room_change_steps("leave_room", self.id, self.namespace, room))
 
-    async def disconnect(self):
-        await self._manager.server.disconnect(self.id, namespace=self.namespace)
+    def disconnect(self) -> Any:
+        return self._manager._run(self._manager._server_disconnect_steps(self.id, self.namespace))
 
 
 class SocketDetails:
-    """handshake and data of local sockets; mixed into AsyncSiobridgeManager."""
+    """handshake and data of local sockets; mixed into the managers."""
 
-    def _handshake(self, sid, namespace):
+    server: Any
+    _auth: Dict[Any, Any]
+
+    if TYPE_CHECKING:
+
+        def eio_sid_from_sid(self, sid: str, namespace: str) -> Any: ...  # python-socketio's
+
+    def _handshake(self, sid: str, namespace: str) -> Dict[str, Any]:
         """socket.io's handshake object for a local socket, from its environ."""
         eio_sid = self.eio_sid_from_sid(sid, namespace)
         environ = (self.server.environ.get(eio_sid) if self.server is not None else None) or {}
@@ -59,7 +87,7 @@ class SocketDetails:
             if key in environ:
                 headers[name] = environ[key]
         query_string = environ.get("QUERY_STRING", "")
-        query = {}
+        query: Dict[str, Any] = {}
         for key, values in urllib.parse.parse_qs(query_string, keep_blank_values=True).items():
             query[key] = values[0] if len(values) == 1 else values
         address = environ.get("REMOTE_ADDR")
@@ -80,9 +108,10 @@ class SocketDetails:
             "auth": auth if auth is not None else {},
         }
 
-    async def _socket_data(self, sid, namespace):
+    def _socket_data_steps(self, sid: str, namespace: str) -> "Steps[Dict[str, Any]]":
         """A local socket's session: what Node keeps in socket.data."""
         try:
-            return dict(await self.server.get_session(sid, namespace=namespace))
+            session = yield self.server.get_session(sid, namespace=namespace)
+            return dict(session)
         except (KeyError, TypeError):
             return {}

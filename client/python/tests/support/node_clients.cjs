@@ -52,7 +52,12 @@ function connected(socket) {
 
 const handlers = {
   connect: async (m) => {
-    const socket = io(m.url, { auth: m.auth, transports: ["websocket"], forceNew: true, reconnection: false });
+    const socket = io(m.url, {
+      auth: m.auth,
+      transports: m.transports ?? ["websocket"],
+      forceNew: true,
+      reconnection: false,
+    });
     const handle = track(socket, m.answers ?? {});
     await connected(socket);
     return { client: handle, sid: socket.id };

@@ -154,10 +154,16 @@ class ServerPeer(Peer):
         super().__init__(label)
         self.kind = kind
         self.options = {"address": address, "label": label, **options}
+        # Flask-SocketIO under threading has engine.io long-polling only
+        # (Debian has no simple-websocket); clients of it poll.
+        threaded = kind == "flask" and options.get("mode", "threading") == "threading"
+        self.transports = ["polling"] if threaded else ["websocket"]
 
     async def start(self):
         if self.kind == "node":
             argv = ["node", os.path.join(NODE_DIR, "test", "support", "server-process.cjs")]
+        elif self.kind == "flask":
+            argv = [sys.executable, os.path.join(HERE, "flask_server_process.py")]
         else:
             argv = [sys.executable, os.path.join(HERE, "server_process.py")]
         await self.spawn(argv, {"SIOBRIDGE_TEST_SERVER": json.dumps(self.options)})
@@ -181,6 +187,7 @@ class NodeClients(Peer):
             url=server.urls[index] + namespace,
             auth={"rooms": list(rooms), "user": user},
             answers=answers or {},
+            transports=server.transports,
         )
         return NodeClient(self, result["client"], result["sid"])
 
@@ -256,7 +263,8 @@ class Inbox:
 
 
 async def python_client(server, namespace="/", rooms=(), user=None, index=0):
-    """A python-socketio AsyncClient connected to `server` (websocket)."""
+    """A python-socketio AsyncClient connected to `server` (websocket, or
+    long-polling where the server has no websocket)."""
     client = socketio.AsyncClient(reconnection=False)
     client.gone = asyncio.get_running_loop().create_future()
 
@@ -268,7 +276,7 @@ async def python_client(server, namespace="/", rooms=(), user=None, index=0):
     await client.connect(
         server.urls[index],
         namespaces=[namespace],
-        transports=["websocket"],
+        transports=server.transports,
         auth={"rooms": list(rooms), "user": user},
         wait_timeout=10,
     )
