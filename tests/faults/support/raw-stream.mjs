@@ -13,6 +13,7 @@ export class RawStream {
     this.client = daemon.client();
     this.welcomes = new Map(); // client_ref -> Welcome
     this.results = new Map(); // ref -> Result
+    this.confirmed = new Map(); // attachment id -> the Confirmed numbers, in order
     this.nextRef = 1;
     this.stream = this.client.Attach(new grpc.Metadata({ waitForReady: true }));
     this.stream.on("error", () => {}); // the end is kept by "status"
@@ -22,6 +23,10 @@ export class RawStream {
     this.stream.on("data", (message) => {
       if (message.kind === "welcome") this.welcomes.set(message.welcome.client_ref, message.welcome);
       if (message.kind === "result") this.results.set(message.result.ref, message.result);
+      if (message.kind === "confirmed") {
+        const { attachment_id, seq } = message.confirmed;
+        this.confirmed.set(attachment_id, [...(this.confirmed.get(attachment_id) ?? []), Number(seq)]);
+      }
       // Queries of the other servers are answered at once: this stream's servers hold no sockets.
       if (message.kind === "command" && message.command.kind === "fetch_sockets") {
         const { id, attachment_id } = message.command;
@@ -30,9 +35,12 @@ export class RawStream {
     });
   }
 
-  /** Attaches a server named `name` on this stream; resolves with its attachment id. */
-  async hello(name, namespaces = ["/"]) {
-    this.stream.write({ hello: { name, namespaces, client_ref: name } });
+  /**
+   * Attaches a server named `name` on this stream; resolves with its
+   * attachment id. `hello`: more Hello fields (features, instance, resend_from).
+   */
+  async hello(name, namespaces = ["/"], hello = {}) {
+    this.stream.write({ hello: { name, namespaces, client_ref: name, ...hello } });
     const welcome = await eventually(() => {
       if (this.ended) throw new Error(`the Attach stream ended: code ${this.ended.code}, ${this.ended.details}`);
       return this.welcomes.get(name);
@@ -40,11 +48,19 @@ export class RawStream {
     return welcome.attachment_id;
   }
 
-  /** Sends a Call of `kind` for server `attachmentId`; returns its ref (see result()). */
-  call(attachmentId, kind, request) {
+  /** Sends a Call of `kind` for server `attachmentId` (numbered `seq`); returns its ref (see result()). */
+  call(attachmentId, kind, request, seq = 0) {
     const ref = String(this.nextRef++);
-    this.stream.write({ call: { ref, attachment_id: attachmentId, want_result: true, [kind]: request } });
+    this.stream.write({ call: { ref, attachment_id: attachmentId, want_result: true, seq, [kind]: request } });
     return ref;
+  }
+
+  /** The first Confirmed of `attachmentId` at or above `seq`. */
+  confirmedAtLeast(attachmentId, seq, timeoutMs = 15000) {
+    return eventually(() => {
+      if (this.ended) throw new Error(`the Attach stream ended: code ${this.ended.code}, ${this.ended.details}`);
+      return (this.confirmed.get(attachmentId) ?? []).find((n) => n >= seq);
+    }, timeoutMs, `a Confirmed of ${attachmentId} at or above ${seq}`);
   }
 
   /** The first Result of call `ref`, or a rejection naming how the stream ended. */

@@ -9,6 +9,14 @@ stream reattaches with backoff, restoring every session's namespaces. A call
 the daemon would refuse for its size is refused here, alone, before it is
 sent: gRPC would otherwise end the whole stream with it.
 
+Each server also numbers its calls ("confirm", docs/PROTOCOL.md section 20):
+it keeps every call that answers only on failure until the daemon confirms it
+settled (stored in MongoDB), and after reattaching to a restarted daemon sends
+the others again with their numbers, once the daemon said which of them the
+cluster already has: a daemon that dies loses none of them, and the cluster
+applies none twice. Commands caused by another server's call on the same
+daemon carry that call's number: one applied already is skipped.
+
 This module is the stream's logic and holds no I/O: connection_asyncio
 (grpc.aio, for socketio.AsyncServer) and connection_threads (grpc's blocking
 API on a reader thread, for socketio.Server under threads or gevent) drive it.
@@ -25,6 +33,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import secrets
 from typing import Any, Callable, ContextManager, Deque, Dict, List, Optional, Protocol, Tuple
 
 from google.protobuf.message import Message
@@ -32,12 +41,15 @@ from google.protobuf.message import Message
 from . import errors
 from ._proto import bridge_pb2 as pb
 from .channel import ENVELOPE_ALLOWANCE
+from .resend import Kept, ResendBuffer
 
 logger = logging.getLogger("siobridge_socketio")
 
 # What each Hello asks of the daemon (Hello.features): Commands several to a
-# message, as CommandBatch, when they queue behind a write.
-FEATURES = ("command_batch",)
+# message, as CommandBatch, when they queue behind a write; numbered calls,
+# confirmed when settled.
+FEATURES = ("command_batch", "confirm")
+
 
 ErrorHandler = Callable[[BaseException], None]
 
@@ -108,6 +120,21 @@ class Session:
         # Whether the daemon sends this server CommandBatches (its Welcome
         # accepted "command_batch").
         self.reads_batches = False
+        # Numbered calls ("confirm"): this server's name across reattachments,
+        # the number of its next call, the calls kept until confirmed, whether
+        # the daemon numbers them (its Welcome accepted "confirm"), and whether
+        # calls wait for the daemon to say which it holds (Hello.resend_from).
+        self.instance = secrets.token_urlsafe(12)
+        self.next_seq = 1
+        self.unconfirmed = ResendBuffer()
+        self.confirms = False
+        self.awaiting_resend = False
+        # Calls sent again after a restart, and calls let go unconfirmed.
+        self.resent = 0
+        self.given_up = 0
+        # Per other server of this daemon: the number of its last call whose
+        # commands were applied here.
+        self.origin_seqs: Dict[str, int] = {}
 
     def join_namespace(self, namespace: str) -> None:
         with self.connection.lock:
@@ -249,6 +276,7 @@ class Connection:
                 self.write(pb.ServerMessage(detach=pb.Detach(attachment_id=session.attachment_id)))
                 self.by_attachment.pop(session.attachment_id, None)
             session.attachment_id = None
+            session.unconfirmed.clear()
             self._detached(session)
             closed = errors.SiobridgeError("the client manager was closed", errors.CANCELLED)
             while session.queue:
@@ -288,7 +316,7 @@ class Connection:
 
     def send(self, session: Session, kind: str, request: Message, want_result: bool, pending: Optional[Pending]) -> None:
         # Behind the calls still waiting, if any: calls go out in order.
-        if session.attachment_id and self._has_stream() and not session.queue:
+        if session.attachment_id and self._has_stream() and not session.queue and not session.awaiting_resend:
             self._transmit(session, kind, request, want_result, pending)
             return
         if len(session.queue) >= self.max_queued_calls:
@@ -324,7 +352,16 @@ class Connection:
     def _session_of_ref(self, ref: int) -> Optional[Session]:
         return self.sessions.get(str(ref >> 32))
 
-    def _transmit(self, session: Session, kind: str, request: Message, want_result: bool, pending: Optional[Pending]) -> None:
+    def _transmit(
+        self,
+        session: Session,
+        kind: str,
+        request: Message,
+        want_result: bool,
+        pending: Optional[Pending],
+        kept: Optional[Kept] = None,
+    ) -> None:
+        """Sends a call; `kept`: a call sent before, sent again with its number."""
         if pending is not None and pending.done():  # timed out while queued
             return
         limit = self.max_message_bytes
@@ -337,7 +374,14 @@ class Connection:
         # waits for is reported to the manager that made it.
         ref = (int(session.client_ref) << 32) | (self._next_ref & 0xFFFFFFFF)
         self._next_ref += 1
-        call = pb.Call(ref=ref, attachment_id=session.attachment_id, want_result=want_result)
+        seq = 0
+        if session.confirms:
+            if kept is not None:
+                seq = kept.seq
+            else:
+                seq = session.next_seq
+                session.next_seq += 1
+        call = pb.Call(ref=ref, attachment_id=session.attachment_id, want_result=want_result, seq=seq)
         getattr(call, kind).CopyFrom(request)
         error = self.write(pb.ServerMessage(call=call))
         if error is not None:
@@ -345,13 +389,55 @@ class Connection:
             return
         if pending is not None:
             self.pending[ref] = pending
+        elif kept is not None:
+            kept.ref = ref
+        elif seq:
+            # Kept until confirmed, to send again after a daemon restart; calls
+            # that answer fail instead when the stream is lost.
+            dropped = session.unconfirmed.keep(seq, kind, request, ref, size)
+            if dropped:
+                session.given_up += dropped
+                buffer = session.unconfirmed
+                self.report(
+                    errors.SiobridgeError(
+                        f"server '{session.name}': {dropped} calls were not confirmed by siobridged within "
+                        f"{int(buffer.timeout)} s or {buffer.max_bytes} bytes; they are no longer kept to be "
+                        "sent again, so a daemon restart now could lose them",
+                        errors.DEADLINE_EXCEEDED,
+                    ),
+                    session,
+                )
+
+    def _on_confirmed(self, session: Session, seq: int) -> None:
+        """The daemon settled the session's calls up to `seq`."""
+        session.unconfirmed.confirm(seq)
+        if not session.awaiting_resend:
+            return
+        # The daemon said which calls the cluster has: the others again, in
+        # order and with their numbers, then what waited meanwhile.
+        session.awaiting_resend = False
+        for kept in session.unconfirmed.pending():
+            session.resent += 1
+            self._transmit(session, kept.kind, kept.request, False, None, kept)
+        self.flush()
 
     # -------------------------------------------------------------- stream
 
     def _hello(self, session: Session) -> None:
         # The namespaces follow the Welcome one by one: a namespace the daemon
         # refuses then fails alone (NamespaceError) instead of the whole Hello.
-        self.write(pb.ServerMessage(hello=pb.Hello(name=session.name, client_ref=session.client_ref, features=FEATURES)))
+        resend_from = session.unconfirmed.first_seq()
+        self.write(
+            pb.ServerMessage(
+                hello=pb.Hello(
+                    name=session.name,
+                    client_ref=session.client_ref,
+                    features=FEATURES,
+                    instance=session.instance,
+                    resend_from=resend_from,
+                )
+            )
+        )
 
     def stream_opened(self) -> None:
         """A new stream is about to carry messages: every session says Hello on it."""
@@ -404,6 +490,10 @@ class Connection:
                     self._on_command(command)
             elif kind == "result":
                 self._on_result(message.result)
+            elif kind == "confirmed":
+                session = self.by_attachment.get(message.confirmed.attachment_id)
+                if session is not None:
+                    self._on_confirmed(session, message.confirmed.seq)
             elif kind == "namespace_error":
                 error = message.namespace_error
                 # Not asked again at the next attach.
@@ -426,6 +516,12 @@ class Connection:
                 session.repeats_skipped += 1
                 return
             session.last_position = command.position
+        if command.origin_instance:
+            # Another server's call on this daemon, sent again after a daemon restart.
+            if command.origin_seq <= session.origin_seqs.get(command.origin_instance, 0):
+                session.repeats_skipped += 1
+                return
+            session.origin_seqs[command.origin_instance] = command.origin_seq
         session.sink.on_command(command, session.generation)
 
     def _on_welcome(self, welcome: Any) -> None:
@@ -436,6 +532,12 @@ class Connection:
         session.node_uid = welcome.node_uid
         session.generation = self.generation
         session.reads_batches = "command_batch" in welcome.features
+        session.confirms = "confirm" in welcome.features
+        if not session.confirms:
+            # A daemon that does not number calls cannot say which it has.
+            session.unconfirmed.clear()
+        # With calls to send again: none goes before the daemon's first Confirmed.
+        session.awaiting_resend = bool(session.unconfirmed)
         if welcome.max_message_bytes:
             self.max_message_bytes = welcome.max_message_bytes
         self.by_attachment[welcome.attachment_id] = session
@@ -459,7 +561,7 @@ class Connection:
         if not self._has_stream() or not all(s.attachment_id for s in self.sessions.values()):
             return
         for session in self.sessions.values():
-            while session.queue:
+            while session.queue and not session.awaiting_resend:
                 self._transmit(session, *session.queue.popleft())
 
     def _on_result(self, result: Any) -> None:
@@ -470,7 +572,10 @@ class Connection:
                 del self.pending[result.ref]
                 pending.settle(error=error)
             else:
-                self.report(error, self._session_of_ref(result.ref))
+                session = self._session_of_ref(result.ref)
+                if session is not None:
+                    session.unconfirmed.forget(result.ref)  # it failed: not to be sent again
+                self.report(error, session)
             return
         if pending is None:
             return

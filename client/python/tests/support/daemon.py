@@ -76,6 +76,13 @@ class Daemon:
         self.process.send_signal(signal.SIGTERM)
         await self.process.wait()
 
+    async def kill(self):
+        """kill -9: the daemon dies with whatever it was doing."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.kill()
+        await self.process.wait()
+
     async def restart(self):
         await self.stop()
         await self.start()

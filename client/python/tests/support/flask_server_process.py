@@ -35,6 +35,7 @@ from siobridge_socketio import PartialResultError, SiobridgeManager  # noqa: E40
 label = options["label"]
 received = []
 errors = []
+paced = {}
 send_lock = threading.Lock()
 channel = socket.socket(fileno=int(os.environ["SIOBRIDGE_TEST_IPC_FD"]))
 
@@ -140,6 +141,26 @@ def run_op(m):
         sio.emit(m["event"], args, to=m.get("to"), skip_sid=m.get("skip"), namespace=ns,
                  ignore_queue=m.get("ignoreQueue", False))
         return True
+    if op == "pace":
+        # Numbered emits 0, 1, 2... at `rate` per second, paced by the clock,
+        # in the background; "paced" tells how many went.
+        def pace():
+            began = time.monotonic()
+            for i in range(m["count"]):
+                sio.emit(m["event"], i, namespace=ns)
+                paced[m["event"]] = i + 1
+                wait = began + (i + 1) / m["rate"] - time.monotonic()
+                if wait > 0:
+                    sio.sleep(wait)  # pacing, not waiting for an event
+
+        paced[m["event"]] = 0
+        server.start_background_task(pace)
+        return True
+    if op == "paced":
+        return paced.get(m["event"], 0)
+    if op == "resends":
+        session = manager._session
+        return {"resent": session.resent, "given_up": session.given_up, "kept": len(session.unconfirmed)}
     if op == "emitNumbered":
         for i in range(m["count"]):
             sio.emit(m["event"], i, to=m.get("to"), namespace=ns)

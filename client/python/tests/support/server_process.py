@@ -28,6 +28,7 @@ options = json.loads(os.environ["SIOBRIDGE_TEST_SERVER"])
 label = options["label"]
 received = []
 errors = []
+paced = {}
 writer = None
 ports = []
 
@@ -205,6 +206,26 @@ async def run_op(m):
         return True
     if op == "serverSideEmitWithAck":
         return await server_side_emit_with_ack(m, sio, manager)
+    if op == "pace":
+        # Numbered emits 0, 1, 2... at `rate` per second, paced by the clock,
+        # in the background; "paced" tells how many went.
+        async def pace():
+            began = time.monotonic()
+            for i in range(m["count"]):
+                await sio.emit(m["event"], i, namespace=ns)
+                paced[m["event"]] = i + 1
+                wait = began + (i + 1) / m["rate"] - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # pacing, not waiting for an event
+
+        paced[m["event"]] = 0
+        asyncio.get_running_loop().create_task(pace())
+        return True
+    if op == "paced":
+        return paced.get(m["event"], 0)
+    if op == "resends":
+        session = manager._session
+        return {"resent": session.resent, "given_up": session.given_up, "kept": len(session.unconfirmed)}
     if op == "received":
         return received
     if op == "errors":
