@@ -240,10 +240,12 @@ TEST_CASE("a Hello with 10,000 namespaces is logged in one line") {
 
 TEST_CASE("the memory of a backlog of many MiB is given back when its reader is closed") {
   const int metrics_port = free_port();
-  // Back-pressure past 12 MiB: the backlog of a reader that takes nothing grows
-  // that far before the senders wait, and is dropped when the stream is closed.
-  DaemonProcess daemon({"--limits-backpressure-bytes", "12MiB", "--limits-attachment-queue-bytes",
-                        "24MiB", "--limits-stall-timeout", "2s", "--metrics-listen",
+  // The backlog of a reader that takes nothing grows (it holds nobody up) until
+  // all queues together reach 24 MiB and the senders wait, and is dropped when
+  // the stream is closed for stalling.
+  DaemonProcess daemon({"--limits-backpressure-bytes", "12MiB", "--limits-total-backpressure-bytes",
+                        "24MiB", "--limits-attachment-queue-bytes", "48MiB",
+                        "--limits-stall-timeout", "2s", "--metrics-listen",
                         "127.0.0.1:" + std::to_string(metrics_port)});
   REQUIRE(daemon.wait_ready());
   StalledReader stalled(daemon.address(), "stalled");
@@ -256,7 +258,7 @@ TEST_CASE("the memory of a backlog of many MiB is given back when its reader is 
   REQUIRE(releases_before >= 0);
 
   const std::string chunk(60 << 10, 'x');
-  // Up to 60 MiB; the stream is closed after 12 MiB and 2 s without a read.
+  // Up to 60 MiB; the stream is closed after 24 MiB and 2 s without a read.
   for (int i = 0; i < 1000 && (i % 20 != 19 || is_attached(sender.client(), "stalled")); ++i) {
     REQUIRE(sender.client().broadcast(json_event("[\"" + chunk + "\"]"), to_everyone()).ok());
   }

@@ -23,7 +23,7 @@ std::string target_of(const std::string& address) {
 }  // namespace
 
 BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
-    : options_(std::move(options)), handler_(handler) {
+    : options_(std::move(options)), handler_(handler), instance_(new_instance()) {
   std::shared_ptr<grpc::ChannelCredentials> credentials =
       options_.tls_root_certs.empty()
           ? grpc::InsecureChannelCredentials()
@@ -76,6 +76,7 @@ bool BridgeClient::attach_once() {
   {
     MutexLock lock(mutex_);
     for (const auto& ns : namespaces_) hello.mutable_hello()->add_namespaces(ns);
+    number_hello(*hello.mutable_hello());
     // Visible to the destructor before Attach() starts: opening a wait-for-ready
     // stream blocks until the daemon answers, and only a cancel ends it when the
     // daemon is gone. The destructor may also have looked before this existed.
@@ -90,11 +91,12 @@ bool BridgeClient::attach_once() {
       if (message.has_welcome()) {
         {
           MutexLock lock(mutex_);
+          ++attach_count_;  // before the attachment is seen (wait_attached)
           attachment_id_ = message.welcome().attachment_id();
           node_uid_ = message.welcome().node_uid();
           stream_ = std::move(stream);
+          numbered_welcome(message.welcome());
         }
-        ++attach_count_;
         welcomed = true;
         changed_.signal_all();
         break;
@@ -108,6 +110,10 @@ bool BridgeClient::attach_once() {
     }();
     pb::DaemonMessage message;
     while (reader->Read(&message)) {
+      if (message.has_result() || message.has_confirmed()) {
+        numbered_answer(message);
+        continue;
+      }
       if (!handler_) continue;
       if (message.has_command()) {
         handler_->on_command(message.command());
@@ -121,6 +127,7 @@ bool BridgeClient::attach_once() {
   {
     MutexLock lock(mutex_);
     attachment_id_.clear();
+    numbered_stream_ended();
     finished = welcomed ? std::move(stream_) : std::move(stream);
   }
   if (finished) {
@@ -212,13 +219,19 @@ Outcome<Reply> BridgeClient::with_attachment(Call&& call) {
 
 Outcome<pb::OperationReply> BridgeClient::broadcast(const pb::Packet& packet,
                                                     const pb::BroadcastOptions& opts) {
-  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
-    pb::BroadcastRequest request;
-    request.set_attachment_id(id);
-    *request.mutable_packet() = packet;
-    *request.mutable_opts() = opts;
-    auto context = call_context();
-    return stub_->Broadcast(context.get(), request, &reply);
+  pb::Call call;
+  *call.mutable_broadcast()->mutable_packet() = packet;
+  *call.mutable_broadcast()->mutable_opts() = opts;
+  return numbered(std::move(call), [&] {
+    return with_attachment<pb::OperationReply>(
+        [&](const std::string& id, pb::OperationReply& reply) {
+          pb::BroadcastRequest request;
+          request.set_attachment_id(id);
+          *request.mutable_packet() = packet;
+          *request.mutable_opts() = opts;
+          auto context = call_context();
+          return stub_->Broadcast(context.get(), request, &reply);
+        });
   });
 }
 
@@ -261,32 +274,47 @@ pb::RoomsRequest rooms_request(const std::string& attachment, const std::string&
 Outcome<pb::OperationReply> BridgeClient::add_sockets(const std::string& ns,
                                                       const pb::BroadcastOptions& opts,
                                                       const std::vector<std::string>& rooms) {
-  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
-    auto context = call_context();
-    return stub_->AddSockets(context.get(), rooms_request(id, ns, opts, rooms), &reply);
+  pb::Call call;
+  *call.mutable_add_sockets() = rooms_request("", ns, opts, rooms);
+  return numbered(std::move(call), [&] {
+    return with_attachment<pb::OperationReply>(
+        [&](const std::string& id, pb::OperationReply& reply) {
+          auto context = call_context();
+          return stub_->AddSockets(context.get(), rooms_request(id, ns, opts, rooms), &reply);
+        });
   });
 }
 
 Outcome<pb::OperationReply> BridgeClient::del_sockets(const std::string& ns,
                                                       const pb::BroadcastOptions& opts,
                                                       const std::vector<std::string>& rooms) {
-  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
-    auto context = call_context();
-    return stub_->DelSockets(context.get(), rooms_request(id, ns, opts, rooms), &reply);
+  pb::Call call;
+  *call.mutable_del_sockets() = rooms_request("", ns, opts, rooms);
+  return numbered(std::move(call), [&] {
+    return with_attachment<pb::OperationReply>(
+        [&](const std::string& id, pb::OperationReply& reply) {
+          auto context = call_context();
+          return stub_->DelSockets(context.get(), rooms_request(id, ns, opts, rooms), &reply);
+        });
   });
 }
 
 Outcome<pb::OperationReply> BridgeClient::disconnect_sockets(const std::string& ns,
                                                              const pb::BroadcastOptions& opts,
                                                              bool close) {
-  return with_attachment<pb::OperationReply>([&](const std::string& id, pb::OperationReply& reply) {
-    pb::DisconnectRequest request;
-    request.set_attachment_id(id);
-    request.set_namespace_(ns);
-    *request.mutable_opts() = opts;
-    request.set_close(close);
-    auto context = call_context();
-    return stub_->DisconnectSockets(context.get(), request, &reply);
+  pb::DisconnectRequest request;
+  request.set_namespace_(ns);
+  *request.mutable_opts() = opts;
+  request.set_close(close);
+  pb::Call call;
+  *call.mutable_disconnect_sockets() = request;
+  return numbered(std::move(call), [&] {
+    return with_attachment<pb::OperationReply>(
+        [&](const std::string& id, pb::OperationReply& reply) {
+          request.set_attachment_id(id);
+          auto context = call_context();
+          return stub_->DisconnectSockets(context.get(), request, &reply);
+        });
   });
 }
 

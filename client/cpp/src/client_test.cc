@@ -38,16 +38,33 @@ class FakeBridge final : public pb::Bridge::Service {
       current_ = "att-" + std::to_string(hellos_.size() + 1);
       hellos_.emplace_back(hello.hello().namespaces().begin(), hello.hello().namespaces().end());
       features_.assign(hello.hello().features().begin(), hello.hello().features().end());
+      resend_from_.push_back(hello.hello().resend_from());
       context_ = context;
       stream_ = stream;
       welcome.mutable_welcome()->set_attachment_id(current_);
       welcome.mutable_welcome()->set_node_uid("NNNNNNNNNNNNNNNN");
+      if (numbers_) welcome.mutable_welcome()->add_features("confirm");
       stream->Write(welcome);
+      if (numbers_ && hello.hello().resend_from() > 0) {
+        // What "the cluster" holds of the calls sent again.
+        pb::DaemonMessage confirmed;
+        confirmed.mutable_confirmed()->set_attachment_id(current_);
+        confirmed.mutable_confirmed()->set_seq(holds_);
+        stream->Write(confirmed);
+      }
     }
     pb::ServerMessage message;
     while (stream->Read(&message)) {
       MutexLock lock(mutex_);
       received_.push_back(message);
+      if (message.has_call()) {
+        seqs_.push_back(message.call().seq());
+        if (!silent_) {
+          pb::DaemonMessage result;
+          result.mutable_result()->set_ref(message.call().ref());
+          stream->Write(result);
+        }
+      }
       changed_.signal_all();
     }
     MutexLock lock(mutex_);
@@ -77,6 +94,27 @@ class FakeBridge final : public pb::Bridge::Service {
   void forget() {
     MutexLock lock(mutex_);
     current_.clear();
+  }
+  // Numbered calls: the Welcome accepts "confirm"; calls are answered unless
+  // silent; a Hello with calls to send again hears that `holds` is held.
+  void numbers(bool silent, std::uint64_t holds) {
+    MutexLock lock(mutex_);
+    numbers_ = true;
+    silent_ = silent;
+    holds_ = holds;
+  }
+  // Ends the current Attach stream, as a daemon that dies.
+  void cut() {
+    MutexLock lock(mutex_);
+    if (context_) context_->TryCancel();
+  }
+  std::vector<std::uint64_t> seqs() const {
+    MutexLock lock(mutex_);
+    return seqs_;
+  }
+  std::vector<std::uint64_t> resend_from() const {
+    MutexLock lock(mutex_);
+    return resend_from_;
   }
   // Sends `message` on the current Attach stream.
   bool send(const pb::DaemonMessage& message) {
@@ -115,6 +153,11 @@ class FakeBridge final : public pb::Bridge::Service {
   std::vector<std::string> features_ SIOBRIDGE_GUARDED_BY(mutex_);  // of the last Hello
   std::vector<pb::ServerMessage> received_ SIOBRIDGE_GUARDED_BY(mutex_);
   std::vector<std::string> broadcasts_ SIOBRIDGE_GUARDED_BY(mutex_);
+  bool numbers_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  bool silent_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  std::uint64_t holds_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::vector<std::uint64_t> seqs_ SIOBRIDGE_GUARDED_BY(mutex_);         // of the calls received
+  std::vector<std::uint64_t> resend_from_ SIOBRIDGE_GUARDED_BY(mutex_);  // of each Hello
 };
 
 // The fake on a Unix socket of its own; shut down before the fake goes.
@@ -249,7 +292,7 @@ TEST_CASE("client: asks for CommandBatches and hands their Commands over in orde
   RecordingHandler handler;
   BridgeClient client(attaching(daemon, {"/"}), &handler);
   REQUIRE(client.wait_attached(kDeadline));
-  CHECK(daemon.bridge.features() == std::vector<std::string>{"command_batch"});
+  CHECK(daemon.bridge.features() == std::vector<std::string>{"command_batch", "confirm"});
 
   pb::DaemonMessage single;
   single.mutable_command()->set_id(1);
@@ -261,6 +304,39 @@ TEST_CASE("client: asks for CommandBatches and hands their Commands over in orde
   after.mutable_command()->set_id(5);
   REQUIRE(daemon.bridge.send(after));
   CHECK(handler.wait_for(5) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("client: numbered, a broadcast cut off by a daemon restart is sent again and returns") {
+  // The first daemon takes call 1 and dies before answering; the next holds
+  // none of it: the client sends call 1 again, with its number.
+  for (std::uint64_t held : {0, 1}) {
+    INFO("the restarted daemon holds up to call " << held);
+    Daemon daemon;
+    daemon.bridge.numbers(/*silent=*/true, held);
+    BridgeClient client(attaching(daemon, {"/"}));
+    REQUIRE(client.wait_attached(kDeadline));
+    pb::Packet packet;
+    packet.set_namespace_("/");
+    auto outcome = std::async(std::launch::async, [&] { return client.broadcast(packet, {}); });
+    REQUIRE(daemon.bridge.wait_received(
+        [](const std::vector<pb::ServerMessage>& received) { return !received.empty(); }));
+    daemon.bridge.numbers(/*silent=*/false, held);
+    daemon.bridge.cut();
+    REQUIRE(outcome.wait_for(kDeadline) == std::future_status::ready);
+    CHECK(outcome.get().ok());
+    CHECK(daemon.bridge.resend_from() == std::vector<std::uint64_t>{0, 1});
+    if (held == 0) {
+      CHECK(daemon.bridge.seqs() == std::vector<std::uint64_t>{1, 1});  // the same number again
+      CHECK(client.resent() == 1);
+    } else {
+      CHECK(daemon.bridge.seqs() == std::vector<std::uint64_t>{1});  // the cluster had it
+      CHECK(client.resent() == 0);
+    }
+    CHECK(client.kept() == 0 + (held == 0 ? 1 : 0));  // kept until a Confirmed covers it
+    // The next call gets the next number.
+    CHECK(client.broadcast(packet, {}).ok());
+    CHECK(daemon.bridge.seqs().back() == 2);
+  }
 }
 
 }  // namespace siobridge::client

@@ -3,6 +3,13 @@
 // stream that reconnects with backoff after the daemon restarts, restoring its
 // namespaces; every operation as a blocking call with a deadline.
 //
+// An attached client numbers its broadcasts, room changes and disconnections
+// ("confirm", docs/PROTOCOL.md section 20): they
+// go on the Attach stream, each returns once the daemon applied it, and each
+// is kept until the daemon confirms the cluster has it, to be sent again after
+// a daemon restart. A call made while the daemon restarts returns once the new
+// daemon applied it; none is lost or applied twice.
+//
 // Thread-safety, per type: ClientOptions and Outcome are values (not
 // thread-safe, copied where they are used). A CommandHandler is called on the
 // client's stream thread, one Command at a time. BridgeClient is thread-safe:
@@ -15,8 +22,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -74,6 +83,9 @@ class BridgeClient {
   std::string node_uid() const SIOBRIDGE_EXCLUDES(mutex_);
   // How many times the Attach stream was established.
   int attach_count() const { return attach_count_; }
+  // Numbered calls sent again after a daemon restart, and still kept.
+  std::uint64_t resent() const SIOBRIDGE_EXCLUDES(mutex_);
+  std::size_t kept() const SIOBRIDGE_EXCLUDES(mutex_);
 
   void join_namespace(const std::string& ns) SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
   void leave_namespace(const std::string& ns) SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
@@ -113,6 +125,28 @@ class BridgeClient {
   void write(const pb::ServerMessage& message) SIOBRIDGE_REQUIRES(mutex_)
       SIOBRIDGE_EXCLUDES(write_mutex_);
   std::unique_ptr<grpc::ClientContext> call_context() const;
+  // A numbered call (client_numbered.cc): sent on the stream, kept until
+  // confirmed; `unary` runs instead while the daemon does not number calls.
+  struct NumberedCall {
+    std::uint64_t seq = 0;
+    pb::Call call;          // its attachment id and ref are set when it is sent
+    std::uint64_t ref = 0;  // of its sending on the current stream; 0: not sent there
+    bool sent = false;      // on any stream
+    std::shared_ptr<std::optional<grpc::Status>> outcome;
+  };
+  static std::string new_instance();
+  Outcome<pb::OperationReply> numbered(pb::Call call,
+                                       const std::function<Outcome<pb::OperationReply>()>& unary)
+      SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
+  void send_numbered(NumberedCall& call) SIOBRIDGE_REQUIRES(mutex_)
+      SIOBRIDGE_EXCLUDES(write_mutex_);
+  // The Hello's numbering fields, and what a Welcome, a Result, a Confirmed or
+  // the stream's end mean for the numbered calls.
+  void number_hello(pb::Hello& hello) SIOBRIDGE_REQUIRES(mutex_);
+  void numbered_welcome(const pb::Welcome& welcome) SIOBRIDGE_REQUIRES(mutex_)
+      SIOBRIDGE_EXCLUDES(write_mutex_);
+  void numbered_answer(const pb::DaemonMessage& message) SIOBRIDGE_EXCLUDES(mutex_, write_mutex_);
+  void numbered_stream_ended() SIOBRIDGE_REQUIRES(mutex_);
   // Runs `call` with the current attachment id; retries once after a
   // reattach when the daemon no longer knows the id (it restarted).
   template <typename Reply, typename Call>
@@ -136,6 +170,20 @@ class BridgeClient {
   Mutex write_mutex_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> attach_count_{0};
+
+  // Numbered calls: this client's instance (its name across reattachments),
+  // the next numbers, the calls kept until confirmed (in order), whether the
+  // current attachment numbers calls, and whether calls wait for the daemon's
+  // first Confirmed after a reattach.
+  const std::string instance_;
+  std::uint64_t next_seq_ SIOBRIDGE_GUARDED_BY(mutex_) = 1;
+  std::uint64_t next_ref_ SIOBRIDGE_GUARDED_BY(mutex_) = 1;
+  std::deque<NumberedCall> kept_ SIOBRIDGE_GUARDED_BY(mutex_);
+  bool confirms_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  bool awaiting_resend_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  std::uint64_t hello_resend_from_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::uint64_t resent_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+
   std::thread attach_thread_;
 };
 
