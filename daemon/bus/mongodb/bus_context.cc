@@ -150,7 +150,12 @@ void BusContext::report(Part part, BusState state, const std::string& detail) {
     }
     post = previous != combined || combined == BusState::kFailed ||
            (combined != BusState::kReady && shown != posted_detail_);
-    if (post) posted_detail_ = shown;
+    if (post) {
+      posted_detail_ = shown;
+      // Under the mutex: the core hears the states in the order they were
+      // combined, also against diagnose()'s.
+      post_([this, combined, shown] { listener_.on_bus_state(combined, shown); });
+    }
   }
   if (outage) stats.record_outage(static_cast<std::uint64_t>(outage->count()));
   if (!cause_line.empty()) spdlog::error("MongoDB: {}", cause_line);
@@ -166,7 +171,6 @@ void BusContext::report(Part part, BusState state, const std::string& detail) {
       spdlog::warn("MongoDB bus {}: {}", to_string(combined), shown);
     }
   }
-  post_([this, combined, shown] { listener_.on_bus_state(combined, shown); });
 }
 
 std::string BusContext::detail_for(BusState combined, const std::string& part_detail) {
@@ -180,24 +184,23 @@ void BusContext::publish_cause(BusState combined) {
 }
 
 void BusContext::diagnose(Diagnosis diagnosis, const std::string& host) {
-  std::string line, shown;
-  BusState combined;
+  std::string line;
   {
     MutexLock lock(mutex_);
     if (diagnosis_ && *diagnosis_ == diagnosis) return;
     diagnosis_ = std::move(diagnosis);
     diagnosis_host_ = host;
     diagnosis_logged_ = false;
-    combined = state_.load();
+    const BusState combined = state_.load();
     publish_cause(combined);
     if (combined == BusState::kReady) return;  // shown if the bus stops being ready
     line = diagnosis_->message;
     diagnosis_logged_ = true;
-    shown = detail_for(combined, "");
+    const std::string shown = detail_for(combined, "");
     posted_detail_ = shown;
+    post_([this, combined, shown] { listener_.on_bus_state(combined, shown); });
   }
   spdlog::error("MongoDB: {}", line);
-  post_([this, combined, shown] { listener_.on_bus_state(combined, shown); });
 }
 
 void BusContext::diagnose_error(const bson_error_t& error) {

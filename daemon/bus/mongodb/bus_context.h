@@ -6,7 +6,8 @@
 // the three) reaches the core through `post`. What they find out about the
 // cause of a trouble (diagnose()) becomes the state's detail while the bus is
 // not ready: logged once at error level, shown by Status and health, and
-// counted by cause (stats.cause).
+// counted by cause (stats.cause). State changes are posted with the context's
+// mutex held, so that the core hears them in order: `post` must only queue.
 //
 // Thread-safe.
 #pragma once
