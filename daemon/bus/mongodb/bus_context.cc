@@ -187,7 +187,9 @@ void BusContext::diagnose(Diagnosis diagnosis, const std::string& host) {
   std::string line;
   {
     MutexLock lock(mutex_);
-    if (diagnosis_ && *diagnosis_ == diagnosis) return;
+    // One line per cause: the same cause seen again (each heartbeat, each
+    // retry of an operation, worded by another part of the driver) is not news.
+    if (diagnosis_ && diagnosis_->cause == diagnosis.cause) return;
     diagnosis_ = std::move(diagnosis);
     diagnosis_host_ = host;
     diagnosis_logged_ = false;
@@ -226,6 +228,10 @@ UriFacts BusContext::uri_facts() const {
 void BusContext::set_uri_facts(UriFacts facts) {
   MutexLock lock(mutex_);
   facts_ = std::move(facts);
+  // A new URI or password: what went wrong with the old one is no news.
+  diagnosis_.reset();
+  diagnosis_host_.clear();
+  publish_cause(state_.load());
 }
 
 void BusContext::deliver(Delivery delivery) {

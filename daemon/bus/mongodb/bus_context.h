@@ -75,10 +75,11 @@ class BusContext {
   BusState state() const { return state_.load(); }
 
   // ---- causes ----
-  // A cause found for a trouble. Kept until the bus is ready again (one of
-  // `host`'s unreachable or TLS causes also until that host answers a
-  // heartbeat); while the bus is not ready the newest cause is its detail,
-  // logged at error level once.
+  // A cause found for a trouble. Kept until the bus is ready again or the URI
+  // changes (one of `host`'s unreachable or TLS causes also until that host
+  // answers a heartbeat); while the bus is not ready it is its detail, logged
+  // at error level once. Another cause replaces it; the same cause again
+  // (worded otherwise) does not.
   void diagnose(Diagnosis diagnosis, const std::string& host = "") SIOBRIDGE_EXCLUDES(mutex_);
   // A driver error of an operation: diagnosed when it names a cause.
   void diagnose_error(const bson_error_t& error) SIOBRIDGE_EXCLUDES(mutex_);
