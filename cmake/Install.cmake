@@ -41,7 +41,10 @@ foreach(line "unix: /run/siobridge/siobridged.sock" "state_dir: /var/lib/siobrid
 endforeach()
 file(GENERATE OUTPUT ${PROJECT_BINARY_DIR}/deploy/siobridged.yaml
      CONTENT "${siobridge_sample_config}")
-install(FILES ${PROJECT_BINARY_DIR}/deploy/siobridged.yaml DESTINATION ${SIOBRIDGE_CONFIG_DIR})
+# Not world-readable: mongodb.uri may hold a password. The package's postinst
+# gives it the group siobridge (dpkg-statoverride), which the service runs as.
+install(FILES ${PROJECT_BINARY_DIR}/deploy/siobridged.yaml DESTINATION ${SIOBRIDGE_CONFIG_DIR}
+        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 
 install(FILES README.md docs/running.md docs/PROTOCOL.md DESTINATION ${SIOBRIDGE_DOC_DIR})
 install(FILES config/siobridged.yaml DESTINATION ${SIOBRIDGE_DOC_DIR}/examples)

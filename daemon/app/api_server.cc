@@ -130,8 +130,17 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
       if (!cert.ok()) return cert.error();
       auto key = read_file(config.listen.tls_key, "listen.tls_key");
       if (!key.ok()) return key.error();
-      grpc::SslServerCredentialsOptions options;
+      grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
       options.pem_key_cert_pairs.push_back({*key, *cert});
+      if (!config.listen.tls_client_ca.empty()) {
+        auto ca = read_file(config.listen.tls_client_ca, "listen.tls_client_ca");
+        if (!ca.ok()) return ca.error();
+        // Mutual TLS: a client without a certificate these CAs signed is
+        // refused during the handshake, before any call.
+        options.pem_root_certs = *ca;
+        options.client_certificate_request =
+            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+      }
       credentials = grpc::SslServerCredentials(options);
     } else if (is_loopback(config.listen.tcp) || config.listen.allow_insecure_tcp) {
       if (!is_loopback(config.listen.tcp)) {
@@ -169,7 +178,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const DaemonConfig& config,
                config.listen.unix_path.empty() || config.listen.tcp.empty() ? "" : " and ",
                config.listen.tcp.empty()
                    ? ""
-                   : config.listen.tcp + (config.listen.tls_cert.empty() ? "" : " (TLS)"));
+                   : config.listen.tcp + (config.listen.tls_cert.empty()        ? ""
+                                          : config.listen.tls_client_ca.empty() ? " (TLS)"
+                                                                                : " (mutual TLS)"));
   return server;
 }
 

@@ -1,6 +1,7 @@
 // The gRPC server of siobridged: the Bridge service on a Unix socket (mode set
 // after binding) and optionally TCP (TLS required off loopback unless
-// allowed), with the standard health service and server reflection.
+// allowed; client certificates required with listen.tls_client_ca), with the
+// standard health service and server reflection.
 //
 // Start and shut down from one thread; the server itself is thread-safe.
 #pragma once

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 
+#include "daemon/common/secrets.h"
 #include "daemon/wire/ids.h"
 
 namespace siobridge::app {
@@ -161,6 +162,13 @@ const std::vector<SettingDef>& definitions() {
                       c.listen.tls_key = v;
                       return {};
                     }));
+    d.push_back(def("listen.tls_client_ca", "",
+                    "PEM CA certificates: TCP clients must present a certificate they signed "
+                    "(mutual TLS; needs tls_cert)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.listen.tls_client_ca = v;
+                      return {};
+                    }));
     d.push_back(bool_def("listen.allow_insecure_tcp", "false",
                          "allow TCP without TLS on a non-loopback address",
                          [](DaemonConfig& c) -> bool& { return c.listen.allow_insecure_tcp; }));
@@ -168,6 +176,20 @@ const std::vector<SettingDef>& definitions() {
                     "MongoDB replica set or sharded cluster; empty: this host only (in memory)",
                     [](DaemonConfig& c, const std::string& v) -> Status {
                       if (!v.empty()) mongo(c).uri = v;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.uri_file", "",
+                    "a file holding mongodb.uri (e.g. a Kubernetes Secret or a systemd "
+                    "credential), read at start and on SIGHUP; instead of mongodb.uri",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.mongodb_uri_file = v;
+                      return {};
+                    }));
+    d.push_back(def("mongodb.password_file", "",
+                    "a file holding the password of the user the URI names (the URI then has "
+                    "none), read at start and on SIGHUP",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      c.mongodb_password_file = v;
                       return {};
                     }));
     d.push_back(def("mongodb.database", "siobridge", "database of the shared collection",
@@ -442,6 +464,14 @@ Status validate(DaemonConfig& c) {
   if (!c.listen.tls_cert.empty() != !c.listen.tls_key.empty()) {
     return bad("listen.tls_cert and listen.tls_key go together");
   }
+  if (!c.listen.tls_client_ca.empty()) {
+    if (c.listen.tls_cert.empty() || c.listen.tcp.empty()) {
+      return bad(
+          "listen.tls_client_ca asks TCP clients for certificates: it needs listen.tcp with "
+          "listen.tls_cert and listen.tls_key");
+    }
+    if (auto s = check_readable("listen.tls_client_ca", c.listen.tls_client_ca); !s.ok()) return s;
+  }
   if (!c.listen.tcp.empty()) {
     if (auto s = check_host_port("listen.tcp", c.listen.tcp); !s.ok()) return s;
     if (c.listen.tls_cert.empty() && !is_loopback(c.listen.tcp) && !c.listen.allow_insecure_tcp) {
@@ -457,6 +487,20 @@ Status validate(DaemonConfig& c) {
   }
   if (!c.metrics_listen.empty()) {
     if (auto s = check_host_port("metrics.listen", c.metrics_listen); !s.ok()) return s;
+  }
+  if (!c.mongodb_uri_file.empty() || !c.mongodb_password_file.empty()) {
+    const std::string uri = c.mongodb ? c.mongodb->uri : "";
+    auto secrets = read_mongodb_secrets(uri, c.mongodb_uri_file, c.mongodb_password_file);
+    if (!secrets.ok()) return secrets.error();
+    // An empty URI file names no URI (the systemd unit's default credential).
+    if (secrets->uri.empty()) {
+      secrets->uri = uri;
+      c.mongodb_uri_file.clear();
+    } else if (!c.mongodb_uri_file.empty() && !uri.empty()) {
+      return bad("mongodb.uri and mongodb.uri_file both name a URI: keep one");
+    }
+    mongo(c).uri = secrets->uri;
+    mongo(c).password = secrets->password;
   }
   if (c.mongodb && c.mongodb->uri.empty()) {
     // mongodb.* settings without a URI change nothing: the in-memory bus is used.
@@ -491,50 +535,6 @@ Status validate(DaemonConfig& c) {
 
 }  // namespace
 
-bool is_loopback(const std::string& host_port) {
-  std::string host = host_port.substr(0, host_port.rfind(':'));
-  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
-std::size_t max_message_bytes_for(wire::DataFormat format) {
-  // A payload of text or binary attachments is as long in msgpack as it is;
-  // headers, ids and the packet's framing add well under 1 KiB.
-  constexpr std::size_t kFraming = 1024;
-  auto fits = [format](std::size_t payload) {
-    wire::Document doc;
-    doc.header = {wire::MessageKind::kRequest, std::string(64, '/'), std::string(16, 'A'),
-                  std::string(16, 'B'), std::nullopt};
-    doc.data.resize(payload + kFraming);
-    doc.extension = std::string(64, 'x');
-    return wire::encoded_size(doc, wire::EncodeOptions{format, 0}) <= wire::kMaxDocumentBytes;
-  };
-  std::size_t low = 0, high = wire::kMaxDocumentBytes;
-  while (low < high) {
-    const std::size_t mid = (low + high + 1) / 2;
-    if (fits(mid)) {
-      low = mid;
-    } else {
-      high = mid - 1;
-    }
-  }
-  return low;
-}
-
-const char* to_string(Source source) {
-  switch (source) {
-    case Source::kDefault:
-      return "default";
-    case Source::kFile:
-      return "file";
-    case Source::kEnvironment:
-      return "environment";
-    case Source::kFlag:
-      return "flag";
-  }
-  return "?";
-}
-
 const std::vector<SettingInfo>& setting_infos() {
   static const std::vector<SettingInfo> infos = [] {
     std::vector<SettingInfo> out;
@@ -542,11 +542,6 @@ const std::vector<SettingInfo>& setting_infos() {
     return out;
   }();
   return infos;
-}
-
-std::string default_unix_socket() {
-  if (getuid() == 0) return "/run/siobridge/siobridged.sock";
-  return fmt::format("/tmp/siobridge-{}/siobridged.sock", getuid());
 }
 
 Result<LoadedConfig> load_config(const std::map<std::string, std::string>& flags,
@@ -597,8 +592,8 @@ Result<LoadedConfig> load_config(const std::map<std::string, std::string>& flags
     const auto& setting = effective[d.info.key];
     if (auto s = d.apply(loaded.config, setting.value); !s.ok()) {
       const std::string where = setting.source == Source::kDefault ? "default" : setting.origin;
-      return bad(fmt::format("{} = \"{}\" (from {}): {}", d.info.key, setting.value, where,
-                             s.error().message));
+      return bad(fmt::format("{} = \"{}\" (from {}): {}", d.info.key, redact_uri(setting.value),
+                             where, s.error().message));
     }
     loaded.settings.push_back(setting);
   }

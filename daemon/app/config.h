@@ -27,6 +27,9 @@ struct ListenConfig {
   mode_t unix_mode = 0660;
   std::string tcp;  // host:port; empty: no TCP
   std::string tls_cert, tls_key;
+  // PEM CA certificates: when set, TCP clients must present a certificate
+  // signed by one of them (mutual TLS).
+  std::string tls_client_ca;
   bool allow_insecure_tcp = false;
 };
 
@@ -40,6 +43,9 @@ struct DaemonConfig {
   core::NodeConfig node;
   ListenConfig listen;
   std::optional<bus::mongodb::MongoBusConfig> mongodb;  // none: in-memory bus
+  // Where mongodb.uri and its password were read from (empty: not from a
+  // file): read again on SIGHUP.
+  std::string mongodb_uri_file, mongodb_password_file;
   api::ApiLimits limits;
   LogConfig log;
   std::string metrics_listen;  // host:port; empty: no metrics endpoint
@@ -82,6 +88,18 @@ std::string default_unix_socket();
 // msgpack encoding is longer than itself, e.g. non-ASCII text, can be refused
 // below it: the daemon checks every message's exact size.)
 std::size_t max_message_bytes_for(wire::DataFormat format);
+
+// The MongoDB URI and password the files name (either may be empty: then
+// `uri` or no password): the whole URI file, the first line of the password
+// file, without trailing white space or line end.
+struct MongoSecrets {
+  std::string uri, password;
+  bool operator==(const MongoSecrets& other) const {
+    return uri == other.uri && password == other.password;
+  }
+};
+Result<MongoSecrets> read_mongodb_secrets(const std::string& uri, const std::string& uri_file,
+                                          const std::string& password_file);
 
 // "host:port" is on a loopback address (127.0.0.0/8, ::1, localhost).
 bool is_loopback(const std::string& host_port);

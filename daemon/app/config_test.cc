@@ -120,6 +120,75 @@ TEST_CASE("settings that contradict each other are refused") {
   CHECK_THAT(unclear.error().message, Catch::Contains("mongodb.compress_packs"));
 }
 
+TEST_CASE("the MongoDB URI and password from files, never shown in errors") {
+  TempFile uri_file("mongodb://siobridge:s3cret-pass@db1,db2/?replicaSet=rs0\n");
+  auto from_file = load_config({}, "", {{"SIOBRIDGE_MONGODB_URI_FILE", uri_file.path}});
+  REQUIRE(from_file.ok());
+  CHECK(from_file->config.mongodb->uri ==
+        "mongodb://siobridge:s3cret-pass@db1,db2/?replicaSet=rs0");
+  CHECK(from_file->config.mongodb_uri_file == uri_file.path);
+  CHECK(setting(*from_file, "mongodb.uri").value.empty());
+
+  TempFile password_file("rotated-password\nignored second line\n");
+  auto with_password = load_config({{"mongodb.uri", "mongodb://siobridge@db1/?replicaSet=rs0"},
+                                    {"mongodb.password_file", password_file.path}},
+                                   "", {});
+  REQUIRE(with_password.ok());
+  CHECK(with_password->config.mongodb->password == "rotated-password");
+
+  auto both = load_config({{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}}, "",
+                          {{"SIOBRIDGE_MONGODB_URI_FILE", uri_file.path}});
+  REQUIRE_FALSE(both.ok());
+  CHECK_THAT(both.error().message, Catch::Contains("keep one"));
+  // An empty URI file (systemd's default credential) leaves mongodb.uri in charge.
+  TempFile empty_uri("");
+  auto fallback = load_config({{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}}, "",
+                              {{"SIOBRIDGE_MONGODB_URI_FILE", empty_uri.path}});
+  REQUIRE(fallback.ok());
+  CHECK(fallback->config.mongodb->uri == "mongodb://x/?replicaSet=rs0");
+  CHECK(fallback->config.mongodb_uri_file.empty());
+  auto nothing = load_config({}, "", {{"SIOBRIDGE_MONGODB_URI_FILE", empty_uri.path}});
+  REQUIRE(nothing.ok());
+  CHECK_FALSE(nothing->config.mongodb);
+  auto missing = load_config({{"mongodb.uri_file", "/nonexistent/uri"}}, "", {});
+  REQUIRE_FALSE(missing.ok());
+  CHECK_THAT(missing.error().message, Catch::Contains("cannot read /nonexistent/uri"));
+  TempFile empty_password("\n");
+  CHECK_FALSE(load_config({{"mongodb.uri", "mongodb://u@x/?replicaSet=rs0"},
+                           {"mongodb.password_file", empty_password.path}},
+                          "", {})
+                  .ok());
+  TempFile two_lines("mongodb://a/?replicaSet=rs0\nmongodb://b/?replicaSet=rs0\n");
+  CHECK_FALSE(load_config({{"mongodb.uri_file", two_lines.path}}, "", {}).ok());
+
+  // A URI given to the wrong setting: the error shows it without the password.
+  auto refused =
+      load_config({{"mongodb.expiration", "mongodb://u:s3cret-pass@x/?replicaSet=rs0"}}, "", {});
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message, Catch::Contains("mongodb://u:***@x"));
+  CHECK(refused.error().message.find("s3cret-pass") == std::string::npos);
+}
+
+TEST_CASE("listen.tls_client_ca needs a TLS listener on TCP") {
+  TempFile ca("-----BEGIN CERTIFICATE-----\n");
+  auto alone = load_config({{"listen.tls_client_ca", ca.path}}, "", {});
+  REQUIRE_FALSE(alone.ok());
+  CHECK_THAT(alone.error().message, Catch::Contains("listen.tls_cert"));
+  auto mutual = load_config({{"listen.tcp", "0.0.0.0:7400"},
+                             {"listen.tls_cert", ca.path},
+                             {"listen.tls_key", ca.path},
+                             {"listen.tls_client_ca", ca.path}},
+                            "", {});
+  REQUIRE(mutual.ok());
+  CHECK(mutual->config.listen.tls_client_ca == ca.path);
+  CHECK_FALSE(load_config({{"listen.tcp", "0.0.0.0:7400"},
+                           {"listen.tls_cert", ca.path},
+                           {"listen.tls_key", ca.path},
+                           {"listen.tls_client_ca", "/nonexistent/ca.pem"}},
+                          "", {})
+                  .ok());
+}
+
 TEST_CASE("durations and sizes") {
   CHECK(parse_duration("250ms").value() == Millis{250});
   CHECK(parse_duration("10s").value() == Millis{10000});

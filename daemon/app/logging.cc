@@ -10,19 +10,35 @@
 #include <cstring>
 #include <filesystem>
 
+#include "daemon/common/secrets.h"
+
 namespace siobridge::app {
 namespace {
 
 LogConfig current;
 
-// %j: the message as a JSON string body (quotes, backslashes and control
-// characters escaped), so that JSON lines stay valid whatever is logged.
+// %V: the message with every registered secret redacted (secrets.h).
+class RedactedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string text = redact(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<RedactedMessage>();
+  }
+};
+
+// %j: the message, redacted, as a JSON string body (quotes, backslashes and
+// control characters escaped), so that JSON lines stay valid whatever is logged.
 class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     static constexpr char kHex[] = "0123456789abcdef";
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+    const std::string text = redact(std::string_view(msg.payload.data(), msg.payload.size()));
+    for (char c : text) {
       switch (c) {
         case '"':
           dest.append(std::string_view("\\\""));
@@ -91,7 +107,7 @@ Status install(const LogConfig& config) {
     formatter->add_flag<JsonEscapedMessage>('j').set_pattern(
         R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%j"})");
   } else {
-    formatter->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+    formatter->add_flag<RedactedMessage>('V').set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %V");
   }
   sink->set_formatter(std::move(formatter));
   auto logger = std::make_shared<spdlog::logger>("siobridged", sink);

@@ -1,8 +1,16 @@
 // siobridged: the sidecar daemon. Wires configuration, logging, the engine
 // (core thread + bus), the gRPC API and metrics together, then waits for
-// signals: SIGHUP reopens the log file, SIGTERM/SIGINT drain and stop; a
-// MongoDB bus that fails for good (a standalone server, a collection of the
-// wrong shape) drains and stops too, with exit code 1.
+// signals: SIGHUP reopens the log file and reads the MongoDB URI and password
+// files again (reconnecting when they changed), SIGTERM/SIGINT drain and stop;
+// a MongoDB bus that fails for good (a standalone server, a collection of the
+// wrong shape, a missing privilege) drains and stops too, with exit code 1.
+//
+// Exit codes: 0 after a drain; 1 when the bus failed or the daemon could not
+// start; 2 for a configuration error. --check-config --connect: 0 when
+// MongoDB takes the daemon, else 3 unreachable (network, TLS), 4
+// authentication failed, 5 not authorized (a missing privilege), 6 the
+// server or collection does not fit (a standalone server, another replica
+// set, a collection of the wrong shape).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
@@ -23,9 +31,12 @@
 #include "daemon/api/bridge_service.h"
 #include "daemon/app/api_server.h"
 #include "daemon/app/config.h"
+#include "daemon/app/library_logs.h"
 #include "daemon/app/logging.h"
 #include "daemon/app/metrics.h"
+#include "daemon/bus/mongodb/probe.h"
 #include "daemon/common/memory.h"
+#include "daemon/common/secrets.h"
 #include "daemon/runtime/engine.h"
 
 extern char** environ;
@@ -46,11 +57,74 @@ std::map<std::string, std::string> environment() {
 
 void print_config(const LoadedConfig& loaded) {
   for (const auto& s : loaded.settings) {
-    std::cout << fmt::format("{:<34} = {:<40} ({}{}{})\n", s.key,
-                             s.value.empty() ? "\"\"" : s.value, to_string(s.source),
-                             s.origin.empty() ? "" : ": ", s.origin);
+    const std::string value = s.key == "mongodb.uri" ? redact_uri(s.value) : s.value;
+    std::cout << fmt::format("{:<34} = {:<40} ({}{}{})\n", s.key, value.empty() ? "\"\"" : value,
+                             to_string(s.source), s.origin.empty() ? "" : ": ", s.origin);
+  }
+  const auto& config = loaded.config;
+  if (config.mongodb && !config.mongodb_uri_file.empty()) {
+    std::cout << fmt::format("{:<34} = {}\n", "mongodb.uri (from mongodb.uri_file)",
+                             redact_uri(config.mongodb->uri));
+  }
+  if (config.mongodb && !config.mongodb->password.empty()) {
+    std::cout << fmt::format("{:<34} = *** (from mongodb.password_file)\n", "mongodb password");
   }
   std::cout << "configuration OK\n";
+}
+
+// --check-config --connect: the exit code names the kind of failure.
+int check_connection(const DaemonConfig& config) {
+  if (!config.mongodb) {
+    std::cout << "connect: no mongodb.uri: the in-memory bus connects to nothing\n";
+    return 0;
+  }
+  using bus::mongodb::Cause;
+  const auto report = bus::mongodb::probe_mongodb(*config.mongodb);
+  for (const auto& line : report.checked) std::cout << "connect: " << line << "\n";
+  if (report.ok) {
+    std::cout << "connection OK\n";
+    return 0;
+  }
+  std::cout << "connect: FAILED: " << report.error << "\n";
+  switch (report.cause) {
+    case Cause::kAuthentication:
+    case Cause::kAuthMechanism:
+      return 4;
+    case Cause::kNotAuthorized:
+      return 5;
+    case Cause::kReplicaSetName:
+    case Cause::kStandalone:
+      return 6;
+    case Cause::kUnreachable:
+    case Cause::kTls:
+      return 3;
+    case Cause::kNone:
+      break;
+  }
+  if (report.code == ErrorCode::kInvalidArgument) return 2;
+  if (report.code == ErrorCode::kMismatch || report.code == ErrorCode::kFailedPrecondition) {
+    return 6;
+  }
+  return 3;
+}
+
+// The password of a URI given as a flag is visible to every user of the host
+// in the process list: hidden there (each character by '*') as soon as the
+// flags are read. It was visible until then; hence the warning.
+bool hide_uri_passwords(int argc, char** argv) {
+  bool hidden = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const std::string redacted = redact_uri(arg);
+    if (redacted == arg) continue;
+    // The password is where the two differ: "***" stands in for it.
+    std::size_t begin = 0;
+    while (arg[begin] == redacted[begin]) ++begin;
+    const std::size_t end = arg.size() - (redacted.size() - begin - 3);
+    for (std::size_t at = begin; at < end; ++at) argv[i][at] = '*';
+    hidden = true;
+  }
+  return hidden;
 }
 
 // Wakes the main thread out of wait_for_stop() from another thread.
@@ -70,9 +144,9 @@ class ShutdownEvent {
   int fd_;
 };
 
-// Waits for SIGTERM or SIGINT (returned) or the event (0); SIGHUP reopens the
-// log file. The signals are blocked in every thread (main() does that first).
-int wait_for_stop(const ShutdownEvent& event) {
+// Waits for SIGTERM or SIGINT (returned) or the event (0); SIGHUP runs
+// `on_hangup`. The signals are blocked in every thread (main() does that first).
+int wait_for_stop(const ShutdownEvent& event, const std::function<void()>& on_hangup) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -95,8 +169,43 @@ int wait_for_stop(const ShutdownEvent& event) {
       ::close(signal_fd);
       return signal;
     }
-    if (auto s = reopen_log_file(); !s.ok()) spdlog::error("{}", s.error().message);
+    on_hangup();
   }
+}
+
+// SIGHUP: the URI and password files are read again; when they changed, the
+// MongoDB bus connects anew with them (a rotated password, a fixed typo).
+void reload_mongodb_secrets(const DaemonConfig& config, runtime::Engine& engine,
+                            MongoSecrets& current) {
+  if (config.mongodb_uri_file.empty() && config.mongodb_password_file.empty()) return;
+  auto* bus = engine.mongo_bus();
+  if (!bus) {
+    spdlog::warn(
+        "SIGHUP: the daemon started without a MongoDB URI (in memory): restart it to use one");
+    return;
+  }
+  auto read = read_mongodb_secrets(config.mongodb_uri_file.empty() ? current.uri : "",
+                                   config.mongodb_uri_file, config.mongodb_password_file);
+  if (!read.ok()) {
+    spdlog::error("SIGHUP: {}; the MongoDB connection stays as it is", read.error().message);
+    return;
+  }
+  if (read->uri.empty()) {
+    spdlog::error("SIGHUP: {} is empty now; the MongoDB connection stays as it is",
+                  config.mongodb_uri_file);
+    return;
+  }
+  if (*read == current) {
+    spdlog::info("SIGHUP: the MongoDB URI and password are unchanged");
+    return;
+  }
+  register_secret(uri_password(read->uri));
+  register_secret(read->password);
+  if (auto s = bus->reconnect(read->uri, read->password); !s.ok()) {
+    spdlog::error("SIGHUP: {}; the MongoDB connection stays as it is", s.error().message);
+    return;
+  }
+  current = std::move(*read);
 }
 
 // A stable name for this daemon instance on its host, for its state file.
@@ -158,7 +267,12 @@ int run(const LoadedConfig& loaded) {
   });
   sd_notify(0, "READY=1\nSTATUS=serving");
 
-  const int signal = wait_for_stop(bus_failed);
+  MongoSecrets secrets;
+  if (config.mongodb) secrets = {config.mongodb->uri, config.mongodb->password};
+  const int signal = wait_for_stop(bus_failed, [&] {
+    if (auto s = reopen_log_file(); !s.ok()) spdlog::error("{}", s.error().message);
+    reload_mongodb_secrets(config, **engine, secrets);
+  });
   const int exit_code = signal == 0 ? 1 : 0;
 
   // Graceful drain: refuse new work, let running work finish, leave the
@@ -192,6 +306,7 @@ int run(const LoadedConfig& loaded) {
 }  // namespace siobridge::app
 
 int main(int argc, char** argv) {
+  using namespace siobridge;
   using namespace siobridge::app;
   // Signals are read from a signalfd in run(); every thread started later
   // inherits the mask, so none of them takes one.
@@ -209,10 +324,17 @@ int main(int argc, char** argv) {
       "Every setting comes from the YAML file, a SIOBRIDGE_* variable or a flag (flags win)."};
   cli.set_version_flag("--version", std::string("siobridged ") + SIOBRIDGE_VERSION);
   std::string config_file;
-  bool check_config = false;
+  bool check_config = false, connect = false;
   cli.add_option("-c,--config", config_file, "YAML configuration file")
       ->envname("SIOBRIDGE_CONFIG");
-  cli.add_flag("--check-config", check_config, "print the effective configuration and exit");
+  auto* check_flag =
+      cli.add_flag("--check-config", check_config, "print the effective configuration and exit");
+  cli.add_flag("--connect", connect,
+               "with --check-config: connect to MongoDB and check the server, the login, the "
+               "privileges and the collection, changing nothing (exit 3 unreachable, 4 "
+               "authentication failed, 5 not authorized, 6 the server or collection does not "
+               "fit)")
+      ->needs(check_flag);
   std::map<std::string, std::string> values;
   std::map<std::string, CLI::Option*> options;
   for (const auto& info : setting_infos()) {
@@ -229,19 +351,40 @@ int main(int argc, char** argv) {
   for (const auto& [key, option] : options) {
     if (option->count() > 0) flags[key] = values[key];
   }
+  const bool password_in_flags = hide_uri_passwords(argc, argv);
+  constexpr const char* kPasswordInFlags =
+      "mongodb.uri was given on the command line with a password, which every user of this "
+      "host can read in the process list (hidden there now, but visible at start): give it in "
+      "a file (mongodb.uri_file or mongodb.password_file) or in SIOBRIDGE_MONGODB_URI instead";
 
   auto loaded = load_config(flags, config_file, environment());
   if (!loaded.ok()) {
-    std::cerr << "siobridged: configuration error: " << loaded.error().message << "\n";
+    std::cerr << "siobridged: configuration error: " << redact(loaded.error().message) << "\n";
     return 2;
   }
+  if (const auto& mongodb = loaded->config.mongodb) {
+    register_secret(uri_password(mongodb->uri));
+    register_secret(mongodb->password);
+  }
   if (check_config) {
+    if (password_in_flags) std::cerr << "siobridged: warning: " << kPasswordInFlags << "\n";
     print_config(*loaded);
-    return 0;
+    if (!connect) return 0;
+    // The driver's own lines go where the daemon's would (standard error).
+    if (auto s = setup_logging(loaded->config.log); !s.ok()) {
+      std::cerr << "siobridged: " << s.error().message << "\n";
+      return 2;
+    }
+    install_library_log_handlers(loaded->config.log.level);
+    const int code = check_connection(loaded->config);
+    spdlog::shutdown();
+    return code;
   }
   if (auto s = setup_logging(loaded->config.log); !s.ok()) {
     std::cerr << "siobridged: " << s.error().message << "\n";
     return 2;
   }
+  install_library_log_handlers(loaded->config.log.level);
+  if (password_in_flags) spdlog::warn("{}", kPasswordInFlags);
   return run(*loaded);
 }

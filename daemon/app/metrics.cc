@@ -191,7 +191,18 @@ class EngineCollector final : public prometheus::Collectable {
         state.add(candidate == status.bus_state ? 1 : 0, {{"state", bus::to_string(candidate)}});
       }
     }
-    if (mongo) collect_mongo(*mongo, out);
+    if (mongo) {
+      // What the daemon found wrong with MongoDB while the bus is not ready
+      // (docs/running.md, "When things go wrong"): 1 for that cause.
+      FamilyBuilder problem(out, "siobridge_mongodb_problem",
+                            "The cause found for the bus not being ready (1 for the current one).",
+                            MetricType::Gauge);
+      const auto cause = static_cast<bus::mongodb::Cause>(mongo->cause.load());
+      for (auto candidate : bus::mongodb::kAllCauses) {
+        problem.add(candidate == cause ? 1 : 0, {{"cause", bus::mongodb::cause_label(candidate)}});
+      }
+      collect_mongo(*mongo, out);
+    }
     return out;
   }
 

@@ -123,8 +123,10 @@ class Engine final : private bus::BusListener {
     return mongo_bus_ ? &mongo_bus_->stats() : nullptr;
   }
   bool uses_mongodb() const { return mongo_bus_ != nullptr; }
-  // Null on the in-memory bus.
+  // Null on the in-memory bus (the non-const one: for a reconnect with new
+  // credentials).
   const bus::mongodb::MongoBus* mongo_bus() const { return mongo_bus_; }
+  bus::mongodb::MongoBus* mongo_bus() { return mongo_bus_; }
   FlowGate& flow_gate() { return *flow_gate_; }
   // Runs `resume` once producers may go on: no attached server has too much
   // waiting (flow_gate) and MongoDB's write queue is not past its back-pressure

@@ -13,8 +13,13 @@
  *                                      members (exit 0 when already initiated)
  *   mongo-admin PORT stepdown SECONDS  replSetStepDown: this primary steps down
  *                                      and is not electable for SECONDS
+ *   mongo-admin PORT command DB JSON   run the command JSON (extended JSON) on
+ *                                      database DB; print the reply as JSON
+ *   mongo-admin PORT wait-user SECONDS wait until the credentials below log in
  *
- * Every command talks to 127.0.0.1:PORT with directConnection=true. */
+ * Every command talks to 127.0.0.1:PORT with directConnection=true, as the
+ * user MONGO_ADMIN_USER with the password MONGO_ADMIN_PASSWORD (authSource
+ * admin) when they are set, else without credentials. */
 #include <mongoc/mongoc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +37,14 @@ static mongoc_client_t* connect_to(const char* port) {
   if (!parsed) {
     fprintf(stderr, "mongo-admin: bad uri: %s\n", error.message);
     exit(2);
+  }
+  const char* user = getenv("MONGO_ADMIN_USER");
+  const char* password = getenv("MONGO_ADMIN_PASSWORD");
+  if (user && *user) {
+    /* Set apart from the URI text: a password needs no escaping this way. */
+    mongoc_uri_set_username(parsed, user);
+    mongoc_uri_set_password(parsed, password ? password : "");
+    mongoc_uri_set_auth_source(parsed, "admin");
   }
   mongoc_client_t* client = mongoc_client_new_from_uri(parsed);
   mongoc_uri_destroy(parsed);
@@ -79,14 +92,20 @@ static int ready(mongoc_client_t* client, const char* port, int seconds) {
     bson_t* status = BCON_NEW("replSetGetStatus", BCON_INT32(1));
     bool ok = run(client, status, &reply, &error);
     bson_destroy(&reply);
-    if (!ok && error.code == 94 /* NotYetInitialized */) {
+    /* With access control on and no user yet, replSetGetStatus is refused
+     * (Unauthorized) where replSetInitiate is let in (the localhost exception). */
+    if (!ok && (error.code == 94 /* NotYetInitialized */ || error.code == 13 /* Unauthorized */)) {
       char host[64];
       snprintf(host, sizeof host, "127.0.0.1:%s", port);
       bson_t* initiate =
           BCON_NEW("replSetInitiate", "{", "_id", BCON_UTF8("rs0"), "members", "[", "{", "_id",
                    BCON_INT32(0), "host", BCON_UTF8(host), "}", "]", "}");
-      if (!run(client, initiate, &reply, &error) && error.code != 23 /* AlreadyInitialized */)
+      static bool reported = false;
+      if (!run(client, initiate, &reply, &error) && error.code != 23 /* AlreadyInitialized */ &&
+          !reported) {
         fprintf(stderr, "mongo-admin: replSetInitiate: %s\n", error.message);
+        reported = true;
+      }
       bson_destroy(&reply);
     }
     usleep(100 * 1000);
@@ -185,14 +204,59 @@ static int shutdown_server(mongoc_client_t* client) {
   return 0;
 }
 
+static int command(mongoc_client_t* client, const char* db, const char* json) {
+  bson_error_t error;
+  bson_t* parsed = bson_new_from_json((const uint8_t*)json, -1, &error);
+  if (!parsed) {
+    fprintf(stderr, "mongo-admin: the command is not JSON: %s\n", error.message);
+    return 2;
+  }
+  bson_t reply;
+  bool ok = mongoc_client_command_simple(client, db, parsed, NULL, &reply, &error);
+  bson_destroy(parsed);
+  if (ok) {
+    char* text = bson_as_relaxed_extended_json(&reply, NULL);
+    puts(text);
+    bson_free(text);
+  } else {
+    fprintf(stderr, "mongo-admin: %s (code %u)\n", error.message, error.code);
+  }
+  bson_destroy(&reply);
+  return ok ? 0 : 1;
+}
+
+/* After createUser the user may take a moment to be usable on a new set. */
+static int wait_user(mongoc_client_t* client, int seconds) {
+  bson_error_t error;
+  for (int tenth = 0; tenth < seconds * 10; ++tenth) {
+    bson_t reply;
+    bool ok = run(client, BCON_NEW("listDatabases", BCON_INT32(1), "nameOnly", BCON_BOOL(true)),
+                  &reply, &error);
+    bson_destroy(&reply);
+    if (ok) return 0;
+    usleep(100 * 1000);
+  }
+  fprintf(stderr, "mongo-admin: cannot log in within %d s: %s\n", seconds, error.message);
+  return 1;
+}
+
+/* The driver's own warnings (e.g. that a client without credentials could not
+ * end its sessions on a server with access control) are noise here. */
+static void quiet_log(mongoc_log_level_t level, const char* domain, const char* message,
+                      void* data) {
+  (void)data;
+  if (level <= MONGOC_LOG_LEVEL_ERROR) fprintf(stderr, "mongo-admin: %s: %s\n", domain, message);
+}
+
 int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: mongo-admin PORT ping|ready SECONDS|shutdown|state|initiate SET PORT...|"
-            "stepdown SECONDS\n");
+            "stepdown SECONDS|command DB JSON|wait-user SECONDS\n");
     return 2;
   }
   mongoc_init();
+  mongoc_log_set_handler(quiet_log, NULL);
   mongoc_client_t* client = connect_to(argv[1]);
   int rc = 2;
   if (strcmp(argv[2], "ping") == 0)
@@ -207,6 +271,10 @@ int main(int argc, char** argv) {
     rc = initiate(client, argv[3], argc - 4, argv + 4);
   else if (strcmp(argv[2], "stepdown") == 0)
     rc = step_down(client, argc > 3 ? atoi(argv[3]) : 10);
+  else if (strcmp(argv[2], "command") == 0 && argc == 5)
+    rc = command(client, argv[3], argv[4]);
+  else if (strcmp(argv[2], "wait-user") == 0)
+    rc = wait_user(client, argc > 3 ? atoi(argv[3]) : 30);
   else
     fprintf(stderr, "mongo-admin: unknown command %s\n", argv[2]);
   mongoc_client_destroy(client);

@@ -2,16 +2,17 @@
 """Checks deploy/kubernetes/ and deploy/compose/ without a cluster or a Docker
 engine: every file parses as YAML, and the fields the deployment relies on are
 there and agree with each other and with the image (socket path, user,
-probes, security context, the Secret the URI comes from, the replica set the
-compose file initiates).
+probes, security context, the Secret file the URI is read from, the replica
+set the compose file initiates).
 
     check_deploy.py kubernetes|compose REPO ENV_DIR
 
 Prints one "ok - ..." or "not ok - ..." line per check; exits 1 if any
 failed. Writes the sidecar's environment of each file to ENV_DIR/<name>.env
-(KEY=VALUE lines, the Secret's value filled in) so that scripts/image-test can
-run `siobridged --check-config` inside the image with exactly that
-environment.
+(KEY=VALUE lines) and the files it reads from Secret volumes to
+ENV_DIR/<name>.files/, listed in ENV_DIR/<name>.copy ("HOST_PATH CONTAINER_PATH"
+lines), so that scripts/image-test can run `siobridged --check-config` inside
+the image with exactly that environment and those files.
 """
 import os
 import sys
@@ -121,25 +122,31 @@ def check_kubernetes(repo, env_dir):
           "every app container: read-only root, no capabilities, no privilege escalation")
 
     env = sidecar.get("env", [])
-    uri = [e for e in env if e["name"] == "SIOBRIDGE_MONGODB_URI"]
-    ref = uri[0].get("valueFrom", {}).get("secretKeyRef", {}) if uri else {}
-    check(bool(ref) and "value" not in uri[0], "SIOBRIDGE_MONGODB_URI comes from a Secret")
+    names = {e["name"] for e in env}
+    uri_file = next((str(e.get("value", "")) for e in env if e["name"] == "SIOBRIDGE_MONGODB_URI_FILE"), "")
+    check(bool(uri_file) and "SIOBRIDGE_MONGODB_URI" not in names,
+          "the URI is read from a file (SIOBRIDGE_MONGODB_URI_FILE), not an environment variable")
+    mount_dir, key = os.path.split(uri_file)
+    secret_volume = volumes.get(mounts(sidecar).get(mount_dir), {}).get("secret", {})
+    secret_mount = [m for m in sidecar.get("volumeMounts", []) if m["mountPath"] == mount_dir]
+    check(bool(secret_volume) and all(m.get("readOnly") for m in secret_mount),
+          f"{mount_dir} is a Secret volume, mounted read-only")
+    check(secret_volume.get("defaultMode", 0o644) & 0o007 == 0, "the Secret's files are not readable by others")
+    check(not any(m.get("name") == mounts(sidecar).get(mount_dir) for a in apps for m in a.get("volumeMounts", [])),
+          "the app container does not mount the Secret")
     secrets = {d["metadata"]["name"]: d for d in objects if d.get("kind") == "Secret"}
-    secret = secrets.get(ref.get("name"), {})
-    secret_value = {**secret.get("stringData", {})}.get(ref.get("key"))
-    check(secret_value is not None, f"the Secret {ref.get('name')} has the key {ref.get('key')}")
+    secret = secrets.get(secret_volume.get("secretName"), {})
+    secret_value = {**secret.get("stringData", {})}.get(key)
+    check(secret_value is not None, f"the Secret {secret_volume.get('secretName')} has the key {key}")
     services = [d for d in objects if d.get("kind") == "Service"]
     ports = {p.get("name") for a in apps for p in a.get("ports", [])}
     check(all(p.get("targetPort") in ports for s in services for p in s["spec"]["ports"]),
           "every Service port targets a named port of the app")
 
-    values = {}
-    for e in env:
-        if "value" in e:
-            values[e["name"]] = str(e["value"])
-        elif e["name"] == "SIOBRIDGE_MONGODB_URI" and secret_value is not None:
-            values[e["name"]] = secret_value
+    values = {e["name"]: str(e["value"]) for e in env if "value" in e}
     write_env(env_dir, "kubernetes", values)
+    if secret_value is not None:
+        write_files(env_dir, "kubernetes", {uri_file: secret_value})
 
 
 def check_compose(repo, env_dir):
@@ -193,6 +200,17 @@ def write_env(env_dir, name, values):
     with open(os.path.join(env_dir, name + ".env"), "w", encoding="utf-8") as f:
         for key, value in sorted(values.items()):
             f.write(f"{key}={value}\n")
+
+
+def write_files(env_dir, name, files):
+    directory = os.path.join(env_dir, name + ".files")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(env_dir, name + ".copy"), "w", encoding="utf-8") as listing:
+        for index, (container_path, content) in enumerate(sorted(files.items())):
+            host_path = os.path.join(directory, str(index))
+            with open(host_path, "w", encoding="utf-8") as f:
+                f.write(content)
+            listing.write(f"{host_path} {container_path}\n")
 
 
 def main():

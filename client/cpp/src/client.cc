@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 namespace siobridge::client {
 
@@ -20,14 +22,59 @@ std::string target_of(const std::string& address) {
   return address;
 }
 
+bool read_pem(const std::string& path, const char* what, std::string* out, grpc::Status* status) {
+  std::ifstream in(path);
+  if (!in) {
+    *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           std::string(what) + ": cannot read " + path);
+    return false;
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  *out = buffer.str();
+  return true;
+}
+
 }  // namespace
+
+grpc::Status channel_credentials(const ClientOptions& options,
+                                 std::shared_ptr<grpc::ChannelCredentials>* out) {
+  const bool any_tls = !options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+                       !options.tls_key_file.empty();
+  if (!any_tls) {
+    *out = grpc::InsecureChannelCredentials();
+    return grpc::Status::OK;
+  }
+  const auto invalid = [](const std::string& message) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+  };
+  if (target_of(options.address).rfind("unix:", 0) == 0) {
+    return invalid("TLS is for a TCP address (host:port), not the Unix socket " + options.address);
+  }
+  if (options.tls_ca_file.empty()) {
+    return invalid(
+        "a client certificate needs the CA of the daemon's certificate too (tls_ca_file)");
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return invalid("a client certificate and its key go together (tls_cert_file, tls_key_file)");
+  }
+  grpc::SslCredentialsOptions ssl;
+  grpc::Status status;
+  if (!read_pem(options.tls_ca_file, "tls_ca_file", &ssl.pem_root_certs, &status)) return status;
+  if (!options.tls_cert_file.empty() &&
+      (!read_pem(options.tls_cert_file, "tls_cert_file", &ssl.pem_cert_chain, &status) ||
+       !read_pem(options.tls_key_file, "tls_key_file", &ssl.pem_private_key, &status))) {
+    return status;
+  }
+  *out = grpc::SslCredentials(ssl);
+  return grpc::Status::OK;
+}
 
 BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
     : options_(std::move(options)), handler_(handler), instance_(new_instance()) {
-  std::shared_ptr<grpc::ChannelCredentials> credentials =
-      options_.tls_root_certs.empty()
-          ? grpc::InsecureChannelCredentials()
-          : grpc::SslCredentials(grpc::SslCredentialsOptions{options_.tls_root_certs, "", ""});
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  setup_ = channel_credentials(options_, &credentials);
+  if (!setup_.ok()) credentials = grpc::InsecureChannelCredentials();  // never used for a call
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
@@ -37,7 +84,7 @@ BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
   channel_ = grpc::CreateCustomChannel(target_of(options_.address), credentials, args);
   stub_ = pb::Bridge::NewStub(channel_);
   namespaces_.insert(options_.namespaces.begin(), options_.namespaces.end());
-  if (options_.attach) attach_thread_ = std::thread([this] { run_attach_loop(); });
+  if (options_.attach && setup_.ok()) attach_thread_ = std::thread([this] { run_attach_loop(); });
 }
 
 BridgeClient::~BridgeClient() {
@@ -198,6 +245,7 @@ std::unique_ptr<grpc::ClientContext> BridgeClient::call_context() const {
 template <typename Reply, typename Call>
 Outcome<Reply> BridgeClient::with_attachment(Call&& call) {
   Outcome<Reply> outcome;
+  if (!setup_.ok()) return {setup_, {}};
   for (int attempt = 0; attempt < 2; ++attempt) {
     outcome = Outcome<Reply>{};
     outcome.status = call(attachment_id(), outcome.value);
@@ -345,6 +393,7 @@ Outcome<pb::AllRoomsReply> BridgeClient::all_rooms(const std::string& ns,
 
 Outcome<pb::ServerCountReply> BridgeClient::server_count(const std::string& ns) {
   Outcome<pb::ServerCountReply> outcome;
+  if (!setup_.ok()) return {setup_, {}};
   pb::ServerCountRequest request;
   request.set_namespace_(ns);
   auto context = call_context();
@@ -370,6 +419,7 @@ Outcome<pb::ServerSideEmitReply> BridgeClient::server_side_emit(const std::strin
 }
 
 Outcome<pb::StatusReply> BridgeClient::status() {
+  if (!setup_.ok()) return {setup_, {}};
   Outcome<pb::StatusReply> outcome;
   auto context = call_context();
   outcome.status = stub_->Status(context.get(), pb::StatusRequest{}, &outcome.value);

@@ -38,7 +38,7 @@ std::size_t BridgeClient::kept() const {
 
 Outcome<pb::OperationReply> BridgeClient::numbered(
     pb::Call call, const std::function<Outcome<pb::OperationReply>()>& unary) {
-  if (!options_.attach) return unary();
+  if (!options_.attach || !setup_.ok()) return unary();  // unary() reports a bad setup
   auto outcome = std::make_shared<std::optional<grpc::Status>>();
   const auto deadline = std::chrono::steady_clock::now() + options_.call_timeout;
   {

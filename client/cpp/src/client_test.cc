@@ -339,4 +339,40 @@ TEST_CASE("client: numbered, a broadcast cut off by a daemon restart is sent aga
   }
 }
 
+TEST_CASE("client: TLS options that cannot work fail every call, naming why") {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  ClientOptions plain;
+  plain.address = "127.0.0.1:7400";
+  CHECK(channel_credentials(plain, &credentials).ok());
+
+  ClientOptions unix_socket;
+  unix_socket.address = "/tmp/siobridged.sock";
+  unix_socket.tls_ca_file = "/etc/hostname";
+  auto status = channel_credentials(unix_socket, &credentials);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("TCP address"));
+
+  ClientOptions missing = plain;
+  missing.tls_ca_file = "/nonexistent/ca.pem";
+  CHECK_THAT(channel_credentials(missing, &credentials).error_message(),
+             Catch::Contains("tls_ca_file: cannot read /nonexistent/ca.pem"));
+  ClientOptions half = plain;
+  half.tls_ca_file = "/etc/hostname";
+  half.tls_cert_file = "/etc/hostname";
+  CHECK_THAT(channel_credentials(half, &credentials).error_message(),
+             Catch::Contains("go together"));
+  ClientOptions no_ca = plain;
+  no_ca.tls_cert_file = no_ca.tls_key_file = "/etc/hostname";
+  CHECK_THAT(channel_credentials(no_ca, &credentials).error_message(),
+             Catch::Contains("tls_ca_file"));
+
+  // A client made with them refuses every call with that status, and never attaches.
+  missing.call_timeout = std::chrono::milliseconds(100);
+  missing.attach = true;
+  BridgeClient client(missing);
+  auto outcome = client.status();
+  CHECK(outcome.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_FALSE(client.wait_attached(std::chrono::milliseconds(10)));
+}
+
 }  // namespace siobridge::client

@@ -8,7 +8,10 @@
 //   siobridgectl disconnect --namespace / --room spammers --close
 //
 // --address picks the daemon (default: SIOBRIDGE_ADDRESS, else its default Unix
-// socket); --json prints machine-readable output. Both, and --timeout-ms, may
+// socket); --json prints machine-readable output. For a TCP address with TLS,
+// --tls-ca (SIOBRIDGE_TLS_CA) is the CA of the daemon's certificate, and
+// --tls-cert and --tls-key (SIOBRIDGE_TLS_CERT, SIOBRIDGE_TLS_KEY) a client
+// certificate for a daemon that asks for one. These, and --timeout-ms, may
 // stand before or after the subcommand.
 //
 // Single-threaded: one call per run.
@@ -34,6 +37,7 @@ struct Common {
   std::string address = default_address();
   bool json = false;
   int timeout_ms = 10000;
+  std::string tls_ca, tls_cert, tls_key;
 };
 
 // Which sockets an operation addresses.
@@ -83,11 +87,18 @@ pb::BroadcastOptions options_for(const Selection& selection) {
   return opts;
 }
 
-std::unique_ptr<BridgeClient> connect(const Common& common) {
+ClientOptions client_options(const Common& common) {
   ClientOptions options;
   options.address = common.address;
   options.call_timeout = std::chrono::milliseconds(common.timeout_ms);
-  return std::make_unique<BridgeClient>(options);
+  options.tls_ca_file = common.tls_ca;
+  options.tls_cert_file = common.tls_cert;
+  options.tls_key_file = common.tls_key;
+  return options;
+}
+
+std::unique_ptr<BridgeClient> connect(const Common& common) {
+  return std::make_unique<BridgeClient>(client_options(common));
 }
 
 int run_status(const Common& common) {
@@ -162,8 +173,16 @@ int run_health(const Common& common, const std::string& service) {
   } else if (serving) {
     std::cout << what << ": serving\n";
   } else {
-    std::cerr << fmt::format("siobridgectl: {}: {} (not serving: starting or draining)\n", what,
-                             health::HealthCheckResponse::ServingStatus_Name(response.status()));
+    // Why: the bus's state and detail (what the daemon found wrong with
+    // MongoDB), from Status; a daemon that is draining may not answer it.
+    std::string why = "starting or draining";
+    if (auto reply = client->status(); reply.ok() && reply.value.bus_state() != "ready") {
+      why = fmt::format("MongoDB bus {}{}{}", reply.value.bus_state(),
+                        reply.value.bus_detail().empty() ? "" : ": ", reply.value.bus_detail());
+    }
+    std::cerr << fmt::format("siobridgectl: {}: {} (not serving: {})\n", what,
+                             health::HealthCheckResponse::ServingStatus_Name(response.status()),
+                             why);
   }
   return serving ? 0 : 1;
 }
@@ -260,6 +279,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", common.json, "print JSON");
   app.add_option("--timeout-ms", common.timeout_ms, "deadline of each call")->capture_default_str();
+  app.add_option("--tls-ca", common.tls_ca,
+                 "TLS to a TCP address: the CA certificate (PEM) of the daemon's certificate")
+      ->envname("SIOBRIDGE_TLS_CA");
+  app.add_option("--tls-cert", common.tls_cert,
+                 "a client certificate (PEM), for a daemon that requires one")
+      ->envname("SIOBRIDGE_TLS_CERT");
+  app.add_option("--tls-key", common.tls_key, "the client certificate's key (PEM)")
+      ->envname("SIOBRIDGE_TLS_KEY");
 
   Selection selection;
   std::string event, data, service;
@@ -299,6 +326,11 @@ int main(int argc, char** argv) {
   commands.emplace_back(disconnect, [&] { return run_disconnect(common, selection, close); });
 
   CLI11_PARSE(app, argc, argv);
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (auto s = channel_credentials(client_options(common), &credentials); !s.ok()) {
+    std::cerr << "siobridgectl: " << s.error_message() << "\n";
+    return 2;
+  }
   for (const auto& [command, run] : commands) {
     if (command->parsed()) return run();
   }

@@ -23,12 +23,19 @@ import {
 } from "./messages";
 import { fromProto, reachesSession, toProto } from "./options";
 import { Parser, resolveParser } from "./parser";
+import type { TlsOptions } from "./tls";
 
-export type { Parser };
+export type { Parser, TlsOptions };
 
 export interface SiobridgeAdapterOptions {
   /** The daemon: a Unix socket path or "host:port". Default: siobridged's default socket. */
   address?: string;
+  /**
+   * TLS to a "host:port" daemon: `ca` (the CA of its certificate) and, for a
+   * daemon that requires client certificates, `cert` and `key`; each a PEM
+   * file's path or a Buffer of it.
+   */
+  tls?: TlsOptions;
   /** How long cluster-wide requests may take (serverSideEmit acks, safety net of queries). Default 5000 ms. */
   requestsTimeout?: number;
   /** Reattach backoff after the daemon went away. Default 100 ms doubling to 5000 ms. */
@@ -166,7 +173,9 @@ const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 
 export class SiobridgeAdapter extends Adapter {
   declare readonly nsp: Namespace;
-  private readonly options: Required<Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches" | "coalesceWrites" | "resend">> & {
+  private readonly options: Required<
+    Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches" | "coalesceWrites" | "resend" | "tls">
+  > & {
     parser: Parser;
   };
   private readonly server: ServerSession;
@@ -197,6 +206,7 @@ export class SiobridgeAdapter extends Adapter {
     if (!server) {
       const connection = Connection.get({
         address: this.options.address,
+        tls: options.tls,
         reconnectMinDelay: this.options.reconnect.minDelay ?? 100,
         reconnectMaxDelay: this.options.reconnect.maxDelay ?? 5000,
         maxQueuedCalls: this.options.maxQueuedCalls,

@@ -45,6 +45,7 @@ import {
   Result,
   ServerMessage,
 } from "./messages";
+import { channelCredentials, TlsOptions } from "./tls";
 import { batched, MAX_BATCH_BYTES, StreamWriter } from "./writer";
 
 const PROTO_PATH = join(__dirname, "..", "proto", "siobridge", "v1", "bridge.proto");
@@ -85,6 +86,8 @@ function codec(): AttachCodec {
 export interface ConnectionOptions {
   /** "unix:/path", "/path" (a Unix socket) or "host:port". */
   address: string;
+  /** TLS for a "host:port" address. */
+  tls?: TlsOptions;
   reconnectMinDelay: number;
   reconnectMaxDelay: number;
   /** Calls kept while the daemon is unreachable. */
@@ -315,6 +318,8 @@ export class Connection {
   }
 
   private client: grpc.Client | undefined;
+  /** Checked when the adapter is made: bad TLS options fail its construction. */
+  private readonly credentials: grpc.ChannelCredentials;
   private stream: grpc.ClientDuplexStream<Buffer, DaemonMessage> | undefined;
   /** Writes the Attach stream; public for tests and diagnostics (its counters). */
   readonly writer = new StreamWriter((message) => codec().serialize(message));
@@ -331,6 +336,7 @@ export class Connection {
 
   private constructor(private readonly options: ConnectionOptions) {
     this.reconnectDelay = options.reconnectMinDelay;
+    this.credentials = channelCredentials(options.address, options.tls);
   }
 
   /** Attaches one socket.io Server. */
@@ -488,7 +494,7 @@ export class Connection {
     if (this.closed || this.sessions.size === 0) return;
     if (!this.client) {
       const target = this.options.address.startsWith("/") ? `unix:${this.options.address}` : this.options.address;
-      this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+      this.client = new grpc.Client(target, this.credentials, {
         // The adapter checks sizes itself (StreamWriter), message by message:
         // gRPC's limits would end the shared stream instead of one call.
         "grpc.max_receive_message_length": -1,

@@ -7,10 +7,10 @@
 //   const io = new Server(3000, { adapter: createAdapter() });
 import type { Namespace } from "socket.io";
 
-import { Parser, SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress } from "./adapter";
+import { Parser, SiobridgeAdapter, SiobridgeAdapterOptions, TlsOptions, defaultAddress } from "./adapter";
 import { SiobridgeError, Status } from "./errors";
 
-export { SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress, Parser, SiobridgeError, Status };
+export { SiobridgeAdapter, SiobridgeAdapterOptions, defaultAddress, Parser, SiobridgeError, Status, TlsOptions };
 /** The former name of SiobridgeError. */
 export { SiobridgeError as CallError };
 

@@ -3,9 +3,15 @@
 #include <spdlog/spdlog.h>
 
 #include <limits>
+#include <set>
 
 namespace siobridge::bus::mongodb {
 namespace {
+
+// The buses of the process, for the driver's log (one handler per process).
+// Lock order: this, then a BusContext's own mutex.
+Mutex contexts_mutex;
+std::set<BusContext*> contexts SIOBRIDGE_GUARDED_BY(contexts_mutex);
 
 // failed > unavailable > starting > ready
 int severity(BusState state) {
@@ -52,7 +58,24 @@ BusContext::BusContext(MongoBusConfig config_in, std::string uid_in, BusListener
       flow_gate(flow_gate_in),
       write_gate(write_gate_marks(config.write_backpressure_bytes)),
       listener_(listener),
-      post_(std::move(post)) {}
+      post_(std::move(post)) {
+  MutexLock lock(contexts_mutex);
+  contexts.insert(this);
+}
+
+BusContext::~BusContext() {
+  MutexLock lock(contexts_mutex);
+  contexts.erase(this);
+}
+
+void observe_driver_log(const std::string& domain, const std::string& message) {
+  MutexLock lock(contexts_mutex);
+  for (BusContext* context : contexts) {
+    if (auto found = diagnose_driver_log(domain, message, context->uri_facts())) {
+      context->diagnose(std::move(*found));
+    }
+  }
+}
 
 void BusContext::collection_ready(std::string uuid) {
   {
@@ -84,6 +107,9 @@ void BusContext::report(Part part, BusState state, const std::string& detail) {
   BusState combined = BusState::kReady;
   std::string combined_detail;
   std::optional<std::chrono::milliseconds> outage;
+  BusState previous;
+  std::string shown, cause_line;
+  bool post = false, has_cause = false;
   {
     MutexLock lock(mutex_);
     const auto index = static_cast<std::size_t>(part);
@@ -107,19 +133,105 @@ void BusContext::report(Part part, BusState state, const std::string& detail) {
       outage = std::chrono::duration_cast<std::chrono::milliseconds>(now - *unavailable_since_);
       unavailable_since_.reset();
     }
+    previous = state_.exchange(combined);
+    // Once ready again, what went wrong before is over. (A cause found while
+    // the bus was ready, e.g. a member that stopped answering, is kept: it is
+    // the likely one if the bus stops being ready next.)
+    if (combined == BusState::kReady && previous != BusState::kReady) {
+      diagnosis_.reset();
+      diagnosis_host_.clear();
+    }
+    publish_cause(combined);
+    shown = detail_for(combined, combined_detail);
+    has_cause = combined != BusState::kReady && diagnosis_.has_value();
+    if (combined != BusState::kReady && diagnosis_ && !diagnosis_logged_) {
+      cause_line = diagnosis_->message;
+      diagnosis_logged_ = true;
+    }
+    post = previous != combined || combined == BusState::kFailed ||
+           (combined != BusState::kReady && shown != posted_detail_);
+    if (post) {
+      posted_detail_ = shown;
+      // Under the mutex: the core hears the states in the order they were
+      // combined, also against diagnose()'s.
+      post_([this, combined, shown] { listener_.on_bus_state(combined, shown); });
+    }
   }
   if (outage) stats.record_outage(static_cast<std::uint64_t>(outage->count()));
-  if (state_.exchange(combined) == combined && combined != BusState::kFailed) return;
-  if (combined == BusState::kReady) {
-    if (outage) {
-      spdlog::info("MongoDB bus ready again after {} ms", outage->count());
-    } else {
-      spdlog::info("MongoDB bus ready");
+  if (!cause_line.empty()) spdlog::error("MongoDB: {}", cause_line);
+  if (!post) return;
+  if (previous != combined || combined == BusState::kFailed) {
+    if (combined == BusState::kReady) {
+      if (outage) {
+        spdlog::info("MongoDB bus ready again after {} ms", outage->count());
+      } else {
+        spdlog::info("MongoDB bus ready");
+      }
+    } else if (combined != BusState::kStarting && !has_cause) {
+      spdlog::warn("MongoDB bus {}: {}", to_string(combined), shown);
     }
-  } else if (combined != BusState::kStarting) {
-    spdlog::warn("MongoDB bus {}: {}", to_string(combined), combined_detail);
   }
-  post_([this, combined, combined_detail] { listener_.on_bus_state(combined, combined_detail); });
+}
+
+std::string BusContext::detail_for(BusState combined, const std::string& part_detail) {
+  if (combined != BusState::kReady && diagnosis_) return diagnosis_->message;
+  return part_detail;
+}
+
+void BusContext::publish_cause(BusState combined) {
+  const Cause cause = combined != BusState::kReady && diagnosis_ ? diagnosis_->cause : Cause::kNone;
+  stats.cause.store(static_cast<std::uint8_t>(cause), std::memory_order_relaxed);
+}
+
+void BusContext::diagnose(Diagnosis diagnosis, const std::string& host) {
+  std::string line;
+  {
+    MutexLock lock(mutex_);
+    // One line per cause: the same cause seen again (each heartbeat, each
+    // retry of an operation, worded by another part of the driver) is not news.
+    if (diagnosis_ && diagnosis_->cause == diagnosis.cause) return;
+    diagnosis_ = std::move(diagnosis);
+    diagnosis_host_ = host;
+    diagnosis_logged_ = false;
+    const BusState combined = state_.load();
+    publish_cause(combined);
+    if (combined == BusState::kReady) return;  // shown if the bus stops being ready
+    line = diagnosis_->message;
+    diagnosis_logged_ = true;
+    const std::string shown = detail_for(combined, "");
+    posted_detail_ = shown;
+    post_([this, combined, shown] { listener_.on_bus_state(combined, shown); });
+  }
+  spdlog::error("MongoDB: {}", line);
+}
+
+void BusContext::diagnose_error(const bson_error_t& error) {
+  if (auto found = mongodb::diagnose_error(error.domain, error.code, error.message, uri_facts())) {
+    diagnose(std::move(*found));
+  }
+}
+
+void BusContext::host_answered(const std::string& host) {
+  MutexLock lock(mutex_);
+  if (!diagnosis_ || diagnosis_host_ != host) return;
+  if (diagnosis_->cause != Cause::kUnreachable && diagnosis_->cause != Cause::kTls) return;
+  diagnosis_.reset();
+  diagnosis_host_.clear();
+  publish_cause(state_.load());
+}
+
+UriFacts BusContext::uri_facts() const {
+  MutexLock lock(mutex_);
+  return facts_;
+}
+
+void BusContext::set_uri_facts(UriFacts facts) {
+  MutexLock lock(mutex_);
+  facts_ = std::move(facts);
+  // A new URI or password: what went wrong with the old one is no news.
+  diagnosis_.reset();
+  diagnosis_host_.clear();
+  publish_cause(state_.load());
 }
 
 void BusContext::deliver(Delivery delivery) {
@@ -219,6 +331,13 @@ bool is_transient(const bson_error_t& error, const bson_t* reply) {
     default:
       return false;
   }
+}
+
+bool refused_access(const bson_error_t& error) {
+  constexpr std::uint32_t kUnauthorized = 13;
+  return (error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+         ((error.domain == MONGOC_ERROR_SERVER || error.domain == MONGOC_ERROR_QUERY) &&
+          error.code == kUnauthorized);
 }
 
 }  // namespace siobridge::bus::mongodb

@@ -18,8 +18,11 @@ namespace {
 
 struct CountingListener final : BusListener {
   std::size_t documents = 0;
+  std::vector<std::pair<BusState, std::string>> states;
   void on_document(wire::Document, const std::string&) override { ++documents; }
-  void on_bus_state(BusState, const std::string&) override {}
+  void on_bus_state(BusState state, const std::string& detail) override {
+    states.emplace_back(state, detail);
+  }
 };
 
 // The core thread's queue, run by the test.
@@ -113,4 +116,49 @@ TEST_CASE("a stop ends the watcher's wait for the core") {
   CHECK_FALSE(waited.get());
   core.run();  // what was delivered is still taken
   CHECK(context.core_backlog() == 0);
+}
+
+TEST_CASE("a cause is the detail while the bus is not ready, once per cause, gone when ready") {
+  CountingListener listener;
+  FakeCore core;
+  BusContext context(MongoBusConfig{}, "BBBBBBBBBBBBBBBB", listener, core.post(), nullptr, nullptr);
+  const auto cause = [&] { return static_cast<Cause>(context.stats.cause.load()); };
+  context.report(BusContext::Part::kWatcher, BusState::kUnavailable,
+                 "hello: Authentication failed.");
+  context.diagnose({Cause::kAuthentication, "authentication failed for user \"u\""});
+  core.run();
+  REQUIRE_FALSE(listener.states.empty());
+  CHECK(listener.states.back() ==
+        std::pair{BusState::kUnavailable, std::string("authentication failed for user \"u\"")});
+  CHECK(cause() == Cause::kAuthentication);
+
+  // The same cause worded otherwise, and later reports: the detail stays.
+  const auto posted = listener.states.size();
+  context.diagnose({Cause::kAuthentication, "authentication failed: said by another part"});
+  context.report(BusContext::Part::kMonitor, BusState::kUnavailable, "no writable MongoDB server");
+  core.run();
+  CHECK(listener.states.size() == posted);
+
+  // Another cause replaces it.
+  context.diagnose({Cause::kNotAuthorized, "not authorized: ..."});
+  core.run();
+  CHECK(listener.states.back().second == "not authorized: ...");
+  CHECK(cause() == Cause::kNotAuthorized);
+
+  // Ready again: the cause is over; found while ready, it waits for the next outage.
+  context.report(BusContext::Part::kMonitor, BusState::kReady, "");
+  context.report(BusContext::Part::kWatcher, BusState::kReady, "");
+  core.run();
+  CHECK(listener.states.back() == std::pair{BusState::kReady, std::string()});
+  CHECK(cause() == Cause::kNone);
+  context.diagnose({Cause::kUnreachable, "cannot reach MongoDB at h:1: refused"}, "h:1");
+  core.run();
+  CHECK(listener.states.back().first == BusState::kReady);
+  CHECK(cause() == Cause::kNone);
+  context.report(BusContext::Part::kMonitor, BusState::kUnavailable, "no writable MongoDB server");
+  core.run();
+  CHECK(listener.states.back().second == "cannot reach MongoDB at h:1: refused");
+  // The host answers: its unreachable cause is gone.
+  context.host_answered("h:1");
+  CHECK(cause() == Cause::kNone);
 }

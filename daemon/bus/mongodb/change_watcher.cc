@@ -4,6 +4,7 @@
 
 #include "daemon/bus/mongodb/change_stream_filter.h"
 #include "daemon/bus/mongodb/collection_setup.h"
+#include "daemon/bus/mongodb/privileges.h"
 #include "daemon/common/memory.h"
 #include "daemon/wire/pack.h"
 
@@ -72,13 +73,18 @@ ChangeWatcher::ChangeWatcher(BusContext& context)
       recent_(1 << 16) {}
 
 void ChangeWatcher::run() {
-  if (auto state = state_file_.load(); state.ok()) {
-    token_ = std::move(state->token);
-    last_seen_ms_ = state->wall_time_ms;
-    start_ = Start::kResumeAfter;
-    spdlog::info("resuming the change stream from {}", state_file_.path());
-  } else if (state.error().code != ErrorCode::kNotFound) {
-    spdlog::warn("{}; starting from now", state.error().message);
+  // A later run (after a reconnect) goes on from the token it holds, newer
+  // than the one it saved.
+  if (!ran_) {
+    ran_ = true;
+    if (auto state = state_file_.load(); state.ok()) {
+      token_ = std::move(state->token);
+      last_seen_ms_ = state->wall_time_ms;
+      start_ = Start::kResumeAfter;
+      spdlog::info("resuming the change stream from {}", state_file_.path());
+    } else if (state.error().code != ErrorCode::kNotFound) {
+      spdlog::warn("{}; starting from now", state.error().message);
+    }
   }
 
   PooledClient client(context_.pool);
@@ -121,15 +127,52 @@ ChangeWatcher::Outcome ChangeWatcher::setup(const PooledClient& client, bool rec
     const auto delay = config.recreate_step * rank_.load();
     if (delay.count() > 0 && !context_.sleep_for(delay)) return Outcome::kStop;
   }
+  clear_setup_error();
+  std::optional<Diagnosis> diagnosis;
   auto status = check_change_streams_supported(client.get());
+  std::optional<GrantedPrivileges> granted;
   if (status.ok()) {
-    status = ensure_collection(client.get(), config.database, config.collection, config.expiration);
+    // What the user may do, checked before relying on it: a missing privilege
+    // is named here, once, rather than as whichever command fails first.
+    auto privileges = read_privileges(client.get());
+    if (!privileges.ok()) {
+      status = privileges.error();
+    } else if (*privileges) {
+      granted = std::move(**privileges);
+      const std::string missing =
+          granted->missing(config.database, config.collection, needed_to_run(config.expiration));
+      if (!missing.empty()) {
+        status = make_error(ErrorCode::kFailedPrecondition,
+                            fmt::format("user {} lacks what siobridged needs: {} "
+                                        "(docs/running.md, \"MongoDB privileges\")",
+                                        granted->users(), missing));
+        diagnosis = Diagnosis{Cause::kNotAuthorized, status.error().message};
+      }
+    }
+  }
+  if (status.ok()) {
+    status = ensure_collection(client.get(), config.database, config.collection, config.expiration,
+                               granted ? &*granted : nullptr);
+    if (!status.ok() && granted && last_setup_error().domain == 0 &&
+        status.error().code == ErrorCode::kFailedPrecondition) {
+      diagnosis = Diagnosis{Cause::kNotAuthorized, status.error().message};  // may not create
+    }
   }
   if (!status.ok()) {
     const bool fatal = status.error().code != ErrorCode::kUnavailable;
+    const auto& driver_error = last_setup_error();
+    if (!diagnosis && driver_error.domain != 0) {
+      diagnosis = mongodb::diagnose_error(driver_error.domain, driver_error.code,
+                                          driver_error.message, context_.uri_facts());
+    }
+    if (diagnosis) {
+      // The cause's line is the one at error level; it names what to change.
+      context_.diagnose(std::move(*diagnosis));
+    } else if (fatal) {
+      spdlog::error("MongoDB bus cannot start: {}", status.error().message);
+    }
     context_.report(BusContext::Part::kWatcher, fatal ? BusState::kFailed : BusState::kUnavailable,
                     status.error().message);
-    if (fatal) spdlog::error("MongoDB bus cannot start: {}", status.error().message);
     return fatal ? Outcome::kFatal : Outcome::kSetup;
   }
   auto uuid = collection_uuid(client.get(), config.database, config.collection);
@@ -164,6 +207,14 @@ ChangeWatcher::Outcome ChangeWatcher::on_stream_error(const bson_error_t& error,
   ++context_.stats.stream_errors;
   if (!at_open) spdlog::warn("change stream error: {}", error.message);
   if (at_open && error.code == kNamespaceNotFound) return Outcome::kSetup;
+  context_.diagnose_error(error);
+  if (refused_access(error)) {
+    // A password or privilege that changed while running: the token is still
+    // good; try again (with backoff) until access is back.
+    context_.report(BusContext::Part::kWatcher, BusState::kUnavailable,
+                    fmt::format("change stream: {}", error.message));
+    return Outcome::kReopen;
+  }
   if (token_ && (resume_impossible(error.code) || (at_open && !is_transient(error)))) {
     // The token is unusable (history lost, foreign, corrupt): start afresh and
     // re-read what was missed from the collection.

@@ -13,7 +13,8 @@
 // rather than lose what had not reached its servers yet; servers skip the
 // repeats by position (docs/PROTOCOL.md sections 11 and 16).
 //
-// run() is the thread body; set_rank() is thread-safe.
+// run() is the thread body (it returns when the bus stops, and may run again
+// after a reconnect); set_rank() is thread-safe.
 #pragma once
 
 #include <atomic>
@@ -85,6 +86,7 @@ class ChangeWatcher {
   wire::OwnedBson token_{nullptr};
   std::deque<Mark> marks_;  // recent tokens, oldest first, for the lagged save
   Start start_ = Start::kNow;
+  bool ran_ = false;               // run() loaded the saved state already
   bool refill_pending_ = false;    // re-read the collection once the new stream is open
   std::int64_t last_seen_ms_ = 0;  // wall time of the last event or token
   std::chrono::steady_clock::time_point last_saved_{};

@@ -17,8 +17,11 @@ constexpr std::uint32_t kIndexOptionsConflict = 85;
 constexpr std::uint32_t kIndexKeySpecsConflict = 86;
 constexpr const char* kTtlIndexName = "createdAt_1";
 
+thread_local bson_error_t setup_error{};
+
 // Server-side errors (a command that failed) vs. not reaching the server.
 Error from_bson_error(const bson_error_t& error, const std::string& what) {
+  setup_error = error;
   const bool server_answered =
       error.domain == MONGOC_ERROR_SERVER || error.domain == MONGOC_ERROR_WRITE_CONCERN;
   return make_error(server_answered ? ErrorCode::kFailedPrecondition : ErrorCode::kUnavailable,
@@ -172,8 +175,36 @@ Status check_ttl_index(const TtlIndex& index, const std::string& name, std::int6
   return {};
 }
 
+Status missing_privilege(const GrantedPrivileges* granted, const std::string& database,
+                         const std::string& collection, const char* action,
+                         const std::string& what) {
+  if (!granted || granted->allows(database, collection, Need{action})) return {};
+  return make_error(
+      ErrorCode::kFailedPrecondition,
+      fmt::format("{} is missing and user {} may not create it ({} on {}): create "
+                  "it as an administrator, or grant {} (docs/running.md, \"MongoDB "
+                  "privileges\")",
+                  what, granted->users(), action, full_name(database, collection), action));
+}
+
+// What creating the collection takes: createCollection, and for a capped
+// one convertToCapped as well (MongoDB asks for it on create with capped).
+Status may_create(const GrantedPrivileges* granted, const std::string& database,
+                  const std::string& collection, const Expiration& expiration) {
+  const std::string what = "the collection " + full_name(database, collection);
+  if (auto s = missing_privilege(granted, database, collection, "createCollection", what);
+      !s.ok()) {
+    return s;
+  }
+  if (expiration.kind == Expiration::Kind::kCapped) {
+    return missing_privilege(granted, database, collection, "convertToCapped", what + " (capped)");
+  }
+  return {};
+}
+
 Status ensure_ttl_index(mongoc_client_t* client, const std::string& database,
-                        const std::string& collection, std::int64_t ttl) {
+                        const std::string& collection, std::int64_t ttl,
+                        const GrantedPrivileges* granted) {
   const std::string name = full_name(database, collection);
   mongoc_collection_t* coll =
       mongoc_client_get_collection(client, database.c_str(), collection.c_str());
@@ -185,6 +216,12 @@ Status ensure_ttl_index(mongoc_client_t* client, const std::string& database,
   if (*existing) {
     mongoc_collection_destroy(coll);
     return check_ttl_index(**existing, name, ttl);
+  }
+  if (auto s = missing_privilege(granted, database, collection, "createIndex",
+                                 "the TTL index of " + name);
+      !s.ok()) {
+    mongoc_collection_destroy(coll);
+    return s;
   }
   OwnedBson command(BCON_NEW("createIndexes", BCON_UTF8(collection.c_str()), "indexes", "[", "{",
                              "key", "{", "createdAt", BCON_INT32(1), "}", "name",
@@ -238,7 +275,8 @@ Status check_change_streams_supported(mongoc_client_t* client) {
 }
 
 Status ensure_collection(mongoc_client_t* client, const std::string& database,
-                         const std::string& collection, const Expiration& expiration) {
+                         const std::string& collection, const Expiration& expiration,
+                         const GrantedPrivileges* granted) {
   if (expiration.kind == Expiration::Kind::kTtl && expiration.ttl_seconds <= 0) {
     return make_error(ErrorCode::kInvalidArgument, "ttl must be at least 1 second");
   }
@@ -253,6 +291,8 @@ Status ensure_collection(mongoc_client_t* client, const std::string& database,
     status = existing.error();
   } else if (*existing) {
     status = check_shape(**existing, name, expiration);
+  } else if (auto refused = may_create(granted, database, collection, expiration); !refused.ok()) {
+    status = refused;
   } else {
     OwnedBson opts;
     if (expiration.kind == Expiration::Kind::kCapped) {
@@ -277,9 +317,52 @@ Status ensure_collection(mongoc_client_t* client, const std::string& database,
   }
   mongoc_database_destroy(db);
   if (status.ok() && expiration.kind == Expiration::Kind::kTtl) {
-    status = ensure_ttl_index(client, database, collection, expiration.ttl_seconds);
+    status = ensure_ttl_index(client, database, collection, expiration.ttl_seconds, granted);
   }
   return status;
+}
+
+Result<std::string> inspect_collection(mongoc_client_t* client, const std::string& database,
+                                       const std::string& collection, const Expiration& expiration,
+                                       const GrantedPrivileges* granted) {
+  const std::string name = full_name(database, collection);
+  mongoc_database_t* db = mongoc_client_get_database(client, database.c_str());
+  auto existing = find_collection(db, collection);
+  mongoc_database_destroy(db);
+  if (!existing) return existing.error();
+  const bool ttl = expiration.kind == Expiration::Kind::kTtl;
+  if (!*existing) {
+    if (auto s = may_create(granted, database, collection, expiration); !s.ok()) {
+      return s.error();
+    }
+    if (ttl) {
+      if (auto s = missing_privilege(granted, database, collection, "createIndex",
+                                     "the TTL index of " + name);
+          !s.ok()) {
+        return s.error();
+      }
+    }
+    return fmt::format("{} does not exist yet: siobridged creates it ({})", name,
+                       expiration.describe());
+  }
+  if (auto s = check_shape(**existing, name, expiration); !s.ok()) return s.error();
+  if (!ttl) return fmt::format("{} exists ({})", name, expiration.describe());
+  mongoc_collection_t* coll =
+      mongoc_client_get_collection(client, database.c_str(), collection.c_str());
+  auto index = find_created_at_index(coll);
+  mongoc_collection_destroy(coll);
+  if (!index) return index.error();
+  if (!*index) {
+    if (auto s = missing_privilege(granted, database, collection, "createIndex",
+                                   "the TTL index of " + name);
+        !s.ok()) {
+      return s.error();
+    }
+    return fmt::format("{} exists without its TTL index: siobridged creates it ({})", name,
+                       expiration.describe());
+  }
+  if (auto s = check_ttl_index(**index, name, expiration.ttl_seconds); !s.ok()) return s.error();
+  return fmt::format("{} exists ({})", name, expiration.describe());
 }
 
 Result<std::string> collection_uuid(mongoc_client_t* client, const std::string& database,
@@ -292,6 +375,18 @@ Result<std::string> collection_uuid(mongoc_client_t* client, const std::string& 
     return make_error(ErrorCode::kNotFound, full_name(database, collection) + " does not exist");
   }
   return (*shape)->uuid;
+}
+
+const bson_error_t& last_setup_error() {
+  return setup_error;
+}
+
+void clear_setup_error() {
+  setup_error = bson_error_t{};
+}
+
+void record_setup_error(const bson_error_t& error) {
+  setup_error = error;
 }
 
 std::string Expiration::describe() const {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "daemon/bus/mongodb/expiration.h"
+#include "daemon/bus/mongodb/privileges.h"
 #include "daemon/common/result.h"
 
 namespace siobridge::bus::mongodb {
@@ -22,12 +23,30 @@ namespace siobridge::bus::mongodb {
 // kUnavailable when the server cannot be reached.
 Status check_change_streams_supported(mongoc_client_t* client);
 
+// With `granted` (the user's privileges, when the server has access control),
+// a collection or TTL index that is missing and that the user may not create
+// is reported as kFailedPrecondition naming the privilege, before trying.
 Status ensure_collection(mongoc_client_t* client, const std::string& database,
-                         const std::string& collection, const Expiration& expiration);
+                         const std::string& collection, const Expiration& expiration,
+                         const GrantedPrivileges* granted = nullptr);
+
+// What ensure_collection() would find, without changing anything: "exists
+// (ttl 60 s)", "missing: siobridged creates it", ...; the same errors.
+Result<std::string> inspect_collection(mongoc_client_t* client, const std::string& database,
+                                       const std::string& collection, const Expiration& expiration,
+                                       const GrantedPrivileges* granted);
 
 // The collection's UUID as 16 raw bytes (empty for servers that report none);
 // kNotFound when the collection does not exist.
 Result<std::string> collection_uuid(mongoc_client_t* client, const std::string& database,
                                     const std::string& collection);
+
+// The driver's error behind the last call above that failed on this thread
+// because a command failed or the server could not be reached (domain 0 after
+// clear_setup_error() or when the failure was of another kind): what
+// diagnose_error() reads the cause from.
+const bson_error_t& last_setup_error();
+void clear_setup_error();
+void record_setup_error(const bson_error_t& error);
 
 }  // namespace siobridge::bus::mongodb

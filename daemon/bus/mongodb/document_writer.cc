@@ -178,6 +178,9 @@ void DocumentWriter::close(Millis drain) {
 }
 
 void DocumentWriter::wake() {
+  // Under the mutex, so that a writer between its check of stopping() and its
+  // wait cannot miss this.
+  { MutexLock lock(mutex_); }
   wakeup_.signal_all();
 }
 
@@ -203,7 +206,7 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch(std::size_t& tak
   std::vector<Queued> taken;
   {
     MutexLock lock(mutex_);
-    while (queue_.empty() && !closed_) wakeup_.wait();
+    while (queue_.empty() && !closed_ && !context_.stopping()) wakeup_.wait();
     expire_old();
     std::size_t bytes = 0;
     while (!queue_.empty() && taken.size() < context_.config.max_batch &&
@@ -285,21 +288,38 @@ void DocumentWriter::run() {
   while (true) {
     {
       MutexLock lock(mutex_);
-      if (closed_ && (queue_.empty() || std::chrono::steady_clock::now() > drain_deadline_)) {
-        if (!queue_.empty()) {
-          context_.stats.unwritten_at_stop += queue_.size();
-          spdlog::warn("{} documents were not written before the shutdown deadline", queue_.size());
+      const bool drained = queue_.empty() && pending_taken_ == 0;
+      if (closed_ &&
+          (drained || context_.stopping() || std::chrono::steady_clock::now() > drain_deadline_)) {
+        if (!drained) {
+          const std::size_t left = queue_.size() + pending_taken_;
+          context_.stats.unwritten_at_stop += left;
+          spdlog::warn("{} documents were not written before the shutdown deadline", left);
         }
         return;
       }
     }
-    std::size_t taken = 0;
-    auto batch = take_batch(taken);
+    // Stopped for a reconnect: the queue and the batch under way stay for
+    // the next run().
+    if (context_.stopping()) return;
+    std::size_t taken = pending_taken_;
+    std::vector<Encoded> batch = std::move(pending_);
+    pending_.clear();
+    pending_taken_ = 0;
     if (batch.empty()) {
-      report_settled();  // what expired
+      batch = take_batch(taken);
+      if (batch.empty()) {
+        report_settled();  // what expired
+        continue;
+      }
+    }
+    if (!write(batch)) {
+      // The bus stopped first: the rest goes first when it runs again.
+      pending_ = std::move(batch);
+      pending_taken_ = taken;
       continue;
     }
-    if (write(batch)) {
+    {
       MutexLock lock(mutex_);
       settled_ += taken;
     }
@@ -443,6 +463,15 @@ DocumentWriter::Attempt DocumentWriter::insert(const PooledClient& client, const
   }
   // No write error: the request failed as a whole, maybe after storing some
   // documents (a lost connection), or before sending them (a bad document).
+  context_.diagnose_error(error);
+  if (refused_access(error)) {
+    // A login that failed or a privilege that is missing: nothing was stored,
+    // and no document is to blame. They wait in the queue until it is fixed
+    // (a new password through SIGHUP, a role granted).
+    context_.report(BusContext::Part::kWriter, BusState::kUnavailable,
+                    fmt::format("insert failed: {}", error.message));
+    return Attempt::kRetry;
+  }
   if (is_transient(error, reply.get())) {
     outcome_unknown_ = true;
     context_.report(BusContext::Part::kWriter, BusState::kUnavailable,
@@ -479,7 +508,10 @@ bool DocumentWriter::write(std::vector<Encoded>& batch) {
   bool one_by_one = false;
   while (offset < batch.size()) {
     auto uuid = context_.wait_collection();
-    if (!uuid) return false;  // stopping before the collection came back
+    if (!uuid) {  // stopping before the collection came back
+      batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(offset));
+      return false;
+    }
     const std::size_t end = one_by_one ? offset + 1 : batch.size();
     switch (insert(client, *uuid, batch, offset, end)) {
       case Attempt::kDone:
@@ -494,7 +526,10 @@ bool DocumentWriter::write(std::vector<Encoded>& batch) {
         MutexLock lock(mutex_);
         report_backlog();
       }
-        if (!context_.sleep_for(backoff.next())) return false;
+        if (!context_.sleep_for(backoff.next())) {
+          batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(offset));
+          return false;
+        }
         break;
     }
   }

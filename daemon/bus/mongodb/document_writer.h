@@ -23,7 +23,9 @@
 // are settled (stored, refused for good, expired), in order: what it confirms
 // to the servers that number their calls.
 //
-// enqueue(), close() and wake() are thread-safe; run() is the thread body.
+// enqueue(), close() and wake() are thread-safe; run() is the thread body. When
+// the bus stops without closing the writer (MongoBus::reconnect), run()
+// returns and a later run() goes on with the same queue and batch.
 #pragma once
 
 #include <chrono>
@@ -78,7 +80,8 @@ class DocumentWriter {
   // mutex, so that reports reach the gate in the order of the changes.
   void report_backlog() SIOBRIDGE_REQUIRES(mutex_);
   // True once every document of `batch` is settled (stored, or refused for
-  // good); false when the bus stopped first.
+  // good); false when the bus stopped first, with `batch` cut to what is not
+  // settled yet.
   bool write(std::vector<Encoded>& batch);
   // Tells the core how many documents are settled, when that changed.
   void report_settled() SIOBRIDGE_EXCLUDES(mutex_);
@@ -116,7 +119,9 @@ class DocumentWriter {
   std::uint64_t settled_reported_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
 
   // Writer thread only.
-  bool use_uuid_ = true;  // off for servers before 6.0, which reject collectionUUID
+  std::vector<Encoded> pending_;  // a batch cut short by a stop, to be written first
+  std::size_t pending_taken_ = 0;  // the queued documents it holds
+  bool use_uuid_ = true;          // off for servers before 6.0, which reject collectionUUID
   bool outcome_unknown_ = false;
 };
 

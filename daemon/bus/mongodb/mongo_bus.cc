@@ -2,56 +2,22 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/bus/mongodb/connection_string.h"
+
 namespace siobridge::bus::mongodb {
-namespace {
-
-// mongoc_init once per process, before any other thread uses the driver.
-void init_driver() {
-  static const bool initialized = [] {
-    mongoc_init();
-    return true;
-  }();
-  (void)initialized;
-}
-
-}  // namespace
 
 Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::string own_uid,
                                                    BusListener& listener, Post post,
                                                    FlowGate* flow_gate) {
-  init_driver();
-  bson_error_t error;
-  mongoc_uri_t* uri = mongoc_uri_new_with_error(config.uri.c_str(), &error);
-  if (!uri) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("MongoDB URI is not valid: {}", error.message));
-  }
-  if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS)) {
-    mongoc_uri_set_option_as_int32(
-        uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
-        static_cast<std::int32_t>(config.server_selection_timeout.count()));
-  }
-  if (!mongoc_uri_has_option(uri, MONGOC_URI_HEARTBEATFREQUENCYMS)) {
-    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_HEARTBEATFREQUENCYMS,
-                                   static_cast<std::int32_t>(config.heartbeat_frequency.count()));
-  }
-  if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS)) {
-    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
-                                   static_cast<std::int32_t>(config.socket_timeout.count()));
-  }
-  if (!mongoc_uri_has_option(uri, MONGOC_URI_APPNAME)) {
-    mongoc_uri_set_appname(uri, "siobridged");
-  }
+  auto uri = ConnectionString::parse(config);
+  if (!uri.ok()) return uri.error();
+  auto pool = uri->new_pool();
+  if (!pool.ok()) return pool.error();
   std::unique_ptr<MongoBus> bus(new MongoBus());
-  bus->pool_ = mongoc_client_pool_new_with_error(uri, &error);
-  mongoc_uri_destroy(uri);
-  if (!bus->pool_) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("MongoDB client pool: {}", error.message));
-  }
-  mongoc_client_pool_set_error_api(bus->pool_, MONGOC_ERROR_API_VERSION_2);
+  bus->pool_ = *pool;
   bus->context_ = std::make_unique<BusContext>(std::move(config), std::move(own_uid), listener,
                                                std::move(post), bus->pool_, flow_gate);
+  bus->context_->set_uri_facts(uri->facts());
   bus->monitor_ = std::make_unique<TopologyMonitor>(*bus->context_);
   bus->monitor_->install(bus->pool_);
   bus->writer_ = std::make_unique<DocumentWriter>(*bus->context_);
@@ -71,6 +37,10 @@ MongoBus::~MongoBus() {
 void MongoBus::start() {
   if (started_) return;
   started_ = true;
+  start_threads();
+}
+
+void MongoBus::start_threads() {
   std::packaged_task<void()> writer_task([this] { writer_->run(); });
   writer_done_ = writer_task.get_future();
   writer_thread_ = std::thread(std::move(writer_task));
@@ -89,6 +59,34 @@ void MongoBus::stop(Millis drain) {
   writer_thread_.join();
   watcher_thread_.join();
   lookup_->stop();
+}
+
+Status MongoBus::reconnect(std::string uri, std::string password) {
+  MongoBusConfig next = context_->config;
+  next.uri = std::move(uri);
+  next.password = std::move(password);
+  auto parsed = ConnectionString::parse(next);
+  if (!parsed.ok()) return parsed.error();
+  auto pool = parsed->new_pool();
+  if (!pool.ok()) return pool.error();
+  const bool running = started_ && !stopped_;
+  if (running) {
+    // Both threads give their clients back: the writer keeps its queue and
+    // the batch it was writing, the watcher its resume token.
+    context_->request_stop();
+    writer_->wake();
+    writer_thread_.join();
+    watcher_thread_.join();
+    context_->clear_stop();
+  }
+  mongoc_client_pool_destroy(pool_);
+  pool_ = *pool;
+  context_->pool = pool_;
+  context_->set_uri_facts(parsed->facts());
+  monitor_->install(pool_);
+  if (running) start_threads();
+  spdlog::info("MongoDB: reconnecting with the new URI or password");
+  return {};
 }
 
 Status MongoBus::publish(wire::Document document, Audience audience) {

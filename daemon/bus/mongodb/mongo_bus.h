@@ -3,7 +3,8 @@
 // watcher thread runs the daemon's single change stream and delivers what other
 // nodes publish. While MongoDB is down it keeps retrying by itself and queues
 // what is published (bounded: DocumentWriter); the driver's server monitoring
-// reports the outage within about a second (TopologyMonitor).
+// reports the outage within about a second (TopologyMonitor), and what is
+// found about its cause becomes the state's detail (BusContext::diagnose).
 //
 // publish(), state(), set_rank() and stats() are thread-safe. The listener is
 // called through `post`, which must run the function on the core thread. Call
@@ -39,6 +40,13 @@ class MongoBus final : public Bus {
   void start();
   // Writes what is queued for up to `drain`, then stops both threads.
   void stop(Millis drain);
+  // Connects anew with `uri` and `password` (see MongoBusConfig), e.g. new
+  // credentials read on SIGHUP: the writer and the watcher stop, the client
+  // pool is replaced, and they go on where they were (the write queue and
+  // the resume token are kept; the privileges are checked again). The old
+  // connection stays when the new URI is not valid (kInvalidArgument). Call
+  // from the thread that calls start() and stop().
+  Status reconnect(std::string uri, std::string password);
 
   Status publish(wire::Document document, Audience audience) override;
   BusState state() const override { return context_->state(); }
@@ -56,6 +64,7 @@ class MongoBus final : public Bus {
 
  private:
   MongoBus() = default;
+  void start_threads();
 
   mongoc_client_pool_t* pool_ = nullptr;
   std::unique_ptr<BusContext> context_;

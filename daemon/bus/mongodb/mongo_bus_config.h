@@ -13,6 +13,9 @@ namespace siobridge::bus::mongodb {
 
 struct MongoBusConfig {
   std::string uri;  // must name a replica set or a sharded cluster
+  // Set on the parsed URI when not empty (mongodb.password_file): the URI
+  // then names the user only.
+  std::string password;
   std::string database = "siobridge";
   std::string collection = "socket.io-adapter";
   Expiration expiration;

@@ -30,6 +30,9 @@ struct MongoBusStats {
     last_outage_ms = ms;
   }
 
+  // The cause found for the bus not being ready (a Cause; 0: none, or ready).
+  std::atomic<std::uint8_t> cause{0};
+
   // writer
   std::atomic<std::uint64_t> inserted{0};            // documents
   std::atomic<std::uint64_t> packed{0};              // messages that went in packs

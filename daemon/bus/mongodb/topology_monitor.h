@@ -3,7 +3,10 @@
 // network error; when no writable server is left (MongoDB stopped, an election
 // running) the bus reports kUnavailable within about that period, without
 // waiting for an insert or the change stream to fail, and when one is back it
-// cuts the writer's and watcher's backoff short.
+// cuts the writer's and watcher's backoff short. Failed heartbeats and server
+// descriptions that do not fit the URI (another replica set, a standalone
+// server) are diagnosed as they happen (diagnosis.h): a wrong set name is
+// named within a heartbeat, not after a server selection timeout.
 //
 // install() must run before any client is popped from the pool; the callbacks
 // run on the driver's monitoring threads.
@@ -25,6 +28,9 @@ class TopologyMonitor {
 
  private:
   static void on_topology_changed(const mongoc_apm_topology_changed_t* event);
+  static void on_server_changed(const mongoc_apm_server_changed_t* event);
+  static void on_heartbeat_failed(const mongoc_apm_server_heartbeat_failed_t* event);
+  static void on_heartbeat_succeeded(const mongoc_apm_server_heartbeat_succeeded_t* event);
   BusContext& context_;
 };
 

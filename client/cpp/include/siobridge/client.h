@@ -49,9 +49,18 @@ struct ClientOptions {
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{5000};
   std::chrono::milliseconds call_timeout{30000};
-  // TLS for TCP: PEM root certificates to trust; empty: plaintext.
-  std::string tls_root_certs;
+  // TLS for a TCP address (PEM files): the CA that signed the daemon's
+  // certificate (listen.tls_cert); empty: plaintext. A client certificate and
+  // its key, for a daemon that asks for one (listen.tls_client_ca).
+  std::string tls_ca_file;
+  std::string tls_cert_file, tls_key_file;
 };
+
+// The channel credentials `options` ask for: insecure without tls_ca_file,
+// TLS with the files' contents otherwise. INVALID_ARGUMENT naming a file that
+// cannot be read, a certificate without its key, or TLS for a Unix socket.
+grpc::Status channel_credentials(const ClientOptions& options,
+                                 std::shared_ptr<grpc::ChannelCredentials>* out);
 
 // What an attached server does with the daemon's Commands. The client asks
 // for CommandBatches (Hello.features "command_batch"); a batch reaches the
@@ -153,6 +162,9 @@ class BridgeClient {
   Outcome<Reply> with_attachment(Call&& call) SIOBRIDGE_EXCLUDES(mutex_);
 
   ClientOptions options_;
+  // Not OK when the options' TLS files could not be used: every call fails
+  // with it, and no stream is attached.
+  grpc::Status setup_;
   CommandHandler* handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Bridge::Stub> stub_;

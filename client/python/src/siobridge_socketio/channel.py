@@ -14,6 +14,7 @@ import grpc
 from grpc import aio
 
 from . import errors
+from .tls import channel_credentials
 
 # The daemon refuses a message above max_message_bytes plus room for ids, room
 # lists and the envelope (daemon/app/api_server.cc); the Node adapter allows
@@ -48,14 +49,13 @@ def tls_files(tls_ca: Optional[str] = None, tls_cert: Optional[str] = None, tls_
     return (tls_ca, tls_cert, tls_key)
 
 
-def _credentials(tls: TlsFiles) -> None:
-    # Channel credentials from files are not built yet: refuse rather than
-    # fall back to an insecure channel the caller did not ask for.
-    if any(tls):
-        raise errors.SiobridgeError(
-            "tls_ca, tls_cert and tls_key are not supported by this version of siobridge-socketio",
-            errors.INVALID_ARGUMENT,
-        )
+def _credentials(address: str, tls: TlsFiles) -> Optional[Any]:
+    # None without TLS files; options that cannot work are refused, never
+    # replaced by an insecure channel the caller did not ask for.
+    try:
+        return channel_credentials(address, *tls)
+    except ValueError as error:
+        raise errors.SiobridgeError(str(error), errors.INVALID_ARGUMENT) from None
 
 
 def _green_threads_ready(streams: bool) -> None:
@@ -93,7 +93,7 @@ def open_channel(
     """A channel to the daemon: grpc.aio's when `asynchronous`, else grpc's
     blocking one. `streams`: the channel will carry an Attach stream (emitters
     make unary calls only, which also work under eventlet)."""
-    _credentials(tls)
+    credentials = _credentials(address, tls)
     if not asynchronous:
         _green_threads_ready(streams)
     options: List[Tuple[str, Any]] = [
@@ -103,6 +103,10 @@ def open_channel(
         ("grpc.min_reconnect_backoff_ms", int(reconnect[0] * 1000)),
         ("grpc.max_reconnect_backoff_ms", int(reconnect[1] * 1000)),
     ]
+    if credentials is not None:
+        if asynchronous:
+            return aio.secure_channel(target_of(address), credentials, options=options)
+        return grpc.secure_channel(target_of(address), credentials, options=options)
     if asynchronous:
         return aio.insecure_channel(target_of(address), options=options)
     return grpc.insecure_channel(target_of(address), options=options)
