@@ -120,9 +120,11 @@ for (const topology of topologies) {
           assert.deepEqual((await inbox.next(BURST, 60000)).map(([n]) => n), [...Array(BURST).keys()]);
         }
         // 2,000 deliveries; written one frame per system call they take about
-        // as many writes.
+        // as many writes. Coalesced, an idle machine takes ~20 (a busy one a few
+        // hundred: fewer events per turn of the receiver); the bound is what
+        // no machine reaches without coalescing.
         const writes = (await receiver.do("socketWrites")) - before;
-        assert.ok(writes <= (2 * BURST) / 10, `${writes} socket writes for ${2 * BURST} deliveries`);
+        assert.ok(writes < BURST, `${writes} socket writes for ${2 * BURST} deliveries`);
       });
     });
   });
