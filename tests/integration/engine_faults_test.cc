@@ -202,10 +202,13 @@ TEST_CASE("the collection dropped during traffic: engines recover and lose nothi
   CHECK(b.mongo_stats()->collection_setups >= 2);
 }
 
+// [mongodb-restart] and [standalone-mongodb]: CTest tests of their own, reported
+// as skipped on "case skipped:" (siobridge_test's SKIPPABLE).
 TEST_CASE(
-    "MongoDB stopped and restarted during traffic: nothing is refused, everything arrives once") {
+    "MongoDB stopped and restarted during traffic: nothing is refused, everything arrives once",
+    "[mongodb-restart]") {
   if (!PrivateMongo::available()) {
-    WARN("skipped: needs the test MongoDB binary (scripts/setup) to run a server it can stop");
+    WARN("case skipped: needs the test MongoDB binary (scripts/setup) to run a server it can stop");
     return;
   }
   PrivateMongo mongo(private_port(0));
@@ -392,9 +395,9 @@ TEST_CASE("a gap that cannot be filled is logged and counted") {
   CHECK(eventually(b, [&](Node&) { return b.mongo_stats()->gaps == 1; }));
 }
 
-TEST_CASE("a standalone MongoDB is refused with a clear error") {
+TEST_CASE("a standalone MongoDB is refused with a clear error", "[standalone-mongodb]") {
   if (!PrivateMongo::available()) {
-    WARN("skipped: needs the test MongoDB binary (scripts/setup) to run a standalone server");
+    WARN("case skipped: needs the test MongoDB binary (scripts/setup) to run a standalone server");
     return;
   }
   PrivateMongo standalone(private_port(1), /*standalone=*/true);

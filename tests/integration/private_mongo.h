@@ -2,9 +2,9 @@
 // or run standalone (scripts/mongo). Ports: private_port(0), private_port(1),
 // from $SIOBRIDGE_MONGO_PORT + 4 (scripts/test's shared server is on that port
 // and its failover replica set on the three after it), so that checkouts given
-// different ports never meet. Tests that need one skip with a warning
-// when the test MongoDB binary is not installed (MONGODB_URI pointing at an
-// external server, no scripts/setup run).
+// different ports never meet. Tests that need one are skipped ("case
+// skipped:", siobridge_test's SKIPPABLE) when the test MongoDB binary is not
+// installed (MONGODB_URI pointing at an external server, no scripts/setup run).
 #pragma once
 
 #include <catch2/catch.hpp>

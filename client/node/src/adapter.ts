@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { coalesceFlushes } from "./coalesce";
 import { decodeDetail, decodePayload, decodeValue, encodeDetail, encodePayload, encodeValue } from "./codec";
 import { Connection, Session, SessionSink } from "./connection";
-import { SiobridgeError, Status, timeoutError } from "./errors";
+import { SiobridgeError, Status, TimeoutMessages, checkTimeoutMessages, timeoutError, timeoutMessage } from "./errors";
 import {
   Command,
   Missing,
@@ -25,7 +25,7 @@ import { fromProto, reachesSession, toProto } from "./options";
 import { Parser, resolveParser } from "./parser";
 import type { TlsOptions } from "./tls";
 
-export type { Parser, TlsOptions };
+export type { Parser, TimeoutMessages, TlsOptions };
 
 export interface SiobridgeAdapterOptions {
   /** The daemon: a Unix socket path or "host:port". Default: siobridged's default socket. */
@@ -46,6 +46,14 @@ export interface SiobridgeAdapterOptions {
    * neither, and must agree with it otherwise.
    */
   parser?: Parser;
+  /**
+   * Whose words cluster requests that timed out (fetchSockets, allRooms,
+   * serverSideEmitWithAck) are reported in, word for word: socket.io's MongoDB
+   * adapter ("mongo", the default: `timeout reached: only 1 responses received
+   * out of 2`) or its ClusterAdapterWithHeartbeat ("cluster": `timeout
+   * reached: missing 1 responses`). Who did not answer is in `error.missing`.
+   */
+  timeoutMessages?: TimeoutMessages;
   /** How this server is named in the daemon's status and logs. Default "<hostname> pid <pid>". */
   name?: string;
   /** Calls kept while the daemon is unreachable (then refused). Default 10000. */
@@ -174,8 +182,12 @@ const PACKET_BINARY_EVENT = 5; // Packet.TYPE_BINARY_EVENT
 export class SiobridgeAdapter extends Adapter {
   declare readonly nsp: Namespace;
   private readonly options: Required<
-    Omit<SiobridgeAdapterOptions, "parser" | "name" | "commandBatches" | "messageBatches" | "coalesceWrites" | "resend" | "tls">
+    Omit<
+      SiobridgeAdapterOptions,
+      "parser" | "name" | "commandBatches" | "messageBatches" | "coalesceWrites" | "resend" | "tls" | "timeoutMessages"
+    >
   > & {
+    timeoutMessages: TimeoutMessages;
     parser: Parser;
   };
   private readonly server: ServerSession;
@@ -201,6 +213,7 @@ export class SiobridgeAdapter extends Adapter {
       maxQueuedCalls: options.maxQueuedCalls ?? 10000,
       onError,
       parser: resolveParser(nsp.server._parser, options.parser),
+      timeoutMessages: checkTimeoutMessages(options.timeoutMessages),
     };
     let server = sessions.get(nsp.server);
     if (!server) {
@@ -437,7 +450,7 @@ export class SiobridgeAdapter extends Adapter {
       data: socket.has_details ? decodeDetail(socket.data) : undefined,
     }));
     const all = [...mine, ...theirs];
-    if (isMissing(reply.missing)) throw partialError(reply.missing, all);
+    if (isMissing(reply.missing)) throw await this.partialError(reply.missing, all);
     return all;
   }
 
@@ -450,7 +463,7 @@ export class SiobridgeAdapter extends Adapter {
     );
     const rooms = new Set<Room>(this.rooms.keys());
     for (const room of reply.rooms) rooms.add(room);
-    if (isMissing(reply.missing)) throw partialError(reply.missing, [...rooms]);
+    if (isMissing(reply.missing)) throw await this.partialError(reply.missing, [...rooms]);
     return rooms;
   }
 
@@ -489,7 +502,7 @@ export class SiobridgeAdapter extends Adapter {
             return;
           }
           if (responses.length < reply.expected) {
-            const message = `timeout reached: only ${responses.length} responses received out of ${reply.expected}`;
+            const message = timeoutMessage(this.options.timeoutMessages, responses.length, reply.expected);
             ack(timeoutError(message, reply.missing), responses);
           } else {
             ack(null, responses);
@@ -619,6 +632,20 @@ export class SiobridgeAdapter extends Adapter {
     return { type: PACKET_EVENT, data: decodeValue(packet?.data), nsp: this.nsp.name };
   }
 
+  /**
+   * A query some servers did not answer (fetchSockets, allRooms), in
+   * socket.io's words. The daemon names who is missing; how many servers were
+   * asked is the cluster's server count less this one (a daemon that did not
+   * answer counts as one, whatever servers it has).
+   */
+  private async partialError(missing: Missing, partial: unknown[]): Promise<SiobridgeError> {
+    const silent = missing.nodes.length + missing.local_servers.length;
+    const expected = Math.max((await this.serverCount()) - 1, silent);
+    const error = timeoutError(timeoutMessage(this.options.timeoutMessages, expected - silent, expected), missing);
+    error.partial = partial;
+    return error;
+  }
+
   private callTimeout(timeout?: number): number {
     return (timeout ?? this.options.requestsTimeout) * 2 + 5000;
   }
@@ -637,10 +664,4 @@ function withoutReserved(handshake: unknown): unknown {
 
 function isMissing(missing: Missing | null): missing is Missing {
   return !!missing && missing.nodes.length + missing.local_servers.length > 0;
-}
-
-function partialError(missing: Missing, partial: unknown[]): SiobridgeError {
-  const error = timeoutError("timeout reached", missing, ": ");
-  error.partial = partial;
-  return error;
 }

@@ -14,7 +14,11 @@ export class SiobridgeError extends Error {
   readonly code: Status;
   /** Its name, e.g. "DEADLINE_EXCEEDED". */
   readonly codeName: string;
-  /** Who did not answer, for a cluster operation that timed out. */
+  /**
+   * Who did not answer, for a cluster operation that timed out: uids of other
+   * daemons (`nodes`) and names of servers attached to this host's daemon
+   * (`local_servers`).
+   */
   missing?: { nodes: string[]; local_servers: string[] };
   /** What did arrive, for fetchSockets and allRooms that timed out. */
   partial?: unknown[];
@@ -27,19 +31,43 @@ export class SiobridgeError extends Error {
   }
 }
 
-/** The names of who did not answer, for an error message. */
-export function missingNames(missing: Missing | null | undefined): string[] {
-  if (!missing) return [];
-  return [...missing.nodes.map((uid) => `node ${uid}`), ...missing.local_servers.map((name) => `server '${name}'`)];
+/**
+ * Whose words a cluster request that timed out is reported in: socket.io 4.8's
+ * MongoDB adapter ("mongo", the default) or socket.io-adapter's
+ * ClusterAdapterWithHeartbeat ("cluster"). Apps and libraries match these
+ * messages.
+ */
+export type TimeoutMessages = "mongo" | "cluster";
+
+const TIMEOUT_MESSAGES: readonly TimeoutMessages[] = ["mongo", "cluster"];
+
+/** The `timeoutMessages` option: "mongo" when absent; INVALID_ARGUMENT for a value it does not know. */
+export function checkTimeoutMessages(wording: TimeoutMessages | undefined): TimeoutMessages {
+  if (wording === undefined) return "mongo";
+  if (TIMEOUT_MESSAGES.includes(wording)) return wording;
+  throw new SiobridgeError(
+    Status.INVALID_ARGUMENT,
+    `timeoutMessages must be one of ${TIMEOUT_MESSAGES.map((w) => `"${w}"`).join(", ")}, not ${JSON.stringify(wording)}`,
+  );
 }
 
-/** A DEADLINE_EXCEEDED error naming who did not answer. */
-export function timeoutError(message: string, missing: Missing | null | undefined, separator = "; "): SiobridgeError {
-  const names = missingNames(missing);
-  const error = new SiobridgeError(
-    Status.DEADLINE_EXCEEDED,
-    names.length > 0 ? `${message}${separator}no answer from ${names.join(", ")}` : message,
-  );
+/**
+ * socket.io's message, word for word, for a request that `expected` servers
+ * should have answered and `received` did (lib/index.ts of
+ * @socket.io/mongo-adapter, lib/cluster-adapter.ts of socket.io-adapter).
+ */
+export function timeoutMessage(wording: TimeoutMessages, received: number, expected: number): string {
+  return wording === "cluster"
+    ? `timeout reached: missing ${expected - received} responses`
+    : `timeout reached: only ${received} responses received out of ${expected}`;
+}
+
+/**
+ * A DEADLINE_EXCEEDED error with socket.io's message; who did not answer is
+ * in `missing` (the message stays socket.io's, for apps that match it).
+ */
+export function timeoutError(message: string, missing: Missing | null | undefined): SiobridgeError {
+  const error = new SiobridgeError(Status.DEADLINE_EXCEEDED, message);
   error.missing = { nodes: [...(missing?.nodes ?? [])], local_servers: [...(missing?.local_servers ?? [])] };
   return error;
 }

@@ -270,12 +270,58 @@ async def test_a_python_server_without_a_handler_answers_server_side_emits_at_on
     assert await node.do("serverSideEmitWithAck", event="nobody-handles-this", wait=15) == {"responses": [None]}
 
 
-async def test_server_side_emit_with_ack_that_nobody_answers_times_out(daemon, peers):
-    asking = await peers.server("python", daemon.address, "asking", requestsTimeout=1000)
+# socket.io 4.8's messages, word for word (python-socketio has no cluster
+# requests, so no words of its own for them): @socket.io/mongo-adapter's by
+# default, socket.io-adapter's ClusterAdapterWithHeartbeat with
+# timeout_messages="cluster". The error is a socketio.exceptions.TimeoutError;
+# who did not answer is in .missing, never in the message.
+WORDING = {
+    "mongo": ("timeout reached: only 1 responses received out of 2", "timeout reached: only 0 responses received out of 1"),
+    "cluster": ("timeout reached: missing 1 responses", "timeout reached: missing 1 responses"),
+}
+
+
+@pytest.mark.parametrize("wording", ["mongo", "cluster"])
+async def test_server_side_emit_with_ack_that_a_server_does_not_answer_times_out_in_socketios_words(
+    daemon, peers, wording
+):
+    options = {} if wording == "mongo" else {"timeoutMessages": wording}
+    asking = await peers.server("python", daemon.address, "asking", requestsTimeout=1000, **options)
     silent = await peers.server("node", daemon.address, "silent", silentServerSideEmit=True)
-    await counted([asking, silent], 2)
+    talking = await peers.server("node", daemon.address, "talking")
+    await counted([asking, silent, talking], 3)
     reply = await asking.do("serverSideEmitWithAck", event="server-ping")
-    assert reply == {"error": "timeout reached: only 0 responses received out of 1", "responses": []}
+    assert reply == {
+        "error": WORDING[wording][0],
+        "missing": {"nodes": [], "local_servers": ["silent"]},
+        "expected": 2,
+        "python_socketio_timeout": True,
+        "responses": ["pong from talking"],
+    }
+
+
+@pytest.mark.parametrize("wording", ["mongo", "cluster"])
+async def test_queries_that_a_server_does_not_answer_time_out_in_socketios_words(daemon, peers, wording):
+    options = {} if wording == "mongo" else {"timeoutMessages": wording}
+    spy = await Spy(daemon.address).start()  # attached, never answers
+    try:
+        asking = await peers.server("python", daemon.address, "asking", **options)
+        await counted([asking], 2)
+        for call in ["fetchSockets", "allRooms"]:
+            reply = await asking.do("queryThatTimesOut", call=call)
+            assert reply == {
+                "error": WORDING[wording][1],
+                "missing": {"nodes": [], "local_servers": ["spy"]},
+                "expected": 1,
+                "python_socketio_timeout": True,
+            }, call
+    finally:
+        await spy.close()
+
+
+def test_a_timeout_wording_the_manager_does_not_know_is_refused():
+    with pytest.raises(ValueError, match='timeout_messages must be one of "mongo", "cluster", not \'redis\''):
+        AsyncSiobridgeManager("unix:/nonexistent", timeout_messages="redis")
 
 
 async def test_close_detaches_cleanly(daemon, peers):

@@ -28,6 +28,7 @@ const adapterOptions = {
   requestsTimeout: options.requestsTimeout ?? 3000,
   reconnect: { minDelay: 50, maxDelay: 500 },
   ...(options.adapterParser ? { parser: options.adapterParser } : {}),
+  ...(options.timeoutMessages ? { timeoutMessages: options.timeoutMessages } : {}),
   ...(options.tls ? { tls: options.tls } : {}),
   ...(options.messageBatches === false ? { messageBatches: false } : {}),
   ...(options.coalesceWrites === false ? { coalesceWrites: false } : {}),

@@ -52,6 +52,14 @@ class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):
                      be read. Default: a warning on the "siobridge_socketio"
                      logger.
     :param tls_ca, tls_cert, tls_key: TLS files for a daemon reached over TCP.
+    :param timeout_messages: whose words cluster requests that timed out
+                             (fetch_sockets, all_rooms,
+                             server_side_emit_with_ack) raise
+                             PartialResultError with: "mongo" (default),
+                             socket.io's MongoDB adapter ("timeout reached:
+                             only 1 responses received out of 2"), or
+                             "cluster", its ClusterAdapterWithHeartbeat
+                             ("timeout reached: missing 1 responses").
     """
 
     _connection_class = AsyncConnection
@@ -69,6 +77,7 @@ class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):
         tls_ca: Optional[str] = None,
         tls_cert: Optional[str] = None,
         tls_key: Optional[str] = None,
+        timeout_messages: str = "mongo",
     ):
         super().__init__(
             address,
@@ -81,6 +90,7 @@ class AsyncSiobridgeManager(ManagerCore, socketio.AsyncManager):
             tls_ca=tls_ca,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            timeout_messages=timeout_messages,
         )
         self._worker: Optional["asyncio.Task[None]"] = None
         self._commands: Optional["asyncio.Queue[Tuple[Any, int]]"] = None

@@ -82,10 +82,6 @@ def arguments(data: Any) -> List[Any]:
     return [] if data is None else [data]
 
 
-def _missing_names(missing: Any) -> List[str]:
-    return list(missing.nodes) + [f"server '{name}'" for name in missing.local_servers]
-
-
 def _missing_dict(missing: Any) -> Dict[str, List[str]]:
     return {"nodes": list(missing.nodes), "local_servers": list(missing.local_servers)}
 
@@ -110,12 +106,14 @@ class ManagerCore(ClusterWork, SocketDetails):
         tls_ca: Optional[str] = None,
         tls_cert: Optional[str] = None,
         tls_key: Optional[str] = None,
+        timeout_messages: str = "mongo",
     ):
         super().__init__()
         self.address = resolve_address(address)
         self.tls = tls_files(tls_ca, tls_cert, tls_key)
         self.server_name = name or f"{socket.gethostname()} pid {os.getpid()}"
         self.requests_timeout = requests_timeout
+        self.timeout_messages = errors.check_timeout_messages(timeout_messages)
         self.reconnect = reconnect
         self.max_queued_calls = max_queued_calls
         self.on_error: ErrorHandler = on_error or (lambda error: _logger.warning("[siobridge] %s", error))
@@ -479,11 +477,7 @@ class ManagerCore(ClusterWork, SocketDetails):
         rooms = {room for room in self.rooms.get(namespace, {}) if room is not None}
         rooms.update(reply.rooms)
         if reply.missing.nodes or reply.missing.local_servers:
-            raise errors.PartialResultError(
-                f"timeout reached: no answer from {', '.join(_missing_names(reply.missing))}",
-                rooms,
-                _missing_dict(reply.missing),
-            )
+            raise (yield from self._partial_steps(namespace, reply.missing, rooms))
         return rooms
 
     def _fetch_sockets_steps(
@@ -531,12 +525,21 @@ class ManagerCore(ClusterWork, SocketDetails):
         ]
         every = mine + theirs
         if reply.missing.nodes or reply.missing.local_servers:
-            raise errors.PartialResultError(
-                f"timeout reached: no answer from {', '.join(_missing_names(reply.missing))}",
-                every,
-                _missing_dict(reply.missing),
-            )
+            raise (yield from self._partial_steps(namespace, reply.missing, every))
         return every
+
+    def _partial_steps(self, namespace: str, missing: Any, partial: Any) -> "Steps[errors.PartialResultError]":
+        """A query some servers did not answer, in socket.io's words: the
+        servers asked are the cluster's count less this one (a daemon that did
+        not answer counts as one, whatever servers it has)."""
+        silent = len(missing.nodes) + len(missing.local_servers)
+        try:
+            servers = yield from self._server_count_steps(namespace)
+        except errors.SiobridgeError:
+            servers = 1  # the daemon cannot say: who is missing is all there is to count
+        expected = max(servers - 1, silent)
+        message = errors.timeout_message(self.timeout_messages, expected - silent, expected)
+        return errors.PartialResultError(message, partial, _missing_dict(missing), expected=expected)
 
     def _server_side_emit(self, event: str, data: Any, namespace: Optional[str]) -> None:
         namespace = namespace or "/"
@@ -571,7 +574,7 @@ class ManagerCore(ClusterWork, SocketDetails):
             responses.append(decoded[0] if decoded else None)
         if len(responses) < reply.expected:
             raise errors.PartialResultError(
-                f"timeout reached: only {len(responses)} responses received out of {reply.expected}",
+                errors.timeout_message(self.timeout_messages, len(responses), reply.expected),
                 responses,
                 _missing_dict(reply.missing),
                 expected=reply.expected,

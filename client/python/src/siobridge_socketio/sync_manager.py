@@ -65,7 +65,8 @@ class SiobridgeManager(ManagerCore, socketio.BaseManager):
 
     The parameters are AsyncSiobridgeManager's: address, name,
     requests_timeout, reconnect, max_queued_calls, on_error (called from the
-    manager's threads), logger, and tls_ca, tls_cert, tls_key.
+    manager's threads), logger, tls_ca, tls_cert, tls_key, and
+    timeout_messages.
     """
 
     _connection_class = ThreadConnection
@@ -83,6 +84,7 @@ class SiobridgeManager(ManagerCore, socketio.BaseManager):
         tls_ca: Optional[str] = None,
         tls_cert: Optional[str] = None,
         tls_key: Optional[str] = None,
+        timeout_messages: str = "mongo",
     ):
         super().__init__(
             address,
@@ -95,6 +97,7 @@ class SiobridgeManager(ManagerCore, socketio.BaseManager):
             tls_ca=tls_ca,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            timeout_messages=timeout_messages,
         )
         self._work_queue: "queue.Queue[Any]" = queue.Queue()
         self._worker: Any = None

@@ -73,6 +73,7 @@ def make_server(index):
         requests_timeout=options.get("requestsTimeout", 3000) / 1000,
         reconnect=(0.05, 0.5),
         on_error=on_error,
+        **({"timeout_messages": options["timeoutMessages"]} if "timeoutMessages" in options else {}),
     )
     return socketio.AsyncServer(client_manager=manager, async_mode="aiohttp"), manager
 
@@ -139,7 +140,28 @@ async def server_side_emit_with_ack(m, sio, manager):
     try:
         return {"responses": describe(await manager.server_side_emit_with_ack(m["event"], tuple(revive(m.get("args", []))), m.get("ns")))}
     except PartialResultError as error:
-        return {"error": str(error), "responses": describe(error.responses)}
+        return {**timed_out(error), "responses": describe(error.responses)}
+
+
+def timed_out(error):
+    """A PartialResultError as the app sees it."""
+    return {
+        "error": str(error),
+        "missing": error.missing,
+        "expected": error.expected,
+        "python_socketio_timeout": isinstance(error, socketio.exceptions.TimeoutError),
+    }
+
+
+async def query_that_times_out(m, sio, manager):
+    try:
+        if m["call"] == "allRooms":
+            await manager.all_rooms(m.get("ns"))
+        else:
+            await manager.fetch_sockets(None, m.get("ns"))
+    except PartialResultError as error:
+        return timed_out(error)
+    return {"error": None}
 
 
 async def emit_then_disconnect(m, sio, manager):
@@ -199,6 +221,8 @@ async def run_op(m):
         return await remote_emit(m, sio, manager)
     if op == "allRooms":
         return sorted(await manager.all_rooms(ns))
+    if op == "queryThatTimesOut":
+        return await query_that_times_out(m, sio, manager)
     if op == "serverCount":
         return await manager.server_count(ns)
     if op == "serverSideEmit":
