@@ -104,6 +104,8 @@ void Membership::activate(const std::string& ns) {
   auto& state = namespaces_[ns];
   const Millis now = context_.clock.now();
   state.discovering_until = now + context_.config.heartbeat_interval;
+  // A namespace kept active without servers (RestartHold) still heartbeats.
+  context_.timers.cancel(state.heartbeat_timer);
   state.heartbeat_timer = context_.timers.schedule(now + context_.config.heartbeat_interval,
                                                    [this, ns] { heartbeat_tick(ns); });
 }

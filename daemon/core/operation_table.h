@@ -24,7 +24,8 @@ class OperationTable {
 
   CommandId next_id() { return next_id_++; }
 
-  // Registers `operation` and returns it, still owned by the table.
+  // Registers `operation` and returns it, still owned by the table. Its
+  // request id, if it waits for other nodes, is set already.
   template <typename T>
   T* start(std::unique_ptr<T> operation) {
     T* raw = operation.get();
