@@ -187,6 +187,17 @@ TEST_CASE("the last server leaving deactivates the namespace unless it is kept")
   CHECK(heartbeats(parts.bus).empty());
 }
 
+TEST_CASE("a namespace kept without servers heartbeats once per interval when one comes back") {
+  Parts parts;
+  RecordingServer s1;
+  const auto id = parts.attach(s1, "s1");
+  parts.membership.leave(id, "/", /*keep_active=*/true);
+  parts.attach(s1, "s1 again");
+  parts.bus.clear();
+  parts.advance(parts.config.heartbeat_interval);
+  CHECK(heartbeats(parts.bus).size() == 1);
+}
+
 TEST_CASE("a snapshot names the namespaces in use and the age of their peers") {
   Parts parts;
   RecordingServer s1;

@@ -161,7 +161,8 @@ class Node {
   std::set<std::string> all_peers() const;
 
  private:
-  // Heartbeats of a held namespace count at once; everything else waits.
+  // A request of an active namespace: heartbeats go to the Membership, the
+  // rest to the Responder.
   void on_request_document(const wire::Document& document, const std::string& position);
   void on_response_document(const wire::Document& document);
   // Ends the hold of `ns` (RestartHold): its documents are handled now, or
@@ -176,8 +177,8 @@ class Node {
   BusHealth bus_health_;
   NodeContext context_;
 
-  // The parts, each with one job; declared in the order they depend on each
-  // other (each is built from those above it).
+  // The parts, each with one job, each built from those declared above it
+  // (the Outbox asks the Membership for audiences only once both exist).
   SocketAliases aliases_;
   Outbox outbox_;
   Membership membership_;
