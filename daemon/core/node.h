@@ -6,28 +6,43 @@
 // its deadlines on a TimerQueue; events (calls from attached servers, documents
 // from the bus, timers) drive it.
 //
+// The work is done by parts with one job each, which the Node owns and wires
+// together: Membership (attached servers, namespaces, peers and their
+// liveness), RestartHold (what arrives for a namespace while its servers come
+// back after a restart), Requester and Responder (the two sides of every
+// operation, kept in flight in an OperationTable), ConnectionRecovery
+// (connection state recovery) and an Outbox for all that is published. The
+// Node itself routes the documents of the bus and the answers of attached
+// servers to the part they concern.
+//
 // Not thread-safe: every method runs on the core thread. Callbacks it invokes
 // (results, LocalServer::deliver) run on that thread too and must not call back
 // into the Node before returning.
 #pragma once
 
-#include <deque>
 #include <functional>
-#include <map>
-#include <memory>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "daemon/bus/bus.h"
 #include "daemon/common/result.h"
 #include "daemon/common/skip_log.h"
+#include "daemon/core/ack_operations.h"
+#include "daemon/core/connection_recovery.h"
 #include "daemon/core/local_server.h"
+#include "daemon/core/membership.h"
 #include "daemon/core/node_config.h"
+#include "daemon/core/node_context.h"
 #include "daemon/core/node_status.h"
+#include "daemon/core/operation.h"
+#include "daemon/core/operation_table.h"
+#include "daemon/core/outbox.h"
 #include "daemon/core/peer_table.h"
 #include "daemon/core/recovery_log.h"
+#include "daemon/core/requester.h"
+#include "daemon/core/responder.h"
+#include "daemon/core/restart_hold.h"
 #include "daemon/core/results.h"
 #include "daemon/core/socket_aliases.h"
 #include "daemon/core/timer_queue.h"
@@ -49,7 +64,7 @@ class Node {
 
   // A broadcast with acks ends this long after the caller's ack timeout: what
   // an ack sent in time needs to travel from another node.
-  static constexpr Millis kAckSlack{250};
+  static constexpr Millis kAckSlack = core::kAckSlack;
 
   // ---- attached servers ----
   AttachmentId attach(LocalServer& server, std::string name);
@@ -132,213 +147,47 @@ class Node {
   // What to resume from after a restart (see Handover).
   Handover snapshot() const;
   // Changes whenever snapshot() would.
-  std::uint64_t state_version() const { return state_version_; }
+  std::uint64_t state_version() const { return membership_.state_version(); }
   // A graceful stop: tells the other siobridge nodes that this node leaves,
   // and publishes no heartbeat from now on.
   void leave_cluster();
 
   NodeStatus status() const;
   const NodeStats& stats() const { return stats_; }
-  bool has_attachment(AttachmentId id) const { return attachments_.count(id) != 0; }
+  bool has_attachment(AttachmentId id) const { return membership_.has_attachment(id); }
   // Changes whenever a peer joins or leaves any namespace.
-  std::uint64_t peers_version() const { return peers_version_; }
+  std::uint64_t peers_version() const { return membership_.peers_version(); }
   // Every live peer uid, over all namespaces.
   std::set<std::string> all_peers() const;
 
  private:
-  // Operations in flight (node_operation.h): gatherings collect answers from
-  // attached servers and other nodes; the ack ones stream.
-  class Operation;
-  class Gathering;
-  class RoomsGathering;
-  class SocketsGathering;
-  class EmitQuery;
-  class EmitResponder;
-  class AckQuery;
-  class AckResponder;
-
-  struct Attachment {
-    LocalServer* server = nullptr;
-    std::string name;
-    std::set<std::string> namespaces;
-  };
-
-  struct NamespaceState {
-    std::set<AttachmentId> attachments;
-    PeerTable peers;
-    TimerId heartbeat_timer = 0;
-    // Until then the peer table may still lack a live socketioxide node (every
-    // node heartbeats once per interval): nothing of the namespace is packed.
-    Millis discovering_until{0};
-  };
-
-  // Documents of a namespace held after a restart (resume()).
-  struct Held {
-    std::uint32_t servers_before = 0;
-    std::deque<std::pair<wire::Document, std::string>> documents;  // with their positions
-    std::size_t bytes = 0;
-  };
-
-  // node.cc: attachments, namespaces, liveness, dispatch
-  Status check_caller(AttachmentId from, const std::string& ns) const;
-  void activate(const std::string& ns);
-  void deactivate(const std::string& ns);
-  void heartbeat_tick(const std::string& ns);
-  void publish_heartbeat(const std::string& ns, wire::RequestType type,
-                         std::optional<std::string> target);
-  void on_request_document(const wire::Document& document, const std::string& position,
-                           NamespaceState& state);
+  // A request of an active namespace: heartbeats go to the Membership, the
+  // rest to the Responder.
+  void on_request_document(const wire::Document& document, const std::string& position);
   void on_response_document(const wire::Document& document);
-  void on_heartbeat(const wire::Document& document, const wire::Request& request,
-                    NamespaceState& state);
-  // Heartbeats of a held namespace count at once; everything else waits.
-  bool hold(const wire::Document& document, const std::string& position, Held& held);
-  void release(std::string ns);  // by value: callers pass keys of held_
-  void on_goodbye(const std::string& uid);
-  // Operations of `ns` stop waiting for `uid`.
-  void peer_gone(const std::string& ns, const std::string& uid, const PeerExit& exit);
-
-  // node_outgoing.cc: the requester side
-  bool is_local_only(const wire::BroadcastOptions& opts) const;
-  // kUnavailable while the bus cannot reach the other nodes.
-  Status check_cluster_reachable() const;
-  // Who must be able to read a document of `ns` for `target` (none: every
-  // node of the namespace): siobridge nodes only when no socketioxide node is
-  // among its readers, nor can be unknown yet (discovering_until).
-  bus::Audience audience_for(const std::string& ns, const std::optional<std::string>& target) const;
-  std::optional<std::string> target_of(const wire::BroadcastOptions& opts) const;
-  Status publish_request(const std::string& ns, wire::Request request,
-                         std::optional<std::string> target, const wire::RequestInfo& info);
-  // A request of `ns` to every siobridge node (wire::kSiobridgeTarget)
-  // carrying `extension`; `echo`: this node reads it back too.
-  Status publish_to_siobridge(const std::string& ns, const wire::Extension& extension,
-                              bool echo = false, wire::Bytes data = {});
-  Status fire_and_forget(AttachmentId from, const std::string& ns, wire::RequestType type,
-                         const wire::BroadcastOptions& opts, Command command,
-                         std::optional<std::vector<std::string>> rooms,
-                         const wire::RequestInfo& info);
-  // fire_and_forget without the checks, for callers that made them.
-  Status fan_out(AttachmentId from, const std::string& ns, wire::RequestType type,
-                 const wire::BroadcastOptions& opts, Command command,
-                 std::optional<std::vector<std::string>> rooms, const wire::RequestInfo& info);
-  // Registers `gathering`, runs `publish` (when it waits for other nodes: they
-  // are in `remote`), sends `command` to the other attached servers of `ns` and
-  // arms `deadline`. On a publish error nothing is sent and the gathering is
-  // discarded without calling its callback.
-  Status run_gathering(AttachmentId from, const std::string& ns,
-                       std::unique_ptr<Gathering> gathering, Command command,
-                       std::vector<std::string> remote, Millis deadline,
-                       const std::function<Status(const std::string& request_id)>& publish);
-  // A question to every server that `opts` selects (fetch_sockets, all_rooms):
-  // checks, then run_gathering with the gathering that `make` returns for its
-  // command id. With the local flag only `answer_empty` runs: the caller
-  // answers for its own sockets.
-  Status ask(AttachmentId from, const std::string& ns, const wire::BroadcastOptions& opts,
-             wire::RequestType type, CommandKind kind,
-             const std::function<std::unique_ptr<Gathering>(CommandId)>& make,
-             const std::function<void()>& answer_empty);
-  void discard(CommandId id);
-
-  // node_recovery.cc
-  struct PendingRestore {
-    AttachmentId from;
-    std::string ns;
-    std::string pid;
-    RecoveryPoint point;
-    std::function<void(Result<RestoredSession>)> done;
-    TimerId timer = 0;
-    bool claimed = false;  // the claim came back before the session: waiting for it
-  };
-  void enable_recovery(AttachmentId id, const std::string& ns, Millis retention);
-  // Logs a recoverable packet given to servers of `ns` (when recovery is on)
-  // and marks `command` with its entry. On a shared bus, returns where it
-  // stands in the log, for the document that carries it.
-  std::optional<wire::RecoveryEntryInfo> log_for_recovery(const wire::Packet& packet,
-                                                          const wire::BroadcastOptions& opts,
-                                                          AttachmentId origin,
-                                                          std::uint64_t own_seq, Command& command);
-  // The same for a packet read from the bus at `position`.
-  void log_from_bus(const wire::Packet& packet, const wire::BroadcastOptions& opts,
-                    const std::optional<wire::RequestInfo>& info, const std::string& position,
-                    Command& command);
-  // A packet its server delivered itself: the other daemons log it too.
-  void publish_log_only(const wire::Packet& packet, const wire::BroadcastOptions& opts,
-                        const wire::RecoveryEntryInfo& entry);
-  // Sessions, claims and log-only packets; false for other extensions.
-  bool on_recovery_extension(const wire::Document& document, wire::Extension& extension,
-                             const std::string& position);
-  // What a namespace without servers here still logs.
-  void on_unattended_document(const wire::Document& document, const std::string& position);
-  // A document of this node's, back through the bus (wire::Document::echo).
-  void on_echo(const wire::Document& document, const std::string& position);
-  void on_claim(const std::string& ns, const std::string& claimant,
-                const wire::RecoveryClaim& claim);
-  void on_session(const std::string& ns, SessionRecord session);
-  // Answers the restore of `claim_id`, if still waiting, with kNotFound.
-  void fail_restore(const std::string& claim_id, const std::string& why);
-  // Answers a claimed restore with `session` and what its point missed.
-  void finish_restore(PendingRestore pending, SessionRecord session);
-  void read_through(const std::string& position);
-  RecoveryLog* mutable_recovery_log(const std::string& ns);
-
-  // node_incoming.cc: the responder side
-  void respond(const wire::Document& document, wire::Request request, const std::string& position,
-               NamespaceState& state);
-  // Sends `command` to `targets` and answers through `gathering` once they all
-  // answered (or config.local_timeout passed).
-  void gather_locally(std::unique_ptr<Gathering> gathering, Command command,
-                      const std::vector<AttachmentId>& targets);
-  void answer_fetch(const std::string& ns, const std::string& requester,
-                    const std::string& request_id, bool siobridge_requester, SocketsResult result);
-  void publish_response(const std::string& ns, const std::string& target,
-                        const std::string& request_id, wire::Response response,
-                        std::optional<wire::Extension> extension);
-  void on_extension_request(const wire::Document& document, const std::string& position,
-                            NamespaceState& state);
-
-  // Plumbing shared by every operation.
-  std::vector<AttachmentId> local_targets(const std::string& ns, AttachmentId except) const;
-  void send(AttachmentId to, const Command& command);
-  std::string name_of(AttachmentId id) const;
-  const PeerTable& peers_of(const std::string& ns) const;
-  CommandId next_command_id() { return next_command_id_++; }
-  Operation* start(std::unique_ptr<Operation> operation);
-  Operation* find_operation(CommandId id);
-  void reap(CommandId id);
-  template <typename Fn>
-  void with_operation(CommandId id, Fn&& fn);
+  // Ends the hold of `ns` (RestartHold): its documents are handled now, or
+  // the namespace goes when no server came back for them.
+  void release(const std::string& ns);
 
   NodeConfig config_;
   std::string uid_;
   std::string instance_;
-  bus::Bus& bus_;
-  const Clock& clock_;
-  TimerQueue& timers_;
-
-  std::unordered_map<AttachmentId, Attachment> attachments_;
-  std::map<std::string, NamespaceState> namespaces_;
-  std::unordered_map<CommandId, std::unique_ptr<Operation>> operations_;
-  std::unordered_map<std::string, CommandId> by_request_id_;
-  std::map<std::string, Held> held_;
-  SocketAliases aliases_;
-  // Kept while the node lives, not only while the namespace is active:
-  // sessions outlive a restart of the app server.
-  std::map<std::string, RecoveryLog> recovery_;
-  std::unordered_map<std::string, PendingRestore> pending_restores_;  // by claim id
-  // The position of the last document read from the bus (none held back):
-  // every recoverable packet before it is logged.
-  std::string bus_position_;
-  TimerId handover_timer_ = 0;
-  bool leaving_ = false;
-  AttachmentId next_attachment_id_ = 1;
-  CommandId next_command_id_ = 1;
-
-  std::uint64_t peers_version_ = 0;
-  std::uint64_t state_version_ = 0;
-  bus::BusState bus_state_ = bus::BusState::kStarting;
-  std::string bus_detail_;
   NodeStats stats_;
-  SkipLog skipped_input_;  // documents of the bus skipped because they did not decode
+  SkipLog skipped_input_;
+  BusHealth bus_health_;
+  NodeContext context_;
+
+  // The parts, each with one job, each built from those declared above it
+  // (the Outbox asks the Membership for audiences only once both exist).
+  SocketAliases aliases_;
+  Outbox outbox_;
+  Membership membership_;
+  OperationTable operations_;
+  OperationContext operation_context_;
+  RestartHold hold_;
+  ConnectionRecovery recovery_;
+  Requester requester_;
+  Responder responder_;
 };
 
 }  // namespace siobridge::core

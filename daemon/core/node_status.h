@@ -25,7 +25,7 @@ struct NamespaceStatus {
   std::vector<std::string> local_servers;  // names of the attached servers using it
   std::vector<PeerStatus> peers;
   std::uint32_t server_count = 0;
-  bool packing = false;  // see Node::audience_for
+  bool packing = false;  // see Membership::audience_for
 };
 
 struct AttachmentStatus {

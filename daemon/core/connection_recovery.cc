@@ -1,11 +1,6 @@
-// Connection state recovery (docs/recovery.md): the node logs what its
-// servers are given in namespaces where a server asked for recovery, and keeps
-// the sessions of disconnected clients, so that a client recovers on any
-// server attached to this daemon or, through a shared bus, to any daemon of
-// the cluster.
 #include <spdlog/spdlog.h>
 
-#include "daemon/core/node.h"
+#include "daemon/core/connection_recovery.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/payload_codec.h"
 
@@ -28,19 +23,27 @@ void warn_if_trimmed(const RecoveryLog& log, std::uint64_t trimmed_before, const
 
 }  // namespace
 
-RecoveryLog* Node::mutable_recovery_log(const std::string& ns) {
-  auto it = recovery_.find(ns);
-  return it == recovery_.end() ? nullptr : &it->second;
+ConnectionRecovery::~ConnectionRecovery() {
+  for (auto& [claim_id, pending] : pending_restores_) context_.timers.cancel(pending.timer);
 }
 
-const RecoveryLog* Node::recovery_log(const std::string& ns) const {
-  auto it = recovery_.find(ns);
-  return it == recovery_.end() ? nullptr : &it->second;
+void ConnectionRecovery::forget_attachment(AttachmentId id) {
+  for (auto& [ns, log] : logs_) log.forget_attachment(id);
 }
 
-RecoveryTotals Node::recovery_totals() const {
+RecoveryLog* ConnectionRecovery::mutable_log(const std::string& ns) {
+  auto it = logs_.find(ns);
+  return it == logs_.end() ? nullptr : &it->second;
+}
+
+const RecoveryLog* ConnectionRecovery::log(const std::string& ns) const {
+  auto it = logs_.find(ns);
+  return it == logs_.end() ? nullptr : &it->second;
+}
+
+RecoveryTotals ConnectionRecovery::totals() const {
   RecoveryTotals totals;
-  for (const auto& [ns, log] : recovery_) {
+  for (const auto& [ns, log] : logs_) {
     totals.stats += log.stats();
     totals.packets += log.packets();
     totals.bytes += log.bytes();
@@ -49,18 +52,18 @@ RecoveryTotals Node::recovery_totals() const {
   return totals;
 }
 
-void Node::read_through(const std::string& position) {
+void ConnectionRecovery::read_through(const std::string& position) {
   if (position.empty()) return;
   if (bus_position_.empty()) {
     // The first document read: what came before was never seen here.
-    for (auto& [ns, log] : recovery_) log.start_reading_at(position);
+    for (auto& [ns, log] : logs_) log.start_reading_at(position);
   }
   if (position > bus_position_) bus_position_ = position;
 }
 
-void Node::enable_recovery(AttachmentId id, const std::string& ns, Millis retention) {
+Command ConnectionRecovery::enable(const std::string& ns, Millis retention) {
   auto [it, created] =
-      recovery_.try_emplace(ns, retention, config_.recovery, instance_, bus_position_);
+      logs_.try_emplace(ns, retention, context_.config.recovery, context_.instance, bus_position_);
   if (created) {
     spdlog::info("connection state recovery on in {}: packets and sessions kept {} s", ns,
                  retention.count() / 1000);
@@ -72,29 +75,28 @@ void Node::enable_recovery(AttachmentId id, const std::string& ns, Millis retent
   Command mark = make_command(CommandKind::kRecoveryMark, ns, {});
   mark.log_seq = it->second.last_seq();
   mark.log_seen_through = bus_position_;
-  send(id, mark);
+  return mark;
 }
 
-std::optional<wire::RecoveryEntryInfo> Node::log_for_recovery(const wire::Packet& packet,
-                                                              const wire::BroadcastOptions& opts,
-                                                              AttachmentId origin,
-                                                              std::uint64_t own_seq,
-                                                              Command& command) {
-  RecoveryLog* log = mutable_recovery_log(packet.ns);
+std::optional<wire::RecoveryEntryInfo> ConnectionRecovery::log_own(
+    const wire::Packet& packet, const wire::BroadcastOptions& opts, AttachmentId origin,
+    std::uint64_t own_seq, Command& command) {
+  RecoveryLog* log = mutable_log(packet.ns);
   if (log == nullptr || !is_recoverable(packet, opts)) return std::nullopt;
   const auto trimmed_before = log->stats().trimmed_early;
   if (own_seq == 0) origin = kNoAttachment;
-  command.log_seq = log->append(packet, opts, origin, own_seq, clock_.now(), bus_position_);
+  command.log_seq = log->append(packet, opts, origin, own_seq, context_.clock.now(), bus_position_);
   command.log_seen_through = bus_position_;
   warn_if_trimmed(*log, trimmed_before, packet.ns);
-  if (!bus_.shared()) return std::nullopt;
-  return wire::RecoveryEntryInfo{instance_, *command.log_seq, origin, own_seq};
+  if (!outbox_.shared()) return std::nullopt;
+  return wire::RecoveryEntryInfo{context_.instance, *command.log_seq, origin, own_seq};
 }
 
-void Node::log_from_bus(const wire::Packet& packet, const wire::BroadcastOptions& opts,
-                        const std::optional<wire::RequestInfo>& info, const std::string& position,
-                        Command& command) {
-  RecoveryLog* log = mutable_recovery_log(packet.ns);
+void ConnectionRecovery::log_from_bus(const wire::Packet& packet,
+                                      const wire::BroadcastOptions& opts,
+                                      const std::optional<wire::RequestInfo>& info,
+                                      const std::string& position, Command& command) {
+  RecoveryLog* log = mutable_log(packet.ns);
   if (log == nullptr || !is_recoverable(packet, opts)) return;
   std::optional<EntryOrigin> origin;
   if (info && info->recovery) {
@@ -102,52 +104,53 @@ void Node::log_from_bus(const wire::Packet& packet, const wire::BroadcastOptions
     origin = EntryOrigin{r.instance, r.seq, r.attachment, r.own_seq};
   }
   const auto trimmed_before = log->stats().trimmed_early;
-  command.log_seq = log->append_from_bus(packet, opts, std::move(origin), position, clock_.now());
+  command.log_seq =
+      log->append_from_bus(packet, opts, std::move(origin), position, context_.clock.now());
   command.log_seen_through = position;
   warn_if_trimmed(*log, trimmed_before, packet.ns);
 }
 
-void Node::publish_log_only(const wire::Packet& packet, const wire::BroadcastOptions& opts,
-                            const wire::RecoveryEntryInfo& entry) {
-  wire::Request request{uid_,   wire::generate_id(), wire::RequestType::kBroadcast,
-                        packet, std::nullopt,        opts};
+void ConnectionRecovery::publish_log_only(const wire::Packet& packet,
+                                          const wire::BroadcastOptions& opts,
+                                          const wire::RecoveryEntryInfo& entry) {
+  wire::Request request{context_.uid, wire::generate_id(), wire::RequestType::kBroadcast,
+                        packet,       std::nullopt,        opts};
   wire::RequestInfo info;
   info.recovery = entry;
   info.log_only = true;
   // On failure it is logged here all the same: recoverable on this daemon.
-  (void)publish_to_siobridge(packet.ns, info, /*echo=*/true, wire::encode_request(request));
+  (void)outbox_.publish_to_siobridge(packet.ns, info, /*echo=*/true, wire::encode_request(request));
 }
 
-Status Node::persist_session(AttachmentId from, const std::string& ns, SessionRecord session) {
-  if (auto s = check_caller(from, ns); !s) return s;
-  RecoveryLog* log = mutable_recovery_log(ns);
+Status ConnectionRecovery::persist(const std::string& ns, SessionRecord session) {
+  RecoveryLog* log = mutable_log(ns);
   if (log == nullptr) {
     return make_error(ErrorCode::kFailedPrecondition, "connection state recovery is off in " + ns +
-                                                          " (join the namespace with recovery_ms)");
+                                                          " (join the namespace with logs_ms)");
   }
-  if (bus_.shared()) {
+  if (outbox_.shared()) {
     // After every packet its server sent before (the bus keeps a node's
     // order), so a daemon that has read the session has read those too.
-    if (!publish_to_siobridge(
-             ns, wire::RecoverySession{session.pid, session.sid, session.rooms, session.data})
+    if (!outbox_
+             .publish_to_siobridge(
+                 ns, wire::RecoverySession{session.pid, session.sid, session.rooms, session.data})
              .ok()) {
       spdlog::warn("session {} of {} is kept on this daemon only: the bus refused it", session.sid,
                    ns);
     }
   }
-  log->save_session(std::move(session), clock_.now());
+  log->save_session(std::move(session), context_.clock.now());
   return {};
 }
 
-void Node::restore_session(AttachmentId from, const std::string& ns, const std::string& pid,
-                           const RecoveryPoint& point,
-                           std::function<void(Result<RestoredSession>)> done) {
-  if (auto s = check_caller(from, ns); !s) return done(s.error());
-  RecoveryLog* log = mutable_recovery_log(ns);
+void ConnectionRecovery::restore(AttachmentId from, const std::string& ns, const std::string& pid,
+                                 const RecoveryPoint& point,
+                                 std::function<void(Result<RestoredSession>)> done) {
+  RecoveryLog* log = mutable_log(ns);
   if (log == nullptr) {
     return done(make_error(ErrorCode::kNotFound, "connection state recovery is off in " + ns));
   }
-  if (!bus_.shared()) return done(log->restore(pid, point, from, clock_.now()));
+  if (!outbox_.shared()) return done(log->restore(pid, point, from, context_.clock.now()));
   // Checked before the claim: the session stays when the offset cannot be used.
   if (auto s = log->check_point(point); !s) {
     log->count_restore(false);
@@ -156,30 +159,31 @@ void Node::restore_session(AttachmentId from, const std::string& ns, const std::
   // The session may be another daemon's and still on its way; the claim comes
   // back after it, and after everything its server sent before it.
   const std::string claim_id = wire::generate_id();
-  if (!publish_to_siobridge(ns, wire::RecoveryClaim{pid, claim_id}, /*echo=*/true).ok()) {
+  if (!outbox_.publish_to_siobridge(ns, wire::RecoveryClaim{pid, claim_id}, /*echo=*/true).ok()) {
     log->count_restore(false);
     return done(make_error(ErrorCode::kNotFound,
                            "the session could not be claimed: the bus refused the claim"));
   }
-  const TimerId timer = timers_.schedule(clock_.now() + config_.request_timeout, [this, claim_id] {
-    fail_restore(claim_id, "the session claim did not come back through the bus in time");
-  });
+  const TimerId timer = context_.timers.schedule(
+      context_.clock.now() + context_.config.request_timeout, [this, claim_id] {
+        fail_restore(claim_id, "the session claim did not come back through the bus in time");
+      });
   pending_restores_.emplace(claim_id,
                             PendingRestore{from, ns, pid, point, std::move(done), timer, false});
 }
 
-void Node::on_claim(const std::string& ns, const std::string& claimant,
-                    const wire::RecoveryClaim& claim) {
-  RecoveryLog* log = mutable_recovery_log(ns);
+void ConnectionRecovery::on_claim(const std::string& ns, const std::string& claimant,
+                                  const wire::RecoveryClaim& claim) {
+  RecoveryLog* log = mutable_log(ns);
   // The first claim of a pid gets the session; every node forgets it then. A
   // claim read before its session holds the pid for the session to come.
-  const Millis now = clock_.now();
+  const Millis now = context_.clock.now();
   auto session = log ? log->take_session(claim.pid, now) : std::nullopt;
   // Every claim holds the pid for a while: a later claim of it fails at once,
   // and a session still on its way is the first claimant's when it comes.
-  const bool first =
-      log != nullptr && log->remember_claim(claim.pid, now + 2 * config_.request_timeout, now);
-  if (claimant != uid_) return;
+  const bool first = log != nullptr &&
+                     log->remember_claim(claim.pid, now + 2 * context_.config.request_timeout, now);
+  if (claimant != context_.uid) return;
   auto it = pending_restores_.find(claim.claim);
   if (it == pending_restores_.end()) return;
   if (!session && first) {
@@ -187,15 +191,15 @@ void Node::on_claim(const std::string& ns, const std::string& claimant,
     // never there (or expired): the client should not wait long for that.
     PendingRestore& waiting = it->second;
     waiting.claimed = true;
-    timers_.cancel(waiting.timer);
-    waiting.timer = timers_.schedule(now + kSessionWait, [this, id = claim.claim] {
+    context_.timers.cancel(waiting.timer);
+    waiting.timer = context_.timers.schedule(now + kSessionWait, [this, id = claim.claim] {
       fail_restore(id, "no session with this pid (unknown, used or expired)");
     });
     return;
   }
   auto pending = std::move(it->second);
   pending_restores_.erase(it);
-  timers_.cancel(pending.timer);
+  context_.timers.cancel(pending.timer);
   if (!session) {
     if (log != nullptr) log->count_restore(false);
     return pending.done(make_error(ErrorCode::kNotFound, "the session was restored already"));
@@ -203,20 +207,20 @@ void Node::on_claim(const std::string& ns, const std::string& claimant,
   finish_restore(std::move(pending), std::move(*session));
 }
 
-void Node::fail_restore(const std::string& claim_id, const std::string& why) {
+void ConnectionRecovery::fail_restore(const std::string& claim_id, const std::string& why) {
   auto it = pending_restores_.find(claim_id);
   if (it == pending_restores_.end()) return;
   auto pending = std::move(it->second);
   pending_restores_.erase(it);
-  if (RecoveryLog* log = mutable_recovery_log(pending.ns)) log->count_restore(false);
+  if (RecoveryLog* log = mutable_log(pending.ns)) log->count_restore(false);
   pending.done(make_error(ErrorCode::kNotFound, why));
 }
 
-void Node::on_session(const std::string& ns, SessionRecord session) {
-  RecoveryLog* log = mutable_recovery_log(ns);
+void ConnectionRecovery::on_session(const std::string& ns, SessionRecord session) {
+  RecoveryLog* log = mutable_log(ns);
   if (log == nullptr) return;
-  if (!log->claimed(session.pid, clock_.now())) {
-    log->save_session(std::move(session), clock_.now());
+  if (!log->claimed(session.pid, context_.clock.now())) {
+    log->save_session(std::move(session), context_.clock.now());
     return;
   }
   // Claimed before it came: the claimant's, if that is this node.
@@ -224,14 +228,14 @@ void Node::on_session(const std::string& ns, SessionRecord session) {
     if (!it->second.claimed || it->second.ns != ns || it->second.pid != session.pid) continue;
     auto pending = std::move(it->second);
     pending_restores_.erase(it);
-    timers_.cancel(pending.timer);
+    context_.timers.cancel(pending.timer);
     finish_restore(std::move(pending), std::move(session));
     return;
   }
 }
 
-void Node::finish_restore(PendingRestore pending, SessionRecord session) {
-  RecoveryLog* log = mutable_recovery_log(pending.ns);
+void ConnectionRecovery::finish_restore(PendingRestore pending, SessionRecord session) {
+  RecoveryLog* log = mutable_log(pending.ns);
   if (log == nullptr) {
     return pending.done(make_error(ErrorCode::kNotFound, "connection state recovery is off"));
   }
@@ -244,8 +248,8 @@ void Node::finish_restore(PendingRestore pending, SessionRecord session) {
   pending.done(std::move(restored));
 }
 
-bool Node::on_recovery_extension(const wire::Document& document, wire::Extension& extension,
-                                 const std::string& position) {
+bool ConnectionRecovery::on_extension(const wire::Document& document, wire::Extension& extension,
+                                      const std::string& position) {
   const std::string& ns = document.header.ns;
   if (auto* claim = std::get_if<wire::RecoveryClaim>(&extension)) {
     on_claim(ns, document.header.origin, *claim);
@@ -261,9 +265,9 @@ bool Node::on_recovery_extension(const wire::Document& document, wire::Extension
   auto request = wire::decode_request(document.data);
   if (!request.ok() || request->type != wire::RequestType::kBroadcast || !request->packet ||
       request->packet->ns != ns) {
-    ++stats_.decode_errors;
-    skipped_input_.skipped(
-        clock_.now(), "a log-only packet from {}: {}", document.header.origin,
+    ++context_.stats.decode_errors;
+    context_.skipped_input.skipped(
+        context_.clock.now(), "a log-only packet from {}: {}", document.header.origin,
         request.ok() ? "not a broadcast of its namespace" : request.error().message);
     return true;
   }
@@ -273,24 +277,25 @@ bool Node::on_recovery_extension(const wire::Document& document, wire::Extension
   return true;
 }
 
-void Node::on_unattended_document(const wire::Document& document, const std::string& position) {
+void ConnectionRecovery::on_unattended_document(const wire::Document& document,
+                                                const std::string& position) {
   if (document.header.kind != wire::MessageKind::kRequest) return;
   std::optional<wire::RequestInfo> info;
   if (document.extension) {
     auto ext = wire::decode_extension(*document.extension);
     if (!ext.ok()) {
-      ++stats_.decode_errors;
-      skipped_input_.skipped(clock_.now(), "an extension from {}: {}", document.header.origin,
-                             ext.error().message);
+      ++context_.stats.decode_errors;
+      context_.skipped_input.skipped(context_.clock.now(), "an extension from {}: {}",
+                                     document.header.origin, ext.error().message);
       return;
     }
     if (document.header.target && *document.header.target == wire::kSiobridgeTarget) {
-      on_recovery_extension(document, *ext, position);
+      on_extension(document, *ext, position);
       return;
     }
     if (auto* request_info = std::get_if<wire::RequestInfo>(&*ext)) info = *request_info;
   }
-  if (document.header.target && *document.header.target != uid_) return;
+  if (document.header.target && *document.header.target != context_.uid) return;
   auto request = wire::decode_request(document.data);
   if (!request.ok() || request->type != wire::RequestType::kBroadcast || !request->packet) return;
   // As respond() would have given it to the servers.
@@ -301,18 +306,17 @@ void Node::on_unattended_document(const wire::Document& document, const std::str
   log_from_bus(*request->packet, opts, info, position, unused);
 }
 
-void Node::on_echo(const wire::Document& document, const std::string& position) {
-  read_through(position);
+void ConnectionRecovery::on_echo(const wire::Document& document, const std::string& position) {
   if (!document.extension) return;
   auto ext = wire::decode_extension(*document.extension);
   if (!ext.ok()) return;
   if (auto* claim = std::get_if<wire::RecoveryClaim>(&*ext)) {
-    on_claim(document.header.ns, uid_, *claim);
+    on_claim(document.header.ns, context_.uid, *claim);
     return;
   }
   auto* info = std::get_if<wire::RequestInfo>(&*ext);
-  if (info == nullptr || !info->recovery || info->recovery->instance != instance_) return;
-  if (RecoveryLog* log = mutable_recovery_log(document.header.ns)) {
+  if (info == nullptr || !info->recovery || info->recovery->instance != context_.instance) return;
+  if (RecoveryLog* log = mutable_log(document.header.ns)) {
     log->set_position(info->recovery->seq, position);
   }
 }
