@@ -22,6 +22,7 @@
 #include "daemon/bus/mongodb/change_watcher.h"
 #include "daemon/bus/mongodb/document_writer.h"
 #include "daemon/bus/mongodb/mongo_bus_config.h"
+#include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/bus/mongodb/topology_monitor.h"
 
 namespace siobridge::bus::mongodb {
@@ -66,12 +67,14 @@ class MongoBus final : public Bus {
   MongoBus() = default;
   void start_threads();
 
-  mongoc_client_pool_t* pool_ = nullptr;
   std::unique_ptr<BusContext> context_;
   std::unique_ptr<TopologyMonitor> monitor_;
   std::unique_ptr<DocumentWriter> writer_;
   std::unique_ptr<ChangeWatcher> watcher_;
   std::unique_ptr<CallLookup> lookup_;
+  // Destroyed before the parts above (members go in reverse order): closing
+  // the pool may still call the monitor's callbacks, which use the context.
+  ClientPool pool_;
   std::thread writer_thread_, watcher_thread_;
   std::future<void> writer_done_;
   bool started_ = false, stopped_ = false;
