@@ -37,7 +37,9 @@ namespace siobridge::runtime {
 struct EngineOptions {
   core::NodeConfig node;
   std::optional<bus::mongodb::MongoBusConfig> mongodb;  // none: in-memory bus
-  // Back-pressure (FlowGate) from the attached servers to the producers.
+  // Back-pressure (FlowGate) from the attached servers to the producers. The
+  // defaults of all three are the daemon's (app::default_config()), so that
+  // tests run the thresholds users get.
   FlowGate::Marks flow{};
 };
 
