@@ -34,6 +34,7 @@
 #include "daemon/app/library_logs.h"
 #include "daemon/app/logging.h"
 #include "daemon/app/metrics.h"
+#include "daemon/bus/mongodb/mongo_bus.h"
 #include "daemon/bus/mongodb/probe.h"
 #include "daemon/common/memory.h"
 #include "daemon/common/secrets.h"

@@ -6,6 +6,7 @@
 
 #include <future>
 
+#include "daemon/wire/owned_bson.h"
 #include "tests/integration/engine_fixture.h"
 
 using namespace siobridge;
