@@ -1,11 +1,11 @@
 #include "daemon/api/ack_event_stream.h"
 
 #include <memory>
-#include <mutex>
 #include <optional>
 
 #include "daemon/api/convert.h"
 #include "daemon/api/outbox.h"
+#include "daemon/common/mutex.h"
 
 namespace siobridge::api {
 
@@ -19,23 +19,23 @@ class AckState {
   using Reactor = grpc::ServerWriteReactor<pb::AckEvent>;
   explicit AckState(Reactor* reactor)
       : reactor_(reactor), outbox_([this](const pb::AckEvent* event) {
-          std::lock_guard lock(mutex_);
+          MutexLock lock(mutex_);
           if (reactor_) reactor_->StartWrite(event);
         }) {}
 
   // Events are numbered as pushed (in order, from the core thread) and counted
   // as written, so the RPC finishes right after Done is written.
-  void push(pb::AckEvent event) {
+  void push(pb::AckEvent event) SIOBRIDGE_EXCLUDES(mutex_) {
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       if (event.has_done()) done_index_ = pushed_;
       ++pushed_;
     }
     outbox_.push(std::move(event));
   }
-  void on_write_done(bool ok) {
+  void on_write_done(bool ok) SIOBRIDGE_EXCLUDES(mutex_) {
     outbox_.on_write_done(ok);
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     ++written_;
     if (!ok) {
       finish_locked(grpc::Status::CANCELLED);
@@ -43,32 +43,35 @@ class AckState {
       finish_locked(grpc::Status::OK);
     }
   }
-  void finish(const grpc::Status& status) {
-    std::lock_guard lock(mutex_);
+  void finish(const grpc::Status& status) SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     finish_locked(status);
   }
-  void reactor_done() {
+  void reactor_done() SIOBRIDGE_EXCLUDES(mutex_) {
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       reactor_ = nullptr;
     }
     outbox_.close();
   }
 
  private:
-  void finish_locked(const grpc::Status& status) {
+  void finish_locked(const grpc::Status& status) SIOBRIDGE_REQUIRES(mutex_) {
     if (finished_ || !reactor_) return;
     finished_ = true;
     outbox_.close();
     reactor_->Finish(status);
   }
 
-  std::mutex mutex_;
-  Reactor* reactor_;
+  Mutex mutex_;
+  // Null once gRPC is done with the RPC.
+  Reactor* reactor_ SIOBRIDGE_GUARDED_BY(mutex_);
+  // Its own lock; its write callback takes mutex_.
   Outbox<pb::AckEvent> outbox_;
-  std::uint64_t pushed_ = 0, written_ = 0;
-  std::optional<std::uint64_t> done_index_;
-  bool finished_ = false;
+  std::uint64_t pushed_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::uint64_t written_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
+  std::optional<std::uint64_t> done_index_ SIOBRIDGE_GUARDED_BY(mutex_);
+  bool finished_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
 };
 
 class Reactor final : public grpc::ServerWriteReactor<pb::AckEvent> {

@@ -16,6 +16,7 @@
 #include <grpcpp/support/status.h>
 
 #include "daemon/api/call_ledger.h"
+#include "daemon/common/flow_gate.h"
 #include "daemon/common/result.h"
 #include "daemon/core/local_server.h"
 #include "daemon/runtime/engine.h"
@@ -30,11 +31,11 @@ struct ApiLimits {
   // producers pause (runtime FlowGate) and volatile packets for it are dropped;
   // a server that reads nothing for stall_timeout while work waits is closed
   // with RESOURCE_EXHAUSTED, and so is one past the hard limits below.
-  std::size_t backpressure_bytes = 4u << 20;
+  std::size_t backpressure_bytes = FlowGate::Marks::kDefaultBytes;
   // What waits for all of them together past which the producers pause, even
   // when the servers it waits for stopped reading (those do not hold the
   // others up: FlowGate's stall grace).
-  std::size_t total_backpressure_bytes = 16u << 20;
+  std::size_t total_backpressure_bytes = FlowGate::Marks::kDefaultTotalBytes;
   Millis stall_timeout{10'000};
   std::size_t attachment_queue_messages = 1'000'000;
   std::size_t attachment_queue_bytes = 64u << 20;

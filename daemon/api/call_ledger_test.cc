@@ -39,9 +39,9 @@ TEST_CASE("call registry: past its capacity the least recently used instance goe
 
 TEST_CASE("confirm ledger: a call is confirmed once what it published is settled") {
   ConfirmLedger ledger;
-  ledger.applied(1, 1);   // published document 1
-  ledger.applied(2, 1);   // published nothing more: settles with call 1
-  ledger.applied(3, 3);   // documents 2 and 3
+  ledger.applied(1, 1);  // published document 1
+  ledger.applied(2, 1);  // published nothing more: settles with call 1
+  ledger.applied(3, 3);  // documents 2 and 3
   CHECK_FALSE(ledger.settle(0));
   CHECK(ledger.settle(1) == std::optional<std::uint64_t>(2));
   CHECK_FALSE(ledger.settle(1));  // nothing new

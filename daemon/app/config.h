@@ -79,6 +79,13 @@ struct SettingInfo {
 };
 const std::vector<SettingInfo>& setting_infos();
 
+// The configuration when nothing is set: the value types' own defaults (their
+// initializers are the only place a default is written), with this host's
+// Unix socket. A setting's default_value is its text in this configuration.
+DaemonConfig default_config();
+// Every key's value in `config` (key -> the text a file would give it).
+std::map<std::string, std::string> config_text(const DaemonConfig& config);
+
 // The default Unix socket of this user: /run/siobridge/siobridged.sock for
 // root, /tmp/siobridge-<uid>/siobridged.sock otherwise (clients use the same).
 std::string default_unix_socket();

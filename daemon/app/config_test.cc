@@ -2,8 +2,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
+#include <sstream>
+
+#include "daemon/runtime/engine.h"
 
 using namespace siobridge;
 using namespace siobridge::app;
@@ -234,4 +239,174 @@ TEST_CASE("config/siobridged.yaml loads and documents every setting") {
     INFO(defaults->settings[i].key);
     CHECK(loaded->settings[i].value == defaults->settings[i].value);
   }
+}
+
+namespace {
+
+std::string read_source_file(const std::string& relative) {
+  std::ifstream in(std::string(SIOBRIDGE_SOURCE_DIR) + "/" + relative);
+  REQUIRE(in);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+const SettingInfo* find_setting(const std::string& key) {
+  for (const auto& info : setting_infos())
+    if (info.key == key) return &info;
+  return nullptr;
+}
+
+std::vector<std::string> split(const std::string& text, const std::string& separator) {
+  std::vector<std::string> parts;
+  std::size_t from = 0;
+  for (auto at = text.find(separator); at != std::string::npos; at = text.find(separator, from)) {
+    parts.push_back(text.substr(from, at - from));
+    from = at + separator.size();
+  }
+  parts.push_back(text.substr(from));
+  return parts;
+}
+
+std::string trim(const std::string& text) {
+  const auto first = text.find_first_not_of(' ');
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(' ') - first + 1);
+}
+
+}  // namespace
+
+TEST_CASE("nothing set: the value types' own defaults") {
+  auto loaded = load_config({}, "", {});
+  REQUIRE(loaded.ok());
+  CHECK(config_text(loaded->config) == config_text(default_config()));
+  const core::NodeConfig node;
+  const auto& n = loaded->config.node;
+  CHECK(n.heartbeat_interval == node.heartbeat_interval);
+  CHECK(n.heartbeat_timeout == node.heartbeat_timeout);
+  CHECK(n.request_timeout == node.request_timeout);
+  CHECK(n.ack_timeout == node.ack_timeout);
+  CHECK(n.local_timeout == node.local_timeout);
+  CHECK(n.restart_grace == node.restart_grace);
+  CHECK(n.restart_hold_bytes == node.restart_hold_bytes);
+  CHECK(n.recovery.max_bytes == node.recovery.max_bytes);
+  CHECK(n.recovery.max_sessions == node.recovery.max_sessions);
+  const api::ApiLimits limits;
+  const auto& l = loaded->config.limits;
+  CHECK(l.max_message_bytes == limits.max_message_bytes);
+  CHECK(l.backpressure_bytes == limits.backpressure_bytes);
+  CHECK(l.total_backpressure_bytes == limits.total_backpressure_bytes);
+  CHECK(l.stall_timeout == limits.stall_timeout);
+  CHECK(l.attachment_queue_messages == limits.attachment_queue_messages);
+  CHECK(l.attachment_queue_bytes == limits.attachment_queue_bytes);
+  CHECK(loaded->config.drain_timeout == DaemonConfig{}.drain_timeout);
+  CHECK(loaded->config.listen.unix_mode == ListenConfig{}.unix_mode);
+  CHECK(loaded->config.log.level == LogConfig{}.level);
+}
+
+TEST_CASE("a MongoDB URI alone: the MongoDB bus's own defaults") {
+  auto loaded = load_config({{"mongodb.uri", "mongodb://db/?replicaSet=rs0"}}, "", {});
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->config.mongodb);
+  const auto& m = *loaded->config.mongodb;
+  const bus::mongodb::MongoBusConfig bus;
+  CHECK(m.database == bus.database);
+  CHECK(m.collection == bus.collection);
+  CHECK(m.expiration.kind == bus.expiration.kind);
+  CHECK(m.expiration.ttl_seconds == bus.expiration.ttl_seconds);
+  CHECK(m.expiration.capped_bytes == bus.expiration.capped_bytes);
+  CHECK(m.data_format == bus.data_format);
+  CHECK(m.pack_messages == bus.pack_messages);
+  CHECK(m.compress_packs == bus.compress_packs);
+  CHECK(m.write_concern == bus.write_concern);
+  CHECK(m.queue_bytes == bus.queue_bytes);
+  CHECK(m.write_backpressure_bytes == bus.write_backpressure_bytes);
+  CHECK(m.queue_age == bus.queue_age);
+  CHECK(m.state_dir == (getuid() == 0 ? "/var/lib/siobridge" : bus.state_dir));
+}
+
+TEST_CASE("the engine's defaults are the daemon's") {
+  const runtime::EngineOptions engine;
+  const auto daemon = default_config();
+  CHECK(engine.flow == FlowGate::Marks::for_limits(daemon.limits.backpressure_bytes,
+                                                   daemon.limits.total_backpressure_bytes));
+  CHECK(FlowGate::Marks{} == FlowGate::Marks::for_limits(FlowGate::Marks::kDefaultBytes,
+                                                         FlowGate::Marks::kDefaultTotalBytes));
+  auto with_engine_node = daemon;
+  with_engine_node.node = engine.node;
+  CHECK(config_text(with_engine_node) == config_text(daemon));
+}
+
+TEST_CASE("every value a setting shows reads back as itself") {
+  auto text = config_text(default_config());
+  REQUIRE(text.size() == setting_infos().size());
+  for (const auto& info : setting_infos()) {
+    INFO(info.key);
+    CHECK(text.at(info.key) == info.default_value);
+  }
+  // Values the defaults do not show: other units, zero.
+  auto loaded = load_config({{"node.request_timeout", "5500ms"},
+                             {"node.restart_hold_bytes", "1000"},
+                             {"limits.attachment_queue_bytes", "1GiB"},
+                             {"recovery.log_bytes", "0"}},
+                            "", {});
+  REQUIRE(loaded.ok());
+  const auto shown = config_text(loaded->config);
+  CHECK(shown.at("node.request_timeout") == "5500ms");
+  CHECK(shown.at("node.restart_hold_bytes") == "1000");
+  CHECK(shown.at("limits.attachment_queue_bytes") == "1GiB");
+  CHECK(shown.at("recovery.log_bytes") == "0");
+}
+
+TEST_CASE("the defaults docs/running.md and docs/PROTOCOL.md give are the daemon's") {
+  // Rows of running.md's tables: "| `a.key` / `other` | `1s` / `2s` | ... |"; a
+  // second key without a dot is in the first one's section.
+  int compared = 0;
+  std::istringstream lines(read_source_file("docs/running.md"));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("| `", 0) != 0) continue;
+    const auto cells = split(line, "|");
+    if (cells.size() < 3) continue;
+    const auto keys = split(trim(cells[1]), " / ");
+    const auto values = split(trim(cells[2]), " / ");
+    std::string section;
+    for (std::size_t i = 0; i < keys.size() && i < values.size(); ++i) {
+      std::string key = trim(keys[i]);
+      if (key.size() < 2 || key.front() != '`' || key.back() != '`') continue;
+      key = key.substr(1, key.size() - 2);
+      if (key.find('.') == std::string::npos) key = section + key;
+      section = key.substr(0, key.find('.') + 1);
+      const SettingInfo* info = find_setting(key);
+      const std::string value = trim(values[i]);
+      // Host-dependent defaults are documented for root.
+      if (!info || (value.find("as root") != std::string::npos && getuid() != 0)) continue;
+      std::string documented;
+      if (value.rfind("empty", 0) == 0) {
+        documented = "";
+      } else if (value.front() == '`') {
+        documented = value.substr(1, value.find('`', 1) - 1);
+      } else {
+        continue;  // in words ("the retention")
+      }
+      INFO(line);
+      CHECK(documented == info->default_value);
+      ++compared;
+    }
+  }
+  CHECK(compared >= 15);
+  // PROTOCOL.md: "`mongodb.pack_messages` (default `true`)".
+  const std::string protocol = read_source_file("docs/PROTOCOL.md");
+  int in_protocol = 0;
+  for (auto at = protocol.find("` (default `"); at != std::string::npos;
+       at = protocol.find("` (default `", at + 1)) {
+    const auto key_start = protocol.rfind('`', at - 1) + 1;
+    const auto value_start = at + std::string("` (default `").size();
+    const std::string key = protocol.substr(key_start, at - key_start);
+    const std::string value =
+        protocol.substr(value_start, protocol.find('`', value_start) - value_start);
+    INFO(key);
+    const SettingInfo* info = find_setting(key);
+    REQUIRE(info);
+    CHECK(value == info->default_value);
+    ++in_protocol;
+  }
+  CHECK(in_protocol >= 2);
 }

@@ -34,6 +34,7 @@
 #include "daemon/app/library_logs.h"
 #include "daemon/app/logging.h"
 #include "daemon/app/metrics.h"
+#include "daemon/bus/mongodb/mongo_bus.h"
 #include "daemon/bus/mongodb/probe.h"
 #include "daemon/common/memory.h"
 #include "daemon/common/secrets.h"
@@ -223,10 +224,8 @@ int run(const LoadedConfig& loaded) {
                    : "in-memory bus: this host only");
 
   runtime::EngineOptions options{config.node, config.mongodb};
-  options.flow.high_water = config.limits.backpressure_bytes;
-  options.flow.low_water = config.limits.backpressure_bytes / 4;
-  options.flow.total_high_water = config.limits.total_backpressure_bytes;
-  options.flow.total_low_water = config.limits.total_backpressure_bytes / 2;
+  options.flow = FlowGate::Marks::for_limits(config.limits.backpressure_bytes,
+                                             config.limits.total_backpressure_bytes);
   if (options.mongodb) options.mongodb->instance = instance_name(config);
   auto engine = runtime::Engine::create(std::move(options));
   if (!engine.ok()) {

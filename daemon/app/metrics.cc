@@ -4,6 +4,8 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include "daemon/bus/mongodb/diagnosis.h"
+#include "daemon/bus/mongodb/mongo_bus.h"
 #include "daemon/common/memory.h"
 #include "daemon/wire/messages.h"
 

@@ -11,10 +11,17 @@
 #include <functional>
 #include <string>
 
+#include "daemon/common/flow_gate.h"
 #include "daemon/common/result.h"
+#include "daemon/common/time.h"
 #include "daemon/wire/document.h"
 
 namespace siobridge::bus {
+
+namespace mongodb {
+class MongoBus;
+struct MongoBusStats;
+}  // namespace mongodb
 
 enum class BusState : std::uint8_t {
   kStarting,     // connecting, setting up the collection
@@ -68,6 +75,31 @@ class Bus {
     (void)instance;
     done(std::uint64_t{0});
   }
+};
+
+// A bus as the runtime drives it (made by bus::make_bus, daemon/bus/factory.h):
+// a Bus with the parts only some implementations have, neutral where they
+// have none. start(), stop() and set_rank() belong to the owner's thread; the
+// accessors are thread-safe.
+class RunningBus : public Bus {
+ public:
+  // Starts the bus's own threads, if it has any.
+  virtual void start() {}
+  // Writes what is queued for up to `drain`, then stops those threads; the
+  // bus posts nothing after it returns.
+  virtual void stop(Millis drain) { (void)drain; }
+  // This node's rank among its live peers (by uid): the MongoDB bus staggers
+  // re-creating a dropped collection by it.
+  virtual void set_rank(unsigned rank) { (void)rank; }
+  // Closed while the bus's own write queue is past its back-pressure mark;
+  // null when it has none.
+  virtual FlowGate* write_gate() { return nullptr; }
+  // Where documents go: "database.collection" on MongoDB, empty in memory.
+  virtual std::string location() const { return {}; }
+  // The MongoDB bus and its counters, or null (the app's reconnect on SIGHUP
+  // and its metrics need them; the runtime does not).
+  virtual mongodb::MongoBus* mongodb() { return nullptr; }
+  virtual const mongodb::MongoBusStats* mongodb_stats() const { return nullptr; }
 };
 
 }  // namespace siobridge::bus

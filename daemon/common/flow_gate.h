@@ -35,15 +35,33 @@ class FlowGate {
   using Clock = std::chrono::steady_clock;
 
   struct Marks {
+    // The daemon's defaults (limits.backpressure_bytes and
+    // limits.total_backpressure_bytes: api::ApiLimits).
+    static constexpr std::size_t kDefaultBytes = 4u << 20;
+    static constexpr std::size_t kDefaultTotalBytes = 16u << 20;
+    // The marks for `bytes` per consumer and `total_bytes` for all: the gate
+    // opens again under a quarter of one, half of the other. The defaults
+    // below are for_limits(kDefaultBytes, kDefaultTotalBytes).
+    static Marks for_limits(std::size_t bytes, std::size_t total_bytes) {
+      Marks marks;
+      marks.high_water = bytes;
+      marks.low_water = bytes / 4;
+      marks.total_high_water = total_bytes;
+      marks.total_low_water = total_bytes / 2;
+      return marks;
+    }
+
     // Bytes waiting for one consumer that close the gate, and under which it
     // opens again.
-    std::size_t high_water = 4u << 20;
-    std::size_t low_water = 1u << 20;
+    std::size_t high_water = kDefaultBytes;
+    std::size_t low_water = kDefaultBytes / 4;
     // The same for all consumers together.
-    std::size_t total_high_water = 16u << 20;
-    std::size_t total_low_water = 8u << 20;
+    std::size_t total_high_water = kDefaultTotalBytes;
+    std::size_t total_low_water = kDefaultTotalBytes / 2;
     // A write waiting longer than this marks its consumer as not reading.
     std::chrono::milliseconds stall_grace{100};
+
+    bool operator==(const Marks&) const = default;
   };
 
   explicit FlowGate(Marks marks) : marks_(marks) {}

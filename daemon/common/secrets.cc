@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
 #include <vector>
+
+#include "daemon/common/mutex.h"
 
 namespace siobridge {
 namespace {
@@ -16,11 +17,12 @@ constexpr std::size_t kShortest = 6;
 
 // Copy-on-write: redact() runs for every log record and takes only a
 // reference to the current list; registration replaces the list.
-std::mutex registry_mutex;
-std::shared_ptr<const SecretList> registry = std::make_shared<const SecretList>();
+Mutex registry_mutex;
+std::shared_ptr<const SecretList> registry SIOBRIDGE_GUARDED_BY(registry_mutex) =
+    std::make_shared<const SecretList>();
 
 std::shared_ptr<const SecretList> current() {
-  std::lock_guard lock(registry_mutex);
+  MutexLock lock(registry_mutex);
   return registry;
 }
 
@@ -60,7 +62,7 @@ std::pair<std::size_t, std::size_t> password_span(std::string_view uri) {
 }  // namespace
 
 void register_secret(std::string_view secret) {
-  std::lock_guard lock(registry_mutex);
+  MutexLock lock(registry_mutex);
   auto list = std::make_shared<SecretList>(*registry);
   add(*list, std::string(secret));
   add(*list, percent_decode(secret));
@@ -68,7 +70,7 @@ void register_secret(std::string_view secret) {
 }
 
 void clear_secrets() {
-  std::lock_guard lock(registry_mutex);
+  MutexLock lock(registry_mutex);
   registry = std::make_shared<const SecretList>();
 }
 

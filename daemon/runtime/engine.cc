@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/bus/factory.h"
 #include "daemon/common/memory.h"
 #include "daemon/common/turn_flush.h"
 #include "daemon/wire/ids.h"
@@ -72,29 +73,11 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions options) {
   if (options.node.instance.empty()) options.node.instance = wire::generate_id().substr(0, 8);
   engine->instance_ = options.node.instance;
   engine->flow_gate_ = std::make_unique<FlowGate>(options.flow);
-  if (options.mongodb) {
-    auto bus = bus::mongodb::MongoBus::create(
-        std::move(*options.mongodb), engine->uid_, *raw,
-        [raw](std::function<void()> fn) { raw->enqueue(std::move(fn)); }, engine->flow_gate_.get());
-    if (!bus.ok()) return bus.error();
-    engine->mongo_bus_ = bus->get();
-    engine->bus_ = std::move(*bus);
-  } else {
-    engine->hub_ = std::make_unique<bus::memory::MemoryHub>();
-    auto& endpoint = engine->hub_->add_endpoint();
-    endpoint.connect(engine->uid_, raw);
-    // The hub owns the endpoint; the engine refers to it through a non-owning wrapper.
-    struct Borrowed final : bus::Bus {
-      explicit Borrowed(bus::Bus& b) : inner(b) {}
-      Status publish(wire::Document d, bus::Audience a) override {
-        return inner.publish(std::move(d), a);
-      }
-      bus::BusState state() const override { return inner.state(); }
-      bool shared() const override { return inner.shared(); }
-      bus::Bus& inner;
-    };
-    engine->bus_ = std::make_unique<Borrowed>(endpoint);
-  }
+  auto bus = bus::make_bus(bus::BusSetup{
+      std::move(options.mongodb), engine->uid_, raw,
+      [raw](std::function<void()> fn) { raw->enqueue(std::move(fn)); }, engine->flow_gate_.get()});
+  if (!bus.ok()) return bus.error();
+  engine->bus_ = std::move(*bus);
   engine->marking_bus_ = std::make_unique<MarkingBus>(*raw, *engine->bus_);
   engine->node_ = std::make_unique<core::Node>(options.node, *engine->marking_bus_, engine->clock_,
                                                engine->timers_);
@@ -142,14 +125,14 @@ void Engine::leave_cluster() {
 void Engine::start() {
   if (started_) return;
   started_ = true;
-  if (mongo_bus_) mongo_bus_->start();
+  bus_->start();
   thread_ = std::thread([this] { loop_main(); });
 }
 
 void Engine::stop(Millis drain) {
   if (!started_ || stopped_) return;
   stopped_ = true;
-  if (mongo_bus_) mongo_bus_->stop(drain);  // no more posts from the bus after this
+  bus_->stop(drain);  // no more posts from the bus after this
   {
     MutexLock lock(inbox_mutex_);
     stopping_ = true;
@@ -178,8 +161,8 @@ void Engine::after(Millis delay, std::function<void()> fn) {
 
 void Engine::when_producers_may_go(std::function<void()> resume) {
   flow_gate_->when_open([this, resume = std::move(resume)]() mutable {
-    if (mongo_bus_) {
-      mongo_bus_->write_gate().when_open(std::move(resume));
+    if (auto* write_gate = bus_->write_gate()) {
+      write_gate->when_open(std::move(resume));
     } else {
       resume();
     }
@@ -187,8 +170,7 @@ void Engine::when_producers_may_go(std::function<void()> resume) {
 }
 
 std::string Engine::collection() const {
-  if (!mongo_bus_) return {};
-  return mongo_bus_->config().database + "." + mongo_bus_->config().collection;
+  return bus_->location();
 }
 
 std::future<void> Engine::when(std::function<bool(core::Node&)> condition) {
@@ -335,12 +317,12 @@ void Engine::save_state(bool force) {
 // The MongoDB bus staggers re-creating a dropped collection by this node's rank
 // among its live peers; kept current whenever the peers change.
 void Engine::update_rank() {
-  if (!mongo_bus_ || node_->peers_version() == ranked_peers_version_) return;
+  if (!bus_->shared() || node_->peers_version() == ranked_peers_version_) return;
   ranked_peers_version_ = node_->peers_version();
   unsigned rank = 0;
   for (const auto& uid : node_->all_peers())
     if (uid < uid_) ++rank;
-  mongo_bus_->set_rank(rank);
+  bus_->set_rank(rank);
 }
 
 }  // namespace siobridge::runtime

@@ -1,6 +1,6 @@
-// Engine: a Node on its own core thread, a libuv loop, with its bus: the
-// in-memory bus when no MongoDB URI is configured (this host's servers only),
-// the MongoDB bus otherwise. Other threads reach the node only through post()
+// Engine: a Node on its own core thread, a libuv loop, with its bus
+// (bus::make_bus): the in-memory bus when no MongoDB URI is configured (this
+// host's servers only), the MongoDB bus otherwise. Other threads reach the node only through post()
 // and call(); the bus's threads deliver through post() too, so the node itself
 // needs no locks.
 //
@@ -26,8 +26,10 @@
 
 #include <uv.h>
 
-#include "daemon/bus/memory/memory_bus.h"
-#include "daemon/bus/mongodb/mongo_bus.h"
+#include "daemon/bus/bus.h"
+#include "daemon/bus/mongodb/mongo_bus_config.h"
+#include "daemon/bus/mongodb/mongo_bus_stats.h"
+#include "daemon/common/flow_gate.h"
 #include "daemon/common/mutex.h"
 #include "daemon/core/node.h"
 #include "daemon/runtime/state_dir.h"
@@ -37,7 +39,9 @@ namespace siobridge::runtime {
 struct EngineOptions {
   core::NodeConfig node;
   std::optional<bus::mongodb::MongoBusConfig> mongodb;  // none: in-memory bus
-  // Back-pressure (FlowGate) from the attached servers to the producers.
+  // Back-pressure (FlowGate) from the attached servers to the producers. The
+  // defaults of all three are the daemon's (app::default_config()), so that
+  // tests run the thresholds users get.
   FlowGate::Marks flow{};
 };
 
@@ -119,14 +123,11 @@ class Engine final : private bus::BusListener {
   const std::string& instance() const { return instance_; }
   bus::BusState bus_state() const { return bus_->state(); }
   // Null on the in-memory bus.
-  const bus::mongodb::MongoBusStats* mongo_stats() const {
-    return mongo_bus_ ? &mongo_bus_->stats() : nullptr;
-  }
-  bool uses_mongodb() const { return mongo_bus_ != nullptr; }
-  // Null on the in-memory bus (the non-const one: for a reconnect with new
-  // credentials).
-  const bus::mongodb::MongoBus* mongo_bus() const { return mongo_bus_; }
-  bus::mongodb::MongoBus* mongo_bus() { return mongo_bus_; }
+  const bus::mongodb::MongoBusStats* mongo_stats() const { return bus_->mongodb_stats(); }
+  bool uses_mongodb() const { return bus_->mongodb() != nullptr; }
+  // Null on the in-memory bus: for a reconnect with new credentials, and the
+  // metrics (daemon/bus/mongodb/mongo_bus.h has the type).
+  bus::mongodb::MongoBus* mongo_bus() { return bus_->mongodb(); }
   FlowGate& flow_gate() { return *flow_gate_; }
   // Runs `resume` once producers may go on: no attached server has too much
   // waiting (flow_gate) and MongoDB's write queue is not past its back-pressure
@@ -161,9 +162,7 @@ class Engine final : private bus::BusListener {
   std::unique_ptr<FlowGate> flow_gate_;
   SteadyClock clock_;
   core::TimerQueue timers_;
-  std::unique_ptr<bus::memory::MemoryHub> hub_;
-  bus::mongodb::MongoBus* mongo_bus_ = nullptr;
-  std::unique_ptr<bus::Bus> bus_;
+  std::unique_ptr<bus::RunningBus> bus_;
   // The bus as the node uses it: marks documents with the current call and
   // counts them (published_, settled_).
   class MarkingBus;

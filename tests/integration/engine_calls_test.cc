@@ -6,6 +6,7 @@
 
 #include <future>
 
+#include "daemon/wire/owned_bson.h"
 #include "tests/integration/engine_fixture.h"
 
 using namespace siobridge;
@@ -21,9 +22,8 @@ std::uint64_t last_call(runtime::Engine& engine, const std::string& instance) {
   std::promise<Result<std::uint64_t>> answer;
   auto future = answer.get_future();
   engine.post([&](Node&) {
-    engine.find_last_call(instance, [&](Result<std::uint64_t> result) {
-      answer.set_value(std::move(result));
-    });
+    engine.find_last_call(
+        instance, [&](Result<std::uint64_t> result) { answer.set_value(std::move(result)); });
   });
   auto result = await(future);
   INFO((result.ok() ? "" : result.error().message));
@@ -68,7 +68,8 @@ TEST_CASE("numbered calls: marked documents, settled in order, found again by an
       runtime::Engine::CallScope scope(a, wire::CallMark{"instanceAAAAAAAA", std::uint64_t(i)});
       REQUIRE(n.broadcast(a1.id(), testing_event("[" + std::to_string(i) + "]"), all).ok());
       if (i % 10 == 0) {
-        runtime::Engine::CallScope other(a, wire::CallMark{"instanceBBBBBBBB", std::uint64_t(i / 10)});
+        runtime::Engine::CallScope other(a,
+                                         wire::CallMark{"instanceBBBBBBBB", std::uint64_t(i / 10)});
         REQUIRE(n.broadcast(a1.id(), testing_event("[0]"), all).ok());
       }
     }
@@ -77,7 +78,8 @@ TEST_CASE("numbered calls: marked documents, settled in order, found again by an
   CHECK(published >= std::uint64_t(kCalls + kCalls / 10));
   // Everything published is settled once MongoDB stored it, in order.
   REQUIRE(eventually(a, [&](Node&) { return a.settled() >= published; }));
-  REQUIRE(b1.wait_until([&](auto& s) { return s.delivered.size() == std::size_t(kCalls + kCalls / 10); }));
+  REQUIRE(b1.wait_until(
+      [&](auto& s) { return s.delivered.size() == std::size_t(kCalls + kCalls / 10); }));
 
   CHECK(last_call(a, "instanceAAAAAAAA") == kCalls);
   CHECK(last_call(a, "instanceBBBBBBBB") == kCalls / 10);
@@ -88,12 +90,12 @@ TEST_CASE("numbered calls: marked documents, settled in order, found again by an
 
   // Documents outside a call carry no mark (heartbeats, the answers to b).
   ClientHandle client = connect(set.uri());
-  auto collection = mongoc_client_get_collection(client.get(), set.db().name().c_str(),
-                                                 EngineSet::kCollection);
+  auto collection =
+      mongoc_client_get_collection(client.get(), set.db().name().c_str(), EngineSet::kCollection);
   wire::OwnedBson filter(BCON_NEW("calls", "{", "$exists", BCON_BOOL(true), "}"));
   bson_error_t error;
-  const auto marked = mongoc_collection_count_documents(collection, filter.get(), nullptr,
-                                                        nullptr, nullptr, &error);
+  const auto marked = mongoc_collection_count_documents(collection, filter.get(), nullptr, nullptr,
+                                                        nullptr, &error);
   mongoc_collection_destroy(collection);
   CHECK(marked > 0);
   if (pack) {

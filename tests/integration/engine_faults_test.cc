@@ -9,7 +9,9 @@
 #include <map>
 #include <thread>
 
+#include "daemon/bus/mongodb/resume_state.h"
 #include "daemon/wire/ids.h"
+#include "daemon/wire/owned_bson.h"
 #include "tests/integration/engine_fixture.h"
 #include "tests/integration/private_mongo.h"
 

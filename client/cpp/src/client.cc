@@ -1,4 +1,4 @@
-#include "siobridge/client.h"
+#include "client/cpp/src/client_impl.h"
 
 #include <unistd.h>
 
@@ -70,7 +70,7 @@ grpc::Status channel_credentials(const ClientOptions& options,
   return grpc::Status::OK;
 }
 
-BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
+BridgeClient::Impl::Impl(ClientOptions options, CommandHandler* handler)
     : options_(std::move(options)), handler_(handler), instance_(new_instance()) {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   setup_ = channel_credentials(options_, &credentials);
@@ -87,7 +87,7 @@ BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
   if (options_.attach && setup_.ok()) attach_thread_ = std::thread([this] { run_attach_loop(); });
 }
 
-BridgeClient::~BridgeClient() {
+BridgeClient::Impl::~Impl() {
   stopping_ = true;
   {
     MutexLock lock(mutex_);
@@ -97,7 +97,7 @@ BridgeClient::~BridgeClient() {
   if (attach_thread_.joinable()) attach_thread_.join();
 }
 
-void BridgeClient::run_attach_loop() {
+void BridgeClient::Impl::run_attach_loop() {
   auto backoff = options_.reconnect_min;
   while (!stopping_) {
     const bool welcomed = attach_once();
@@ -113,7 +113,7 @@ void BridgeClient::run_attach_loop() {
   }
 }
 
-bool BridgeClient::attach_once() {
+bool BridgeClient::Impl::attach_once() {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_wait_for_ready(true);
   auto* raw_context = context.get();
@@ -188,7 +188,7 @@ bool BridgeClient::attach_once() {
   return welcomed;
 }
 
-bool BridgeClient::wait_attached(std::chrono::milliseconds timeout) {
+bool BridgeClient::Impl::wait_attached(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   MutexLock lock(mutex_);
   while (attachment_id_.empty()) {
@@ -197,23 +197,23 @@ bool BridgeClient::wait_attached(std::chrono::milliseconds timeout) {
   return true;
 }
 
-std::string BridgeClient::attachment_id() const {
+std::string BridgeClient::Impl::attachment_id() const {
   MutexLock lock(mutex_);
   return attachment_id_;
 }
 
-std::string BridgeClient::node_uid() const {
+std::string BridgeClient::Impl::node_uid() const {
   MutexLock lock(mutex_);
   return node_uid_;
 }
 
-void BridgeClient::write(const pb::ServerMessage& message) {
+void BridgeClient::Impl::write(const pb::ServerMessage& message) {
   if (!stream_) return;
   MutexLock write(write_mutex_);
   stream_->Write(message);
 }
 
-void BridgeClient::join_namespace(const std::string& ns) {
+void BridgeClient::Impl::join_namespace(const std::string& ns) {
   pb::ServerMessage message;
   message.mutable_join_namespace()->set_namespace_(ns);
   MutexLock lock(mutex_);
@@ -221,7 +221,7 @@ void BridgeClient::join_namespace(const std::string& ns) {
   write(message);  // without a stream, the next Hello lists it
 }
 
-void BridgeClient::leave_namespace(const std::string& ns) {
+void BridgeClient::Impl::leave_namespace(const std::string& ns) {
   pb::ServerMessage message;
   message.mutable_leave_namespace()->set_namespace_(ns);
   MutexLock lock(mutex_);
@@ -229,21 +229,21 @@ void BridgeClient::leave_namespace(const std::string& ns) {
   write(message);
 }
 
-void BridgeClient::reply(const pb::Reply& reply) {
+void BridgeClient::Impl::reply(const pb::Reply& reply) {
   pb::ServerMessage message;
   *message.mutable_reply() = reply;
   MutexLock lock(mutex_);
   write(message);  // without a stream the daemon forgot the command anyway
 }
 
-std::unique_ptr<grpc::ClientContext> BridgeClient::call_context() const {
+std::unique_ptr<grpc::ClientContext> BridgeClient::Impl::call_context() const {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + options_.call_timeout);
   return context;
 }
 
 template <typename Reply, typename Call>
-Outcome<Reply> BridgeClient::with_attachment(Call&& call) {
+Outcome<Reply> BridgeClient::Impl::with_attachment(Call&& call) {
   Outcome<Reply> outcome;
   if (!setup_.ok()) return {setup_, {}};
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -265,8 +265,8 @@ Outcome<Reply> BridgeClient::with_attachment(Call&& call) {
   return outcome;
 }
 
-Outcome<pb::OperationReply> BridgeClient::broadcast(const pb::Packet& packet,
-                                                    const pb::BroadcastOptions& opts) {
+Outcome<pb::OperationReply> BridgeClient::Impl::broadcast(const pb::Packet& packet,
+                                                          const pb::BroadcastOptions& opts) {
   pb::Call call;
   *call.mutable_broadcast()->mutable_packet() = packet;
   *call.mutable_broadcast()->mutable_opts() = opts;
@@ -283,7 +283,7 @@ Outcome<pb::OperationReply> BridgeClient::broadcast(const pb::Packet& packet,
   });
 }
 
-Outcome<pb::AckDone> BridgeClient::broadcast_with_ack(
+Outcome<pb::AckDone> BridgeClient::Impl::broadcast_with_ack(
     const pb::Packet& packet, const pb::BroadcastOptions& opts,
     std::chrono::milliseconds ack_timeout,
     const std::function<void(const pb::AckEvent&)>& on_event) {
@@ -319,9 +319,9 @@ pb::RoomsRequest rooms_request(const std::string& attachment, const std::string&
 
 }  // namespace
 
-Outcome<pb::OperationReply> BridgeClient::add_sockets(const std::string& ns,
-                                                      const pb::BroadcastOptions& opts,
-                                                      const std::vector<std::string>& rooms) {
+Outcome<pb::OperationReply> BridgeClient::Impl::add_sockets(const std::string& ns,
+                                                            const pb::BroadcastOptions& opts,
+                                                            const std::vector<std::string>& rooms) {
   pb::Call call;
   *call.mutable_add_sockets() = rooms_request("", ns, opts, rooms);
   return numbered(std::move(call), [&] {
@@ -333,9 +333,9 @@ Outcome<pb::OperationReply> BridgeClient::add_sockets(const std::string& ns,
   });
 }
 
-Outcome<pb::OperationReply> BridgeClient::del_sockets(const std::string& ns,
-                                                      const pb::BroadcastOptions& opts,
-                                                      const std::vector<std::string>& rooms) {
+Outcome<pb::OperationReply> BridgeClient::Impl::del_sockets(const std::string& ns,
+                                                            const pb::BroadcastOptions& opts,
+                                                            const std::vector<std::string>& rooms) {
   pb::Call call;
   *call.mutable_del_sockets() = rooms_request("", ns, opts, rooms);
   return numbered(std::move(call), [&] {
@@ -347,9 +347,9 @@ Outcome<pb::OperationReply> BridgeClient::del_sockets(const std::string& ns,
   });
 }
 
-Outcome<pb::OperationReply> BridgeClient::disconnect_sockets(const std::string& ns,
-                                                             const pb::BroadcastOptions& opts,
-                                                             bool close) {
+Outcome<pb::OperationReply> BridgeClient::Impl::disconnect_sockets(const std::string& ns,
+                                                                   const pb::BroadcastOptions& opts,
+                                                                   bool close) {
   pb::DisconnectRequest request;
   request.set_namespace_(ns);
   *request.mutable_opts() = opts;
@@ -366,8 +366,8 @@ Outcome<pb::OperationReply> BridgeClient::disconnect_sockets(const std::string& 
   });
 }
 
-Outcome<pb::FetchSocketsReply> BridgeClient::fetch_sockets(const std::string& ns,
-                                                           const pb::BroadcastOptions& opts) {
+Outcome<pb::FetchSocketsReply> BridgeClient::Impl::fetch_sockets(const std::string& ns,
+                                                                 const pb::BroadcastOptions& opts) {
   return with_attachment<pb::FetchSocketsReply>(
       [&](const std::string& id, pb::FetchSocketsReply& reply) {
         pb::QueryRequest request;
@@ -379,8 +379,8 @@ Outcome<pb::FetchSocketsReply> BridgeClient::fetch_sockets(const std::string& ns
       });
 }
 
-Outcome<pb::AllRoomsReply> BridgeClient::all_rooms(const std::string& ns,
-                                                   const pb::BroadcastOptions& opts) {
+Outcome<pb::AllRoomsReply> BridgeClient::Impl::all_rooms(const std::string& ns,
+                                                         const pb::BroadcastOptions& opts) {
   return with_attachment<pb::AllRoomsReply>([&](const std::string& id, pb::AllRoomsReply& reply) {
     pb::QueryRequest request;
     request.set_attachment_id(id);
@@ -391,7 +391,7 @@ Outcome<pb::AllRoomsReply> BridgeClient::all_rooms(const std::string& ns,
   });
 }
 
-Outcome<pb::ServerCountReply> BridgeClient::server_count(const std::string& ns) {
+Outcome<pb::ServerCountReply> BridgeClient::Impl::server_count(const std::string& ns) {
   Outcome<pb::ServerCountReply> outcome;
   if (!setup_.ok()) return {setup_, {}};
   pb::ServerCountRequest request;
@@ -401,10 +401,9 @@ Outcome<pb::ServerCountReply> BridgeClient::server_count(const std::string& ns) 
   return outcome;
 }
 
-Outcome<pb::ServerSideEmitReply> BridgeClient::server_side_emit(const std::string& ns,
-                                                                const std::string& payload,
-                                                                bool wants_ack,
-                                                                std::chrono::milliseconds timeout) {
+Outcome<pb::ServerSideEmitReply> BridgeClient::Impl::server_side_emit(
+    const std::string& ns, const std::string& payload, bool wants_ack,
+    std::chrono::milliseconds timeout) {
   return with_attachment<pb::ServerSideEmitReply>(
       [&](const std::string& id, pb::ServerSideEmitReply& reply) {
         pb::ServerSideEmitRequest request;
@@ -418,12 +417,98 @@ Outcome<pb::ServerSideEmitReply> BridgeClient::server_side_emit(const std::strin
       });
 }
 
-Outcome<pb::StatusReply> BridgeClient::status() {
+Outcome<pb::StatusReply> BridgeClient::Impl::status() {
   if (!setup_.ok()) return {setup_, {}};
   Outcome<pb::StatusReply> outcome;
   auto context = call_context();
   outcome.status = stub_->Status(context.get(), pb::StatusRequest{}, &outcome.value);
   return outcome;
+}
+
+// ---- BridgeClient: forwards to its Impl ----
+
+BridgeClient::BridgeClient(ClientOptions options, CommandHandler* handler)
+    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
+BridgeClient::~BridgeClient() = default;
+
+bool BridgeClient::wait_attached(std::chrono::milliseconds timeout) {
+  return impl_->wait_attached(timeout);
+}
+std::string BridgeClient::attachment_id() const {
+  return impl_->attachment_id();
+}
+std::string BridgeClient::node_uid() const {
+  return impl_->node_uid();
+}
+int BridgeClient::attach_count() const {
+  return impl_->attach_count();
+}
+std::uint64_t BridgeClient::resent() const {
+  return impl_->resent();
+}
+std::size_t BridgeClient::kept() const {
+  return impl_->kept();
+}
+void BridgeClient::join_namespace(const std::string& ns) {
+  impl_->join_namespace(ns);
+}
+void BridgeClient::leave_namespace(const std::string& ns) {
+  impl_->leave_namespace(ns);
+}
+void BridgeClient::reply(const pb::Reply& reply) {
+  impl_->reply(reply);
+}
+
+Outcome<pb::OperationReply> BridgeClient::broadcast(const pb::Packet& packet,
+                                                    const pb::BroadcastOptions& opts) {
+  return impl_->broadcast(packet, opts);
+}
+Outcome<pb::AckDone> BridgeClient::broadcast_with_ack(
+    const pb::Packet& packet, const pb::BroadcastOptions& opts,
+    std::chrono::milliseconds ack_timeout,
+    const std::function<void(const pb::AckEvent&)>& on_event) {
+  return impl_->broadcast_with_ack(packet, opts, ack_timeout, on_event);
+}
+Outcome<pb::OperationReply> BridgeClient::add_sockets(const std::string& ns,
+                                                      const pb::BroadcastOptions& opts,
+                                                      const std::vector<std::string>& rooms) {
+  return impl_->add_sockets(ns, opts, rooms);
+}
+Outcome<pb::OperationReply> BridgeClient::del_sockets(const std::string& ns,
+                                                      const pb::BroadcastOptions& opts,
+                                                      const std::vector<std::string>& rooms) {
+  return impl_->del_sockets(ns, opts, rooms);
+}
+Outcome<pb::OperationReply> BridgeClient::disconnect_sockets(const std::string& ns,
+                                                             const pb::BroadcastOptions& opts,
+                                                             bool close) {
+  return impl_->disconnect_sockets(ns, opts, close);
+}
+Outcome<pb::FetchSocketsReply> BridgeClient::fetch_sockets(const std::string& ns,
+                                                           const pb::BroadcastOptions& opts) {
+  return impl_->fetch_sockets(ns, opts);
+}
+Outcome<pb::AllRoomsReply> BridgeClient::all_rooms(const std::string& ns,
+                                                   const pb::BroadcastOptions& opts) {
+  return impl_->all_rooms(ns, opts);
+}
+Outcome<pb::ServerCountReply> BridgeClient::server_count(const std::string& ns) {
+  return impl_->server_count(ns);
+}
+Outcome<pb::ServerSideEmitReply> BridgeClient::server_side_emit(const std::string& ns,
+                                                                const std::string& payload,
+                                                                bool wants_ack,
+                                                                std::chrono::milliseconds timeout) {
+  return impl_->server_side_emit(ns, payload, wants_ack, timeout);
+}
+Outcome<pb::StatusReply> BridgeClient::status() {
+  return impl_->status();
+}
+pb::Bridge::Stub& BridgeClient::stub() {
+  return impl_->stub();
+}
+std::shared_ptr<grpc::Channel> BridgeClient::channel() const {
+  return impl_->channel();
 }
 
 }  // namespace siobridge::client

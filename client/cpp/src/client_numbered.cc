@@ -4,7 +4,7 @@
 // daemon and heard which of them the cluster holds.
 #include <random>
 
-#include "siobridge/client.h"
+#include "client/cpp/src/client_impl.h"
 
 namespace siobridge::client {
 
@@ -17,7 +17,7 @@ const grpc::Status kUseUnary{grpc::StatusCode::UNIMPLEMENTED, "numbered calls no
 
 }  // namespace
 
-std::string BridgeClient::new_instance() {
+std::string BridgeClient::Impl::new_instance() {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::random_device random;
@@ -26,17 +26,17 @@ std::string BridgeClient::new_instance() {
   return instance;
 }
 
-std::uint64_t BridgeClient::resent() const {
+std::uint64_t BridgeClient::Impl::resent() const {
   MutexLock lock(mutex_);
   return resent_;
 }
 
-std::size_t BridgeClient::kept() const {
+std::size_t BridgeClient::Impl::kept() const {
   MutexLock lock(mutex_);
   return kept_.size();
 }
 
-Outcome<pb::OperationReply> BridgeClient::numbered(
+Outcome<pb::OperationReply> BridgeClient::Impl::numbered(
     pb::Call call, const std::function<Outcome<pb::OperationReply>()>& unary) {
   if (!options_.attach || !setup_.ok()) return unary();  // unary() reports a bad setup
   auto outcome = std::make_shared<std::optional<grpc::Status>>();
@@ -72,7 +72,7 @@ Outcome<pb::OperationReply> BridgeClient::numbered(
   return {outcome->value(), {}};
 }
 
-void BridgeClient::send_numbered(NumberedCall& call) {
+void BridgeClient::Impl::send_numbered(NumberedCall& call) {
   call.ref = next_ref_++;
   call.sent = true;
   pb::ServerMessage message;
@@ -83,14 +83,14 @@ void BridgeClient::send_numbered(NumberedCall& call) {
   write(message);
 }
 
-void BridgeClient::number_hello(pb::Hello& hello) {
+void BridgeClient::Impl::number_hello(pb::Hello& hello) {
   hello.add_features(kConfirm);
   hello.set_instance(instance_);
   hello_resend_from_ = kept_.empty() ? 0 : kept_.front().seq;
   hello.set_resend_from(hello_resend_from_);
 }
 
-void BridgeClient::numbered_welcome(const pb::Welcome& welcome) {
+void BridgeClient::Impl::numbered_welcome(const pb::Welcome& welcome) {
   confirms_ = false;
   for (const auto& feature : welcome.features()) confirms_ |= feature == kConfirm;
   if (confirms_) {
@@ -107,7 +107,7 @@ void BridgeClient::numbered_welcome(const pb::Welcome& welcome) {
   changed_.signal_all();
 }
 
-void BridgeClient::numbered_answer(const pb::DaemonMessage& message) {
+void BridgeClient::Impl::numbered_answer(const pb::DaemonMessage& message) {
   MutexLock lock(mutex_);
   if (message.has_result()) {
     const auto& result = message.result();
@@ -139,7 +139,7 @@ void BridgeClient::numbered_answer(const pb::DaemonMessage& message) {
   }
 }
 
-void BridgeClient::numbered_stream_ended() {
+void BridgeClient::Impl::numbered_stream_ended() {
   confirms_ = false;
   awaiting_resend_ = false;
   for (auto& call : kept_) call.ref = 0;

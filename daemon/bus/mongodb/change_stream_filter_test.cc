@@ -27,23 +27,19 @@ struct Watcher {
   std::string uid;
   siobridge::bus::mongodb::testing::ClientHandle client =
       siobridge::bus::mongodb::testing::connect();
-  mongoc_collection_t* coll = nullptr;
-  mongoc_change_stream_t* stream = nullptr;
+  bus::mongodb::Collection coll;
+  bus::mongodb::ChangeStream stream;
 
   Watcher(const TestDatabase& db, std::string own_uid) : uid(std::move(own_uid)) {
-    coll = mongoc_client_get_collection(client.get(), db.name().c_str(), kColl.c_str());
+    coll = bus::mongodb::open_collection(client.get(), db.name(), kColl);
     auto pipeline = bus::mongodb::change_stream_pipeline(uid);
     OwnedBson opts(BCON_NEW("maxAwaitTimeMS", BCON_INT32(200)));
-    stream = mongoc_collection_watch(coll, pipeline.get(), opts.get());
+    stream.reset(mongoc_collection_watch(coll.get(), pipeline.get(), opts.get()));
     const bson_t* error_doc = nullptr;
     bson_error_t error;
-    if (mongoc_change_stream_error_document(stream, &error, &error_doc)) {
+    if (mongoc_change_stream_error_document(stream.get(), &error, &error_doc)) {
       FAIL("watch failed: " << error.message);
     }
-  }
-  ~Watcher() {
-    mongoc_change_stream_destroy(stream);
-    mongoc_collection_destroy(coll);
   }
 
   // Decoded documents, in arrival order, up to and including the first one from
@@ -53,9 +49,9 @@ struct Watcher {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
       const bson_t* event;
-      if (!mongoc_change_stream_next(stream, &event)) {
+      if (!mongoc_change_stream_next(stream.get(), &event)) {
         bson_error_t error;
-        if (mongoc_change_stream_error_document(stream, &error, nullptr)) {
+        if (mongoc_change_stream_error_document(stream.get(), &error, nullptr)) {
           FAIL("change stream error: " << error.message);
         }
         continue;
@@ -85,12 +81,11 @@ void insert_all(const TestDatabase& db, const std::vector<Document>& docs,
     encode_document(docs[i], EncodeOptions{formats[i], 1700000000000}, encoded.back().get());
     pointers.push_back(encoded.back().get());
   }
-  mongoc_collection_t* coll = db.collection(kColl);
+  const auto coll = db.open(kColl);
   bson_error_t error;
   // One ordered insertMany, as the daemon's writer does.
-  const bool ok = mongoc_collection_insert_many(coll, pointers.data(), pointers.size(), nullptr,
-                                                nullptr, &error);
-  mongoc_collection_destroy(coll);
+  const bool ok = mongoc_collection_insert_many(coll.get(), pointers.data(), pointers.size(),
+                                                nullptr, nullptr, &error);
   INFO(error.message);
   REQUIRE(ok);
 }
@@ -184,10 +179,9 @@ TEST_CASE("a hand-written socketioxide-style document decodes") {
   bson_append_array_end(doc.get(), &array);
   bson_append_binary(doc.get(), "siobridge", -1, BSON_SUBTYPE_BINARY,
                      reinterpret_cast<const std::uint8_t*>("marker"), 6);
-  mongoc_collection_t* coll = db.collection(kColl);
+  const auto coll = db.open(kColl);
   bson_error_t error;
-  REQUIRE(mongoc_collection_insert_one(coll, doc.get(), nullptr, nullptr, &error));
-  mongoc_collection_destroy(coll);
+  REQUIRE(mongoc_collection_insert_one(coll.get(), doc.get(), nullptr, nullptr, &error));
 
   auto seen = watcher.read_until_marker("marker");
   REQUIRE(seen.size() == 1);

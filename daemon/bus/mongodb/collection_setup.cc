@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/wire/owned_bson.h"
 
 namespace siobridge::bus::mongodb {
@@ -38,10 +39,10 @@ struct CollectionShape {
 Result<std::optional<CollectionShape>> find_collection(mongoc_database_t* db,
                                                        const std::string& name) {
   OwnedBson opts(BCON_NEW("filter", "{", "name", BCON_UTF8(name.c_str()), "}"));
-  mongoc_cursor_t* cursor = mongoc_database_find_collections_with_opts(db, opts.get());
+  Cursor cursor(mongoc_database_find_collections_with_opts(db, opts.get()));
   const bson_t* info;
   std::optional<CollectionShape> shape;
-  while (mongoc_cursor_next(cursor, &info)) {
+  while (mongoc_cursor_next(cursor.get(), &info)) {
     CollectionShape found;
     bson_iter_t it;
     if (bson_iter_init_find(&it, info, "type") && BSON_ITER_HOLDS_UTF8(&it)) {
@@ -70,9 +71,7 @@ Result<std::optional<CollectionShape>> find_collection(mongoc_database_t* db,
     shape = found;
   }
   bson_error_t error;
-  const bool failed = mongoc_cursor_error(cursor, &error);
-  mongoc_cursor_destroy(cursor);
-  if (failed) return from_bson_error(error, "listCollections");
+  if (mongoc_cursor_error(cursor.get(), &error)) return from_bson_error(error, "listCollections");
   return shape;
 }
 
@@ -126,10 +125,10 @@ struct TtlIndex {
 };
 
 Result<std::optional<TtlIndex>> find_created_at_index(mongoc_collection_t* coll) {
-  mongoc_cursor_t* cursor = mongoc_collection_find_indexes_with_opts(coll, nullptr);
+  Cursor cursor(mongoc_collection_find_indexes_with_opts(coll, nullptr));
   const bson_t* index;
   std::optional<TtlIndex> found;
-  while (mongoc_cursor_next(cursor, &index)) {
+  while (mongoc_cursor_next(cursor.get(), &index)) {
     bson_iter_t it, key;
     if (!bson_iter_init_find(&it, index, "key") || !BSON_ITER_HOLDS_DOCUMENT(&it)) continue;
     bson_iter_recurse(&it, &key);
@@ -151,9 +150,7 @@ Result<std::optional<TtlIndex>> find_created_at_index(mongoc_collection_t* coll)
     found = ttl;
   }
   bson_error_t error;
-  const bool failed = mongoc_cursor_error(cursor, &error);
-  mongoc_cursor_destroy(cursor);
-  if (failed) return from_bson_error(error, "listIndexes");
+  if (mongoc_cursor_error(cursor.get(), &error)) return from_bson_error(error, "listIndexes");
   return found;
 }
 
@@ -206,21 +203,13 @@ Status ensure_ttl_index(mongoc_client_t* client, const std::string& database,
                         const std::string& collection, std::int64_t ttl,
                         const GrantedPrivileges* granted) {
   const std::string name = full_name(database, collection);
-  mongoc_collection_t* coll =
-      mongoc_client_get_collection(client, database.c_str(), collection.c_str());
-  auto existing = find_created_at_index(coll);
-  if (!existing) {
-    mongoc_collection_destroy(coll);
-    return existing.error();
-  }
-  if (*existing) {
-    mongoc_collection_destroy(coll);
-    return check_ttl_index(**existing, name, ttl);
-  }
+  const Collection coll = open_collection(client, database, collection);
+  auto existing = find_created_at_index(coll.get());
+  if (!existing) return existing.error();
+  if (*existing) return check_ttl_index(**existing, name, ttl);
   if (auto s = missing_privilege(granted, database, collection, "createIndex",
                                  "the TTL index of " + name);
       !s.ok()) {
-    mongoc_collection_destroy(coll);
     return s;
   }
   OwnedBson command(BCON_NEW("createIndexes", BCON_UTF8(collection.c_str()), "indexes", "[", "{",
@@ -228,43 +217,64 @@ Status ensure_ttl_index(mongoc_client_t* client, const std::string& database,
                              BCON_UTF8(kTtlIndexName), "expireAfterSeconds", BCON_INT64(ttl), "}",
                              "]"));
   bson_error_t error;
-  bson_t reply;
-  const bool ok =
-      mongoc_collection_write_command_with_opts(coll, command.get(), nullptr, &reply, &error);
-  bson_destroy(&reply);
-  Status status;
-  if (!ok) {
-    if (error.code == kIndexOptionsConflict || error.code == kIndexKeySpecsConflict) {
-      // Another daemon created it at the same time with other options.
-      auto raced = find_created_at_index(coll);
-      status = !raced   ? Status(raced.error())
-               : *raced ? check_ttl_index(**raced, name, ttl)
-                        : Status(from_bson_error(error, "createIndexes " + name));
-    } else {
-      status = from_bson_error(error, "createIndexes " + name);
-    }
+  Reply reply;
+  if (mongoc_collection_write_command_with_opts(coll.get(), command.get(), nullptr, reply.out(),
+                                                &error)) {
+    return {};
   }
-  mongoc_collection_destroy(coll);
-  return status;
+  if (error.code == kIndexOptionsConflict || error.code == kIndexKeySpecsConflict) {
+    // Another daemon created it at the same time with other options.
+    auto raced = find_created_at_index(coll.get());
+    return !raced   ? Status(raced.error())
+           : *raced ? check_ttl_index(**raced, name, ttl)
+                    : Status(from_bson_error(error, "createIndexes " + name));
+  }
+  return from_bson_error(error, "createIndexes " + name);
+}
+
+// The collection exists with the configured shape: found, or created.
+Status ensure_shaped_collection(mongoc_client_t* client, const std::string& database,
+                                const std::string& collection, const Expiration& expiration,
+                                const GrantedPrivileges* granted) {
+  const std::string name = full_name(database, collection);
+  const Database db = open_database(client, database);
+  auto existing = find_collection(db.get(), collection);
+  if (!existing) return existing.error();
+  if (*existing) return check_shape(**existing, name, expiration);
+  if (auto refused = may_create(granted, database, collection, expiration); !refused.ok()) {
+    return refused;
+  }
+  OwnedBson opts;
+  if (expiration.kind == Expiration::Kind::kCapped) {
+    BSON_APPEND_BOOL(opts.get(), "capped", true);
+    BSON_APPEND_INT64(opts.get(), "size", expiration.capped_bytes);
+  }
+  bson_error_t error;
+  const Collection created(
+      mongoc_database_create_collection(db.get(), collection.c_str(), opts.get(), &error));
+  if (created) return {};
+  if (error.code != kNamespaceExists) return from_bson_error(error, "create " + name);
+  // Created by another daemon meanwhile (or an old server's answer to an
+  // existing collection): success if it has the right shape.
+  auto raced = find_collection(db.get(), collection);
+  return !raced   ? Status(raced.error())
+         : *raced ? check_shape(**raced, name, expiration)
+                  : Status(from_bson_error(error, "create " + name));
 }
 
 }  // namespace
 
 Status check_change_streams_supported(mongoc_client_t* client) {
   OwnedBson command(BCON_NEW("hello", BCON_INT32(1)));
-  bson_t reply;
+  Reply reply;
   bson_error_t error;
-  const bool ok =
-      mongoc_client_command_simple(client, "admin", command.get(), nullptr, &reply, &error);
-  if (!ok) {
-    bson_destroy(&reply);
+  if (!mongoc_client_command_simple(client, "admin", command.get(), nullptr, reply.out(), &error)) {
     return from_bson_error(error, "hello");
   }
   bson_iter_t it;
-  const bool replica_set = bson_iter_init_find(&it, &reply, "setName");
-  const bool mongos = bson_iter_init_find(&it, &reply, "msg") && BSON_ITER_HOLDS_UTF8(&it) &&
+  const bool replica_set = bson_iter_init_find(&it, reply.get(), "setName");
+  const bool mongos = bson_iter_init_find(&it, reply.get(), "msg") && BSON_ITER_HOLDS_UTF8(&it) &&
                       std::string(bson_iter_utf8(&it, nullptr)) == "isdbgrid";
-  bson_destroy(&reply);
   if (!replica_set && !mongos) {
     return make_error(ErrorCode::kFailedPrecondition,
                       "MongoDB is a standalone server: siobridge needs change streams, which only "
@@ -283,52 +293,19 @@ Status ensure_collection(mongoc_client_t* client, const std::string& database,
   if (expiration.kind == Expiration::Kind::kCapped && expiration.capped_bytes < 4096) {
     return make_error(ErrorCode::kInvalidArgument, "a capped collection needs at least 4096 bytes");
   }
-  const std::string name = full_name(database, collection);
-  mongoc_database_t* db = mongoc_client_get_database(client, database.c_str());
-  auto existing = find_collection(db, collection);
-  Status status;
-  if (!existing) {
-    status = existing.error();
-  } else if (*existing) {
-    status = check_shape(**existing, name, expiration);
-  } else if (auto refused = may_create(granted, database, collection, expiration); !refused.ok()) {
-    status = refused;
-  } else {
-    OwnedBson opts;
-    if (expiration.kind == Expiration::Kind::kCapped) {
-      BSON_APPEND_BOOL(opts.get(), "capped", true);
-      BSON_APPEND_INT64(opts.get(), "size", expiration.capped_bytes);
-    }
-    bson_error_t error;
-    mongoc_collection_t* created =
-        mongoc_database_create_collection(db, collection.c_str(), opts.get(), &error);
-    if (created) {
-      mongoc_collection_destroy(created);
-    } else if (error.code == kNamespaceExists) {
-      // Created by another daemon meanwhile (or an old server's answer to an
-      // existing collection): success if it has the right shape.
-      auto raced = find_collection(db, collection);
-      status = !raced   ? Status(raced.error())
-               : *raced ? check_shape(**raced, name, expiration)
-                        : Status(from_bson_error(error, "create " + name));
-    } else {
-      status = from_bson_error(error, "create " + name);
-    }
+  if (auto s = ensure_shaped_collection(client, database, collection, expiration, granted);
+      !s.ok()) {
+    return s;
   }
-  mongoc_database_destroy(db);
-  if (status.ok() && expiration.kind == Expiration::Kind::kTtl) {
-    status = ensure_ttl_index(client, database, collection, expiration.ttl_seconds, granted);
-  }
-  return status;
+  if (expiration.kind != Expiration::Kind::kTtl) return {};
+  return ensure_ttl_index(client, database, collection, expiration.ttl_seconds, granted);
 }
 
 Result<std::string> inspect_collection(mongoc_client_t* client, const std::string& database,
                                        const std::string& collection, const Expiration& expiration,
                                        const GrantedPrivileges* granted) {
   const std::string name = full_name(database, collection);
-  mongoc_database_t* db = mongoc_client_get_database(client, database.c_str());
-  auto existing = find_collection(db, collection);
-  mongoc_database_destroy(db);
+  auto existing = find_collection(open_database(client, database).get(), collection);
   if (!existing) return existing.error();
   const bool ttl = expiration.kind == Expiration::Kind::kTtl;
   if (!*existing) {
@@ -347,10 +324,7 @@ Result<std::string> inspect_collection(mongoc_client_t* client, const std::strin
   }
   if (auto s = check_shape(**existing, name, expiration); !s.ok()) return s.error();
   if (!ttl) return fmt::format("{} exists ({})", name, expiration.describe());
-  mongoc_collection_t* coll =
-      mongoc_client_get_collection(client, database.c_str(), collection.c_str());
-  auto index = find_created_at_index(coll);
-  mongoc_collection_destroy(coll);
+  auto index = find_created_at_index(open_collection(client, database, collection).get());
   if (!index) return index.error();
   if (!*index) {
     if (auto s = missing_privilege(granted, database, collection, "createIndex",
@@ -367,9 +341,7 @@ Result<std::string> inspect_collection(mongoc_client_t* client, const std::strin
 
 Result<std::string> collection_uuid(mongoc_client_t* client, const std::string& database,
                                     const std::string& collection) {
-  mongoc_database_t* db = mongoc_client_get_database(client, database.c_str());
-  auto shape = find_collection(db, collection);
-  mongoc_database_destroy(db);
+  auto shape = find_collection(open_database(client, database).get(), collection);
   if (!shape) return shape.error();
   if (!*shape) {
     return make_error(ErrorCode::kNotFound, full_name(database, collection) + " does not exist");

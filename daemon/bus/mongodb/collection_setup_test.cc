@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/bus/mongodb/testing/mongo_test_env.h"
 #include "daemon/wire/owned_bson.h"
 
@@ -27,12 +28,12 @@ struct Shape {
 };
 
 Shape shape_of(const TestDatabase& db, const std::string& name) {
-  mongoc_database_t* d = mongoc_client_get_database(db.client(), db.name().c_str());
+  const Database d = open_database(db.client(), db.name());
   OwnedBson opts(BCON_NEW("filter", "{", "name", BCON_UTF8(name.c_str()), "}"));
-  mongoc_cursor_t* cursor = mongoc_database_find_collections_with_opts(d, opts.get());
+  const Cursor cursor(mongoc_database_find_collections_with_opts(d.get(), opts.get()));
   const bson_t* info;
   Shape shape;
-  while (mongoc_cursor_next(cursor, &info)) {
+  while (mongoc_cursor_next(cursor.get(), &info)) {
     shape.exists = true;
     bson_iter_t it;
     if (bson_iter_init(&it, info) && bson_iter_find_descendant(&it, "options.capped", &it)) {
@@ -42,34 +43,29 @@ Shape shape_of(const TestDatabase& db, const std::string& name) {
       shape.size = bson_iter_as_int64(&it);
     }
   }
-  mongoc_cursor_destroy(cursor);
-  mongoc_database_destroy(d);
   return shape;
 }
 
 std::optional<std::int64_t> ttl_of(const TestDatabase& db, const std::string& name) {
-  mongoc_collection_t* coll = db.collection(name);
-  mongoc_cursor_t* cursor = mongoc_collection_find_indexes_with_opts(coll, nullptr);
+  const Collection coll = db.open(name);
+  const Cursor cursor(mongoc_collection_find_indexes_with_opts(coll.get(), nullptr));
   const bson_t* index;
   std::optional<std::int64_t> ttl;
-  while (mongoc_cursor_next(cursor, &index)) {
+  while (mongoc_cursor_next(cursor.get(), &index)) {
     bson_iter_t it;
     if (bson_iter_init(&it, index) && bson_iter_find_descendant(&it, "key.createdAt", &it) &&
         bson_iter_init_find(&it, index, "expireAfterSeconds")) {
       ttl = bson_iter_as_int64(&it);
     }
   }
-  mongoc_cursor_destroy(cursor);
-  mongoc_collection_destroy(coll);
   return ttl;
 }
 
 void insert_user_document(const TestDatabase& db, const std::string& name) {
-  mongoc_collection_t* coll = db.collection(name);
+  const Collection coll = db.open(name);
   OwnedBson doc(BCON_NEW("user", BCON_UTF8("data")));
   bson_error_t error;
-  REQUIRE(mongoc_collection_insert_one(coll, doc.get(), nullptr, nullptr, &error));
-  mongoc_collection_destroy(coll);
+  REQUIRE(mongoc_collection_insert_one(coll.get(), doc.get(), nullptr, nullptr, &error));
 }
 
 void run_command(const TestDatabase& db, bson_t* raw) {

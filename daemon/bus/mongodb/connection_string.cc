@@ -64,14 +64,14 @@ UriFacts ConnectionString::facts() const {
   return facts;
 }
 
-Result<mongoc_client_pool_t*> ConnectionString::new_pool() const {
+Result<ClientPool> ConnectionString::new_pool() const {
   bson_error_t error;
-  mongoc_client_pool_t* pool = mongoc_client_pool_new_with_error(uri_.get(), &error);
+  ClientPool pool(mongoc_client_pool_new_with_error(uri_.get(), &error));
   if (!pool) {
     return make_error(ErrorCode::kInvalidArgument,
                       fmt::format("MongoDB client pool: {}", redact(error.message)));
   }
-  mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+  mongoc_client_pool_set_error_api(pool.get(), MONGOC_ERROR_API_VERSION_2);
   return pool;
 }
 

@@ -9,10 +9,9 @@
 
 #include <mongoc/mongoc.h>
 
-#include <memory>
-
 #include "daemon/bus/mongodb/diagnosis.h"
 #include "daemon/bus/mongodb/mongo_bus_config.h"
+#include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/common/result.h"
 
 namespace siobridge::bus::mongodb {
@@ -26,13 +25,10 @@ class ConnectionString {
   const mongoc_uri_t* get() const { return uri_.get(); }
   UriFacts facts() const;
   // A client pool on this URI (error API version 2).
-  Result<mongoc_client_pool_t*> new_pool() const;
+  Result<ClientPool> new_pool() const;
 
  private:
-  struct Deleter {
-    void operator()(mongoc_uri_t* uri) const { mongoc_uri_destroy(uri); }
-  };
-  std::unique_ptr<mongoc_uri_t, Deleter> uri_;
+  Uri uri_;
 };
 
 // mongoc_init once per process, before any other thread uses the driver.

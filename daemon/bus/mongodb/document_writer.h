@@ -119,9 +119,9 @@ class DocumentWriter {
   std::uint64_t settled_reported_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;
 
   // Writer thread only.
-  std::vector<Encoded> pending_;  // a batch cut short by a stop, to be written first
+  std::vector<Encoded> pending_;   // a batch cut short by a stop, to be written first
   std::size_t pending_taken_ = 0;  // the queued documents it holds
-  bool use_uuid_ = true;          // off for servers before 6.0, which reject collectionUUID
+  bool use_uuid_ = true;           // off for servers before 6.0, which reject collectionUUID
   bool outcome_unknown_ = false;
 };
 

@@ -14,12 +14,12 @@ Result<std::unique_ptr<MongoBus>> MongoBus::create(MongoBusConfig config, std::s
   auto pool = uri->new_pool();
   if (!pool.ok()) return pool.error();
   std::unique_ptr<MongoBus> bus(new MongoBus());
-  bus->pool_ = *pool;
+  bus->pool_ = std::move(*pool);
   bus->context_ = std::make_unique<BusContext>(std::move(config), std::move(own_uid), listener,
-                                               std::move(post), bus->pool_, flow_gate);
+                                               std::move(post), bus->pool_.get(), flow_gate);
   bus->context_->set_uri_facts(uri->facts());
   bus->monitor_ = std::make_unique<TopologyMonitor>(*bus->context_);
-  bus->monitor_->install(bus->pool_);
+  bus->monitor_->install(bus->pool_.get());
   bus->writer_ = std::make_unique<DocumentWriter>(*bus->context_);
   bus->watcher_ = std::make_unique<ChangeWatcher>(*bus->context_);
   bus->lookup_ = std::make_unique<CallLookup>(*bus->context_);
@@ -31,7 +31,6 @@ MongoBus::~MongoBus() {
   // A lookup asked before start() (or after stop()) uses the pool too.
   if (context_) context_->request_stop();
   if (lookup_) lookup_->stop();
-  if (pool_) mongoc_client_pool_destroy(pool_);
 }
 
 void MongoBus::start() {
@@ -79,11 +78,10 @@ Status MongoBus::reconnect(std::string uri, std::string password) {
     watcher_thread_.join();
     context_->clear_stop();
   }
-  mongoc_client_pool_destroy(pool_);
-  pool_ = *pool;
-  context_->pool = pool_;
+  pool_ = std::move(*pool);
+  context_->pool = pool_.get();
   context_->set_uri_facts(parsed->facts());
-  monitor_->install(pool_);
+  monitor_->install(pool_.get());
   if (running) start_threads();
   spdlog::info("MongoDB: reconnecting with the new URI or password");
   return {};

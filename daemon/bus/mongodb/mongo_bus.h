@@ -22,11 +22,12 @@
 #include "daemon/bus/mongodb/change_watcher.h"
 #include "daemon/bus/mongodb/document_writer.h"
 #include "daemon/bus/mongodb/mongo_bus_config.h"
+#include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/bus/mongodb/topology_monitor.h"
 
 namespace siobridge::bus::mongodb {
 
-class MongoBus final : public Bus {
+class MongoBus final : public RunningBus {
  public:
   // kInvalidArgument for a malformed URI. The state directory (for the resume
   // token) must exist and be held by this process (runtime::StateDir).
@@ -37,9 +38,9 @@ class MongoBus final : public Bus {
                                                   FlowGate* flow_gate);
   ~MongoBus() override;
 
-  void start();
+  void start() override;
   // Writes what is queued for up to `drain`, then stops both threads.
-  void stop(Millis drain);
+  void stop(Millis drain) override;
   // Connects anew with `uri` and `password` (see MongoBusConfig), e.g. new
   // credentials read on SIGHUP: the writer and the watcher stop, the client
   // pool is replaced, and they go on where they were (the write queue and
@@ -54,24 +55,29 @@ class MongoBus final : public Bus {
   bool settles_later() const override { return true; }
   void find_last_call(const std::string& instance,
                       std::function<void(Result<std::uint64_t>)> done) override;
-  void set_rank(unsigned rank) { watcher_->set_rank(rank); }
+  void set_rank(unsigned rank) override { watcher_->set_rank(rank); }
   const MongoBusStats& stats() const { return context_->stats; }
+  const MongoBusStats* mongodb_stats() const override { return &context_->stats; }
+  MongoBus* mongodb() override { return this; }
+  std::string location() const override { return config().database + "." + config().collection; }
   // Bytes read from the change stream that the core thread has not taken yet.
   std::size_t core_backlog() const { return context_->core_backlog(); }
   // Closed while the write queue is past mongodb.write_backpressure_bytes.
-  FlowGate& write_gate() { return context_->write_gate; }
+  FlowGate* write_gate() override { return &context_->write_gate; }
   const MongoBusConfig& config() const { return context_->config; }
 
  private:
   MongoBus() = default;
   void start_threads();
 
-  mongoc_client_pool_t* pool_ = nullptr;
   std::unique_ptr<BusContext> context_;
   std::unique_ptr<TopologyMonitor> monitor_;
   std::unique_ptr<DocumentWriter> writer_;
   std::unique_ptr<ChangeWatcher> watcher_;
   std::unique_ptr<CallLookup> lookup_;
+  // Destroyed before the parts above (members go in reverse order): closing
+  // the pool may still call the monitor's callbacks, which use the context.
+  ClientPool pool_;
   std::thread writer_thread_, watcher_thread_;
   std::future<void> writer_done_;
   bool started_ = false, stopped_ = false;

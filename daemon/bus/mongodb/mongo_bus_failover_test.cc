@@ -6,12 +6,12 @@
 // Single-threaded test code; the bus's listener is called from its threads.
 #include <catch2/catch.hpp>
 
-#include <condition_variable>
-#include <mutex>
+#include <chrono>
 #include <vector>
 
 #include "daemon/bus/mongodb/mongo_bus.h"
 #include "daemon/bus/mongodb/testing/mongo_test_env.h"
+#include "daemon/common/mutex.h"
 #include "daemon/wire/ids.h"
 #include "daemon/wire/owned_bson.h"
 #include "daemon/wire/payload_codec.h"
@@ -30,38 +30,35 @@ const std::string kColl = "socket.io-adapter";
 class StateLog final : public BusListener {
  public:
   void on_document(wire::Document, const std::string&) override {}
-  void on_bus_state(BusState state, const std::string&) override {
-    {
-      std::lock_guard lock(mutex_);
-      states_.push_back(state);
-    }
-    changed_.notify_all();
+  void on_bus_state(BusState state, const std::string&) override SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
+    states_.push_back(state);
+    changed_.signal_all();
   }
   // Waits until `state` is reported after the first `after` reports; returns
   // its index, or -1 at the deadline.
-  int wait_for(BusState state, std::size_t after, std::chrono::seconds timeout) {
-    std::unique_lock lock(mutex_);
-    int found = -1;
-    changed_.wait_for(lock, timeout, [&] {
-      for (std::size_t i = after; i < states_.size(); ++i) {
-        if (states_[i] == state) {
-          found = static_cast<int>(i);
-          return true;
-        }
+  int wait_for(BusState state, std::size_t after, std::chrono::seconds timeout)
+      SIOBRIDGE_EXCLUDES(mutex_) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(mutex_);
+    std::size_t next = after;  // the first report not looked at yet
+    while (true) {
+      for (; next < states_.size(); ++next) {
+        if (states_[next] == state) return static_cast<int>(next);
       }
-      return false;
-    });
-    return found;
+      if (std::chrono::steady_clock::now() >= deadline) return -1;
+      changed_.wait_until(deadline);
+    }
   }
-  BusState last() {
-    std::lock_guard lock(mutex_);
+  BusState last() SIOBRIDGE_EXCLUDES(mutex_) {
+    MutexLock lock(mutex_);
     return states_.empty() ? BusState::kStarting : states_.back();
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<BusState> states_;
+  Mutex mutex_;
+  CondVar changed_{mutex_};
+  std::vector<BusState> states_ SIOBRIDGE_GUARDED_BY(mutex_);
 };
 
 wire::Document broadcast_from(const std::string& uid) {

@@ -1,7 +1,10 @@
 // Owners of libmongoc handles, each released exactly once however the scope
-// ends: a client taken from the pool (given back), a collection, a cursor, a
-// change stream, and a command reply (a bson_t that libmongoc initializes even
-// when the command fails). Move-only; each lives on the thread that made it.
+// ends: a URI, a client pool, a client of its own or one taken from the pool
+// (given back), a database, a collection, a cursor, a change stream, a set of
+// monitoring callbacks, and a command reply (a bson_t that libmongoc
+// initializes even when the command fails). The only place in the daemon that
+// destroys libmongoc handles. Move-only; each lives on the thread that made it
+// (a pool: on any thread).
 #pragma once
 
 #include <mongoc/mongoc.h>
@@ -13,20 +16,37 @@
 namespace siobridge::bus::mongodb {
 
 namespace detail {
-struct CollectionDeleter {
-  void operator()(mongoc_collection_t* handle) const { mongoc_collection_destroy(handle); }
-};
-struct CursorDeleter {
-  void operator()(mongoc_cursor_t* handle) const { mongoc_cursor_destroy(handle); }
-};
-struct ChangeStreamDeleter {
-  void operator()(mongoc_change_stream_t* handle) const { mongoc_change_stream_destroy(handle); }
+// Releases a handle with libmongoc's `destroy` function for its type.
+template <auto destroy>
+struct Destroy {
+  template <typename Handle>
+  void operator()(Handle* handle) const {
+    destroy(handle);
+  }
 };
 }  // namespace detail
 
-using Collection = std::unique_ptr<mongoc_collection_t, detail::CollectionDeleter>;
-using Cursor = std::unique_ptr<mongoc_cursor_t, detail::CursorDeleter>;
-using ChangeStream = std::unique_ptr<mongoc_change_stream_t, detail::ChangeStreamDeleter>;
+// A handle of type T that `destroy` releases.
+template <typename T, auto destroy>
+using Owned = std::unique_ptr<T, detail::Destroy<destroy>>;
+
+using Uri = Owned<mongoc_uri_t, &mongoc_uri_destroy>;
+using ClientPool = Owned<mongoc_client_pool_t, &mongoc_client_pool_destroy>;
+// A client of its own (not from a pool): single-threaded.
+using Client = Owned<mongoc_client_t, &mongoc_client_destroy>;
+using Database = Owned<mongoc_database_t, &mongoc_database_destroy>;
+using ApmCallbacks = Owned<mongoc_apm_callbacks_t, &mongoc_apm_callbacks_destroy>;
+using Collection = Owned<mongoc_collection_t, &mongoc_collection_destroy>;
+using Cursor = Owned<mongoc_cursor_t, &mongoc_cursor_destroy>;
+using ChangeStream = Owned<mongoc_change_stream_t, &mongoc_change_stream_destroy>;
+
+inline Database open_database(mongoc_client_t* client, const std::string& name) {
+  return Database(mongoc_client_get_database(client, name.c_str()));
+}
+inline Collection open_collection(mongoc_client_t* client, const std::string& database,
+                                  const std::string& name) {
+  return Collection(mongoc_client_get_collection(client, database.c_str(), name.c_str()));
+}
 
 // A client popped from a pool (blocking until one is free), pushed back when
 // this goes out of scope.
@@ -46,7 +66,7 @@ class PooledClient {
   mongoc_client_t* get() const { return client_; }
 
   Collection collection(const std::string& database, const std::string& name) const {
-    return Collection(mongoc_client_get_collection(client_, database.c_str(), name.c_str()));
+    return open_collection(client_, database, name);
   }
 
  private:

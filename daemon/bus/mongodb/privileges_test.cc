@@ -5,17 +5,19 @@
 
 #include <catch2/catch.hpp>
 
+#include "daemon/wire/owned_bson.h"
+
 using namespace siobridge::bus::mongodb;
 
 namespace {
 
 struct Bson {
-  explicit Bson(const char* json) {
-    bson_error_t error;
-    doc = bson_new_from_json(reinterpret_cast<const std::uint8_t*>(json), -1, &error);
+  explicit Bson(const char* json)
+      : owned(bson_new_from_json(reinterpret_cast<const std::uint8_t*>(json), -1, nullptr)),
+        doc(owned.get()) {
     REQUIRE(doc);
   }
-  ~Bson() { bson_destroy(doc); }
+  siobridge::wire::OwnedBson owned;
   bson_t* doc;
 };
 

@@ -7,6 +7,7 @@
 
 #include "daemon/bus/mongodb/collection_setup.h"
 #include "daemon/bus/mongodb/connection_string.h"
+#include "daemon/bus/mongodb/mongo_handles.h"
 #include "daemon/bus/mongodb/privileges.h"
 #include "daemon/common/secrets.h"
 
@@ -47,15 +48,6 @@ void on_heartbeat_failed(const mongoc_apm_server_heartbeat_failed_t* event) {
   }
 }
 
-struct ClientDeleter {
-  void operator()(mongoc_client_t* client) const { mongoc_client_destroy(client); }
-};
-struct CallbacksDeleter {
-  void operator()(mongoc_apm_callbacks_t* callbacks) const {
-    mongoc_apm_callbacks_destroy(callbacks);
-  }
-};
-
 }  // namespace
 
 ProbeReport probe_mongodb(const MongoBusConfig& config) {
@@ -67,14 +59,14 @@ ProbeReport probe_mongodb(const MongoBusConfig& config) {
     return report;
   }
   Monitoring monitoring{uri->facts(), std::nullopt};
-  std::unique_ptr<mongoc_client_t, ClientDeleter> client(mongoc_client_new_from_uri(uri->get()));
+  const Client client(mongoc_client_new_from_uri(uri->get()));
   if (!client) {
     report.code = ErrorCode::kInvalidArgument;
     report.error = "MongoDB URI: the driver cannot make a client of it";
     return report;
   }
   mongoc_client_set_error_api(client.get(), MONGOC_ERROR_API_VERSION_2);
-  std::unique_ptr<mongoc_apm_callbacks_t, CallbacksDeleter> callbacks(mongoc_apm_callbacks_new());
+  const ApmCallbacks callbacks(mongoc_apm_callbacks_new());
   mongoc_apm_set_server_changed_cb(callbacks.get(), &on_server_changed);
   mongoc_apm_set_server_heartbeat_failed_cb(callbacks.get(), &on_heartbeat_failed);
   mongoc_client_set_apm_callbacks(client.get(), callbacks.get(), &monitoring);

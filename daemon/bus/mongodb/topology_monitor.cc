@@ -1,20 +1,11 @@
 #include "daemon/bus/mongodb/topology_monitor.h"
 
-#include <memory>
+#include "daemon/bus/mongodb/mongo_handles.h"
 
 namespace siobridge::bus::mongodb {
-namespace {
-
-struct CallbacksDeleter {
-  void operator()(mongoc_apm_callbacks_t* callbacks) const {
-    mongoc_apm_callbacks_destroy(callbacks);
-  }
-};
-
-}  // namespace
 
 void TopologyMonitor::install(mongoc_client_pool_t* pool) {
-  std::unique_ptr<mongoc_apm_callbacks_t, CallbacksDeleter> callbacks(mongoc_apm_callbacks_new());
+  const ApmCallbacks callbacks(mongoc_apm_callbacks_new());
   mongoc_apm_set_topology_changed_cb(callbacks.get(), &TopologyMonitor::on_topology_changed);
   mongoc_apm_set_server_changed_cb(callbacks.get(), &TopologyMonitor::on_server_changed);
   mongoc_apm_set_server_heartbeat_failed_cb(callbacks.get(), &TopologyMonitor::on_heartbeat_failed);

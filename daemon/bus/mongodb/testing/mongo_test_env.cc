@@ -29,10 +29,9 @@ std::string mongodb_uri() {
 
 ClientHandle connect(const std::string& uri) {
   bson_error_t error;
-  mongoc_uri_t* parsed = mongoc_uri_new_with_error(uri.c_str(), &error);
+  const Uri parsed(mongoc_uri_new_with_error(uri.c_str(), &error));
   if (!parsed) FAIL("bad MongoDB URI " << uri << ": " << error.message);
-  ClientHandle client(mongoc_client_new_from_uri_with_error(parsed, &error));
-  mongoc_uri_destroy(parsed);
+  ClientHandle client(mongoc_client_new_from_uri_with_error(parsed.get(), &error));
   if (!client) FAIL("cannot create a MongoDB client: " << error.message);
   mongoc_client_set_error_api(client.get(), MONGOC_ERROR_API_VERSION_2);
   mongoc_client_set_appname(client.get(), "siobridge-tests");
@@ -46,10 +45,8 @@ TestDatabase::TestDatabase(const std::string& uri)
 }
 
 TestDatabase::~TestDatabase() {
-  mongoc_database_t* db = mongoc_client_get_database(client_.get(), name_.c_str());
   bson_error_t error;
-  mongoc_database_drop(db, &error);
-  mongoc_database_destroy(db);
+  mongoc_database_drop(open_database(client_.get(), name_).get(), &error);
 }
 
 mongoc_collection_t* TestDatabase::collection(const std::string& name) const {
@@ -57,12 +54,11 @@ mongoc_collection_t* TestDatabase::collection(const std::string& name) const {
 }
 
 std::int64_t TestDatabase::count(const std::string& collection_name) const {
-  mongoc_collection_t* coll = collection(collection_name);
+  const Collection coll = open(collection_name);
   bson_t filter = BSON_INITIALIZER;
   bson_error_t error;
   std::int64_t n =
-      mongoc_collection_count_documents(coll, &filter, nullptr, nullptr, nullptr, &error);
-  mongoc_collection_destroy(coll);
+      mongoc_collection_count_documents(coll.get(), &filter, nullptr, nullptr, nullptr, &error);
   if (n < 0) FAIL("countDocuments: " << error.message);
   return n;
 }

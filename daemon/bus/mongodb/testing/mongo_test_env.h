@@ -6,8 +6,9 @@
 
 #include <mongoc/mongoc.h>
 
-#include <memory>
 #include <string>
+
+#include "daemon/bus/mongodb/mongo_handles.h"
 
 namespace siobridge::bus::mongodb::testing {
 
@@ -15,10 +16,7 @@ namespace siobridge::bus::mongodb::testing {
 std::string mongodb_uri();
 
 // A new client for mongodb_uri() (or `uri`); destroyed with the handle.
-struct ClientDeleter {
-  void operator()(mongoc_client_t* c) const { mongoc_client_destroy(c); }
-};
-using ClientHandle = std::unique_ptr<mongoc_client_t, ClientDeleter>;
+using ClientHandle = Client;
 ClientHandle connect(const std::string& uri = mongodb_uri());
 
 class TestDatabase {
@@ -31,8 +29,10 @@ class TestDatabase {
 
   const std::string& name() const { return name_; }
   mongoc_client_t* client() const { return client_.get(); }
-  // A collection handle of this database; the caller destroys it.
+  // A collection handle of this database; the caller destroys it (e.g. by
+  // holding it in a Collection).
   mongoc_collection_t* collection(const std::string& name) const;
+  Collection open(const std::string& name) const { return Collection(collection(name)); }
   std::int64_t count(const std::string& collection) const;
 
  private:
