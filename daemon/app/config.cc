@@ -262,6 +262,22 @@ const std::vector<SettingDef>& definitions() {
                       }
                       return {};
                     }));
+    d.push_back(def("mongodb.read_preference", "primary",
+                    "the member the change stream reads from: primary, secondaryPreferred or "
+                    "nearest (a fleet's streams spread over the replica set)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      using ReadPreference = bus::mongodb::MongoBusConfig::ReadPreference;
+                      if (v == "primary") {
+                        mongo(c).stream_read_preference = ReadPreference::kPrimary;
+                      } else if (v == "secondaryPreferred") {
+                        mongo(c).stream_read_preference = ReadPreference::kSecondaryPreferred;
+                      } else if (v == "nearest") {
+                        mongo(c).stream_read_preference = ReadPreference::kNearest;
+                      } else {
+                        return bad("expected primary, secondaryPreferred or nearest");
+                      }
+                      return {};
+                    }));
     d.push_back(def("mongodb.queue_bytes", "96MiB",
                     "what may wait for MongoDB (e.g. while it is unreachable); beyond, publishes "
                     "are refused with UNAVAILABLE",

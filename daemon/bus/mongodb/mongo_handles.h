@@ -1,6 +1,6 @@
 // Owners of libmongoc handles, each released exactly once however the scope
 // ends: a client taken from the pool (given back), a collection, a cursor, a
-// change stream, and a command reply (a bson_t that libmongoc initializes even
+// change stream, read preferences, and a command reply (a bson_t that libmongoc initializes even
 // when the command fails). Move-only; each lives on the thread that made it.
 #pragma once
 
@@ -22,11 +22,15 @@ struct CursorDeleter {
 struct ChangeStreamDeleter {
   void operator()(mongoc_change_stream_t* handle) const { mongoc_change_stream_destroy(handle); }
 };
+struct ReadPrefsDeleter {
+  void operator()(mongoc_read_prefs_t* handle) const { mongoc_read_prefs_destroy(handle); }
+};
 }  // namespace detail
 
 using Collection = std::unique_ptr<mongoc_collection_t, detail::CollectionDeleter>;
 using Cursor = std::unique_ptr<mongoc_cursor_t, detail::CursorDeleter>;
 using ChangeStream = std::unique_ptr<mongoc_change_stream_t, detail::ChangeStreamDeleter>;
+using ReadPrefs = std::unique_ptr<mongoc_read_prefs_t, detail::ReadPrefsDeleter>;
 
 // A client popped from a pool (blocking until one is free), pushed back when
 // this goes out of scope.
