@@ -33,6 +33,11 @@ void Attachment::close(const grpc::Status& status, const char* reason) {
   if (auto stream = stream_.lock()) stream->close(status, reason);
 }
 
+void Attachment::close_when_written(const grpc::Status& status, const char* reason,
+                                    Millis bound) {
+  if (auto stream = stream_.lock()) stream->close_when_written(status, reason, bound);
+}
+
 void Attachment::close_if_stalled(std::chrono::steady_clock::time_point now) {
   if (auto stream = stream_.lock()) stream->close_if_stalled(now);
 }
@@ -83,7 +88,10 @@ class AttachStream::StreamReactor final : public Reactor {
   void OnWriteDone(bool ok) override {
     const bool drained = owner_->outbox_.on_write_done(ok);
     owner_->report_backlog();
-    if (drained) owner_->release_drained_backlog();
+    if (drained) {
+      owner_->release_drained_backlog();
+      owner_->close_if_written();
+    }
   }
   void read() { StartRead(&incoming_); }
   void OnCancel() override { owner_->finish(grpc::Status::CANCELLED); }
@@ -629,6 +637,37 @@ void AttachStream::close(const grpc::Status& status, const char* reason) {
       if (self->reactor_) self->call_->TryCancel();
     }
   });
+}
+
+void AttachStream::close_when_written(const grpc::Status& status, const char* reason,
+                                      Millis bound) {
+  {
+    MutexLock lock(mutex_);
+    if (finishing_ || !reactor_) return;
+    close_when_drained_ = status;
+    close_reason_ = reason;
+  }
+  outbox_.kick();  // what waited for the end of a core turn
+  if (outbox_.size() == 0) {
+    close_if_written();
+    return;
+  }
+  std::weak_ptr<AttachStream> weak = shared_from_this();
+  context_.engine.after(bound, [weak] {
+    if (auto self = weak.lock()) self->close_if_written();
+  });
+}
+
+void AttachStream::close_if_written() {
+  grpc::Status status;
+  const char* reason = nullptr;
+  {
+    MutexLock lock(mutex_);
+    if (!close_when_drained_) return;
+    status = *close_when_drained_;
+    reason = close_reason_;
+  }
+  close(status, reason);
 }
 
 bool AttachStream::finish(const grpc::Status& status) {

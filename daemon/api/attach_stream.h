@@ -29,6 +29,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "daemon/api/api_context.h"
@@ -62,6 +63,8 @@ class Attachment final : public core::LocalServer, public std::enable_shared_fro
   void deliver(const core::Command& command) override;
   // Ends this server's stream (and so every server on it) with `status`.
   void close(const grpc::Status& status, const char* reason);
+  // As close(), once what is queued on the stream is written (AttachStream).
+  void close_when_written(const grpc::Status& status, const char* reason, Millis bound);
   // Closes the stream if a write to it has waited limits.stall_timeout.
   void close_if_stalled(std::chrono::steady_clock::time_point now);
   // Core thread: the bus settled its first `settled` documents; confirms the
@@ -104,6 +107,11 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   void push_command(const core::Command& command, core::AttachmentId to, bool batch);
   // Ends the stream with `status` and detaches its servers.
   void close(const grpc::Status& status, const char* reason);
+  // As close(), once what is queued for the servers is written (their
+  // Results, Commands and Confirmed), or after `bound` if they do not read it:
+  // a daemon that stops leaves no server unsure whether an applied call was
+  // applied (it would send it again, to a daemon that cannot tell).
+  void close_when_written(const grpc::Status& status, const char* reason, Millis bound);
   std::size_t queued() const { return outbox_.size(); }
   void close_if_stalled(std::chrono::steady_clock::time_point now);
 
@@ -137,6 +145,8 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   void taken(std::size_t bytes);
   void read_when_producers_may_go();
   bool finish(const grpc::Status& status);
+  // The close close_when_written() put off, if any: now.
+  void close_if_written();
   void reactor_done();
   // Once a backlog of many MiB drained or was dropped: its memory goes back to
   // the system (release_free_memory), not only to the heap.
@@ -168,6 +178,9 @@ class AttachStream final : public std::enable_shared_from_this<AttachStream> {
   mutable Mutex mutex_;
   StreamReactor* reactor_ SIOBRIDGE_GUARDED_BY(mutex_) = nullptr;  // null once the RPC is done
   bool finishing_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
+  // Set by close_when_written(): the status to end with once the outbox drains.
+  std::optional<grpc::Status> close_when_drained_ SIOBRIDGE_GUARDED_BY(mutex_);
+  const char* close_reason_ SIOBRIDGE_GUARDED_BY(mutex_) = "";
   bool hello_seen_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   bool read_waits_for_core_ SIOBRIDGE_GUARDED_BY(mutex_) = false;
   core::AttachmentId first_ SIOBRIDGE_GUARDED_BY(mutex_) = 0;

@@ -49,9 +49,10 @@ grpc::ServerBidiReactor<pb::ServerMessage, pb::DaemonMessage>* BridgeService::At
   return AttachStream::start(context_, operations_, call);
 }
 
-void BridgeService::close_attachments() {
+void BridgeService::close_attachments(Millis bound) {
   for (auto& attachment : context_.attachments()) {
-    attachment->close({grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"}, "shutdown");
+    attachment->close_when_written({grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"},
+                                   "shutdown", bound);
   }
 }
 

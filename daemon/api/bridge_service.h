@@ -7,6 +7,7 @@
 
 #include "daemon/api/api_context.h"
 #include "daemon/api/operations.h"
+#include "daemon/common/time.h"
 #include "siobridge/v1/bridge.grpc.pb.h"
 
 namespace siobridge::api {
@@ -15,8 +16,9 @@ class BridgeService final : public ::siobridge::v1::Bridge::CallbackService {
  public:
   explicit BridgeService(ApiContext& context);
 
-  // Ends every Attach stream with UNAVAILABLE (graceful shutdown).
-  void close_attachments();
+  // Ends every Attach stream with UNAVAILABLE (graceful shutdown), each once
+  // what is queued for its servers is written, or after `bound`.
+  void close_attachments(Millis bound);
 
   using ServerMessage = ::siobridge::v1::ServerMessage;
   using DaemonMessage = ::siobridge::v1::DaemonMessage;

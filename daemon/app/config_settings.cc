@@ -245,6 +245,7 @@ std::vector<SettingDef> listen_settings() {
 std::vector<SettingDef> mongodb_settings() {
   using bus::mongodb::Expiration;
   using WriteConcern = bus::mongodb::MongoBusConfig::WriteConcern;
+  using ReadPreference = bus::mongodb::MongoBusConfig::ReadPreference;
   std::vector<SettingDef> d;
   d.push_back(def(
       "mongodb.uri", "MongoDB replica set or sharded cluster; empty: this host only (in memory)",
@@ -307,6 +308,15 @@ std::vector<SettingDef> mongodb_settings() {
                  SIOBRIDGE_FIELD(mongo(c).write_concern),
                  std::vector<std::pair<std::string, WriteConcern>>{
                      {"majority", WriteConcern::kMajority}, {"1", WriteConcern::kPrimary}}));
+  d.push_back(choice_def(
+      "mongodb.read_preference",
+      "the member the change stream reads from: primary, secondaryPreferred or nearest (a "
+      "fleet's streams spread over the replica set)",
+      SIOBRIDGE_FIELD(mongo(c).stream_read_preference),
+      std::vector<std::pair<std::string, ReadPreference>>{
+          {"primary", ReadPreference::kPrimary},
+          {"secondaryPreferred", ReadPreference::kSecondaryPreferred},
+          {"nearest", ReadPreference::kNearest}}));
   d.push_back(size_def("mongodb.queue_bytes",
                        "what may wait for MongoDB (e.g. while it is unreachable); beyond, "
                        "publishes are refused with UNAVAILABLE",

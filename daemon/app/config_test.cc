@@ -125,6 +125,25 @@ TEST_CASE("settings that contradict each other are refused") {
   CHECK_THAT(unclear.error().message, Catch::Contains("mongodb.compress_packs"));
 }
 
+TEST_CASE("the change stream's read preference") {
+  using ReadPreference = bus::mongodb::MongoBusConfig::ReadPreference;
+  const std::pair<std::string, std::string> uri{"mongodb.uri", "mongodb://x/?replicaSet=rs0"};
+  auto plain = load_config({uri}, "", {});
+  REQUIRE(plain.ok());
+  CHECK(plain->config.mongodb->stream_read_preference == ReadPreference::kPrimary);
+  auto spread = load_config({uri, {"mongodb.read_preference", "secondaryPreferred"}}, "", {});
+  REQUIRE(spread.ok());
+  CHECK(spread->config.mongodb->stream_read_preference == ReadPreference::kSecondaryPreferred);
+  auto nearest = load_config({uri, {"mongodb.read_preference", "nearest"}}, "", {});
+  REQUIRE(nearest.ok());
+  CHECK(nearest->config.mongodb->stream_read_preference == ReadPreference::kNearest);
+  // secondary alone is not offered: with no secondary up the stream would
+  // stop while the primary still serves.
+  auto secondary = load_config({uri, {"mongodb.read_preference", "secondary"}}, "", {});
+  REQUIRE_FALSE(secondary.ok());
+  CHECK_THAT(secondary.error().message, Catch::Contains("mongodb.read_preference"));
+}
+
 TEST_CASE("the MongoDB URI and password from files, never shown in errors") {
   TempFile uri_file("mongodb://siobridge:s3cret-pass@db1,db2/?replicaSet=rs0\n");
   auto from_file = load_config({}, "", {{"SIOBRIDGE_MONGODB_URI_FILE", uri_file.path}});

@@ -21,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +45,10 @@ extern char** environ;
 
 namespace siobridge::app {
 namespace {
+
+// How long a stopping daemon lets its servers read what it queued for them:
+// a server that reads has it in milliseconds; one that does not is not waited for.
+constexpr Millis kCloseBound{2000};
 
 std::map<std::string, std::string> environment() {
   std::map<std::string, std::string> env;
@@ -288,7 +293,12 @@ int run(const LoadedConfig& loaded) {
   // Before the servers detach: the hand-over keeps them, and peers stop
   // counting this node at once.
   (*engine)->leave_cluster();
-  service.close_attachments();
+  // Once the core's turn in hand is over, what it queued for the servers
+  // (the Confirmed of the calls it applied among them) is in their outboxes.
+  (*engine)->call([](core::Node&) { return 0; });
+  service.close_attachments(
+      std::min(kCloseBound, std::max(Millis{0}, std::chrono::duration_cast<Millis>(
+                                                    deadline - std::chrono::steady_clock::now()))));
   (*server)->shutdown(std::chrono::system_clock::now() +
                       std::max(std::chrono::steady_clock::duration::zero(),
                                deadline - std::chrono::steady_clock::now()));

@@ -107,8 +107,14 @@ describe("a daemon restart under two-way traffic", { skip: mongoUnavailable() },
     const restartedAt = Date.now();
     await a.start();
     const backAt = await aIsBack();
+    // A reads B's queries in the cluster's order, behind what was sent while
+    // it was down: once its server has all of that, A is at the head.
+    const sentWhileDown = flow.fromB.sentBefore(restartedAt);
+    await eventually(() => flow.towardA.every((tally) => tally.allArrivedAt(sentWhileDown) !== undefined), 120000,
+                     "A's server has what was sent while A was down");
 
-    // The other host's queries, at once: A answers under the uid it had, and
+    // The other host's queries, while a ghost of A would still be in its peer
+    // table (heartbeat timeout 20 s): A answers under the uid it had, and
     // nobody else is expected (a ghost uid would be waited for and named).
     const queries = [];
     for (let round = 0; round < 3; round++) {

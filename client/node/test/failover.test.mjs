@@ -18,7 +18,9 @@
 // (SIOBRIDGE_MONGO_PORT, SIOBRIDGE_MONGO_MEMBERS=3 select it): scripts/test
 // does that. SIOBRIDGE_FAILOVER_WRITE_CONCERN (majority, the default, or 1)
 // sets the daemons' mongodb.write_concern; SIOBRIDGE_FAILOVER_REPORT names a
-// JSON file for the figures.
+// JSON file for the figures. Daemon A's change stream reads from a secondary
+// (mongodb.read_preference: secondaryPreferred), daemon B's from the primary:
+// every case runs with both.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -72,9 +74,12 @@ function freePort() {
 
 /** A daemon with its metrics endpoint, its health watched and its bus state sampled. */
 class WatchedDaemon {
-  constructor(database, label) {
+  constructor(database, label, readPreference) {
     this.label = label;
     this.database = database;
+    this.readPreference = readPreference;
+    // Names the daemon's connections in MongoDB's $currentOp.
+    this.appName = `failover-${label.replace(/\W+/g, "-")}-${randomBytes(3).toString("hex")}`;
     this.health = []; // {at, status}
     this.states = []; // {at, state}: changes of Status().bus_state
   }
@@ -82,9 +87,10 @@ class WatchedDaemon {
   async start() {
     this.metricsPort = await freePort();
     this.daemon = await new Daemon([
-      "--mongodb-uri", uri,
+      "--mongodb-uri", `${uri}${uri.includes("?") ? "&" : "?"}appName=${this.appName}`,
       "--mongodb-database", this.database,
       "--mongodb-write-concern", writeConcern,
+      "--mongodb-read-preference", this.readPreference,
       "--metrics-listen", `127.0.0.1:${this.metricsPort}`,
       "--node-heartbeat-interval", "1s",
       "--node-heartbeat-timeout", "30s",
@@ -258,14 +264,14 @@ function notServingSeconds(daemon, from) {
 let daemons = [];
 let sides = [];
 const tally = new Tally();
-const report = { writeConcern, rate: RATE, cases: {} };
+const report = { writeConcern, readPreferences: { A: "secondaryPreferred", B: "primary" }, rate: RATE, cases: {} };
 
 before(async () => {
   if (skip) return;
   const database = `failover_${randomBytes(4).toString("hex")}`;
   // One after the other: the first creates the collection.
-  daemons.push(await new WatchedDaemon(database, "daemon A").start());
-  daemons.push(await new WatchedDaemon(database, "daemon B").start());
+  daemons.push(await new WatchedDaemon(database, "daemon A", "secondaryPreferred").start());
+  daemons.push(await new WatchedDaemon(database, "daemon B", "primary").start());
   sides = [await new Side("a", daemons[0]).start(), await new Side("b", daemons[1]).start()];
   for (const side of sides) {
     tally.listen(`${side.name}.sender`, side.sender);
@@ -388,7 +394,42 @@ function assertRecovered(summary) {
   });
 }
 
-// The daemons opened their change streams on the first primary: (b) kills it.
+/** The ports of the members where a change stream of `appName` is open (running or idle). */
+async function streamMembers(appName) {
+  const base = Number(process.env.SIOBRIDGE_MONGO_PORT);
+  const command = {
+    aggregate: 1,
+    pipeline: [
+      { $currentOp: { allUsers: true, idleCursors: true } },
+      { $match: { appName, "cursor.originatingCommand.pipeline.0.$changeStream": { $exists: true } } },
+    ],
+    cursor: {},
+  };
+  const members = [];
+  for (const port of [base, base + 1, base + 2]) {
+    const reply = JSON.parse(await mongo("command", "--member", String(port), JSON.stringify(command)));
+    if (reply.cursor.firstBatch.length > 0) members.push(String(port));
+  }
+  return members;
+}
+
+test("the change streams read from the members the daemons asked for", { skip }, async () => {
+  const primary = await mongo("primary");
+  // A stream is opened once the bus is ready; its getMore may be between
+  // rounds: ask until each shows up.
+  const found = await eventually(async () => {
+    const a = await streamMembers(daemons[0].appName);
+    const b = await streamMembers(daemons[1].appName);
+    return a.length > 0 && b.length > 0 ? { a, b } : null;
+  }, 30000, "both change streams in $currentOp");
+  console.log(`# primary ${primary}; daemon A (secondaryPreferred) streams from ${found.a}, daemon B (primary) from ${found.b}`);
+  report.streamMembers = { primary, A: found.a, B: found.b };
+  assert.deepEqual(found.b, [primary], "daemon B's stream on the primary");
+  assert.equal(found.a.length, 1, "daemon A has one stream");
+  assert.notEqual(found.a[0], primary, "daemon A's stream on a secondary");
+});
+
+// Daemon B opened its change stream on the first primary: (b) kills it.
 let steppedDown;
 
 test("(b) the primary killed (SIGKILL) and started later: nothing acknowledged is lost", { skip }, async () => {

@@ -63,6 +63,20 @@ std::optional<ClusterTime> cluster_time_of(const bson_t* event) {
   return time;
 }
 
+// The stream's own, whatever the URI's readPreference says (that one applies
+// to the daemon's other reads).
+ReadPrefs stream_read_prefs(MongoBusConfig::ReadPreference preference) {
+  switch (preference) {
+    case MongoBusConfig::ReadPreference::kPrimary:
+      return ReadPrefs(mongoc_read_prefs_new(MONGOC_READ_PRIMARY));
+    case MongoBusConfig::ReadPreference::kSecondaryPreferred:
+      return ReadPrefs(mongoc_read_prefs_new(MONGOC_READ_SECONDARY_PREFERRED));
+    case MongoBusConfig::ReadPreference::kNearest:
+      return ReadPrefs(mongoc_read_prefs_new(MONGOC_READ_NEAREST));
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 ChangeWatcher::ChangeWatcher(BusContext& context)
@@ -188,6 +202,8 @@ ChangeWatcher::Outcome ChangeWatcher::setup(const PooledClient& client, bool rec
 ChangeStream ChangeWatcher::open(const PooledClient& client) {
   const auto& config = context_.config;
   auto collection = client.collection(config.database, config.collection);
+  mongoc_collection_set_read_prefs(collection.get(),
+                                   stream_read_prefs(config.stream_read_preference).get());
   auto pipeline = change_stream_pipeline(context_.uid);
   wire::OwnedBson opts(BCON_NEW("maxAwaitTimeMS", BCON_INT32(100)));
   // A batch is held whole while it is read: by documents, the only bound the

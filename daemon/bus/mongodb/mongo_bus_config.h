@@ -30,6 +30,16 @@ struct MongoBusConfig {
   };
   WriteConcern write_concern = WriteConcern::kMajority;
 
+  // Which member the change stream reads from: a fleet's streams may spread
+  // over the replica set's members. Writes go to the primary; the other reads
+  // follow the URI's readPreference (primary unless it names another).
+  enum class ReadPreference : std::uint8_t {
+    kPrimary,
+    kSecondaryPreferred,  // a secondary while one is up, else the primary
+    kNearest,             // the member of lowest latency, primary or not
+  };
+  ReadPreference stream_read_preference = ReadPreference::kPrimary;
+
   std::size_t max_batch = 1000;  // documents per insertMany
   // Stored bytes per insertMany. The driver builds the command in a buffer
   // that grows by doubling: 4 MiB keeps the writer's peak near 8 MiB, and a

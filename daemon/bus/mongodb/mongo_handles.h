@@ -1,7 +1,7 @@
 // Owners of libmongoc handles, each released exactly once however the scope
 // ends: a URI, a client pool, a client of its own or one taken from the pool
-// (given back), a database, a collection, a cursor, a change stream, a set of
-// monitoring callbacks, and a command reply (a bson_t that libmongoc
+// (given back), a database, a collection, a cursor, a change stream, read
+// preferences, a set of monitoring callbacks, and a command reply (a bson_t that libmongoc
 // initializes even when the command fails). The only place in the daemon that
 // destroys libmongoc handles. Move-only; each lives on the thread that made it
 // (a pool: on any thread).
@@ -39,6 +39,7 @@ using ApmCallbacks = Owned<mongoc_apm_callbacks_t, &mongoc_apm_callbacks_destroy
 using Collection = Owned<mongoc_collection_t, &mongoc_collection_destroy>;
 using Cursor = Owned<mongoc_cursor_t, &mongoc_cursor_destroy>;
 using ChangeStream = Owned<mongoc_change_stream_t, &mongoc_change_stream_destroy>;
+using ReadPrefs = Owned<mongoc_read_prefs_t, &mongoc_read_prefs_destroy>;
 
 inline Database open_database(mongoc_client_t* client, const std::string& name) {
   return Database(mongoc_client_get_database(client, name.c_str()));
