@@ -104,6 +104,10 @@ const std::vector<SettingDef>& definitions() {
                     "after a restart, how long what the cluster sent meanwhile is held for the "
                     "servers to attach again (MongoDB with a state directory)",
                     duration(&core::NodeConfig::restart_grace)));
+    d.push_back(bool_def("node.discovery_lookup", "true",
+                         "a namespace packs once MongoDB shows no socketioxide node wrote to it "
+                         "lately, not one heartbeat interval after it became active",
+                         [](DaemonConfig& c) -> bool& { return c.node.discovery_lookup; }));
     d.push_back(def("node.restart_hold_bytes", "32MiB",
                     "after a restart, how much is held for the servers at most (oldest dropped)",
                     [](DaemonConfig& c, const std::string& v) -> Status {
@@ -248,6 +252,18 @@ const std::vector<SettingDef>& definitions() {
                          "packs go zstd-compressed when that saves an eighth (read by siobridge "
                          "daemons of this version on; false while older ones run)",
                          [](DaemonConfig& c) -> bool& { return mongo(c).compress_packs; }));
+    d.push_back(bool_def("mongodb.compress_skip", "true",
+                         "a namespace whose packs do not compress goes plain for a while untried",
+                         [](DaemonConfig& c) -> bool& { return mongo(c).compress_skip; }));
+    d.push_back(def("mongodb.write_window_us", "1000",
+                    "microseconds a fresh write queue may wait to fill packs (0 to 20000)",
+                    [](DaemonConfig& c, const std::string& v) -> Status {
+                      auto n = parse_count(v);
+                      if (!n) return n.error();
+                      if (*n > 20000) return bad("at most 20000 (20 ms)");
+                      mongo(c).write_window = std::chrono::microseconds(*n);
+                      return {};
+                    }));
     d.push_back(def("mongodb.write_concern", "majority",
                     "majority (survives a failover) or 1 (the primary alone; faster); both "
                     "journaled",

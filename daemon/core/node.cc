@@ -140,8 +140,36 @@ void Node::activate(const std::string& ns) {
   publish_heartbeat(ns, wire::RequestType::kInitHeartbeat, std::nullopt);
   auto& state = namespaces_[ns];
   state.discovering_until = clock_.now() + config_.heartbeat_interval;
+  state.activation = ++activations_;
   state.heartbeat_timer = timers_.schedule(clock_.now() + config_.heartbeat_interval,
                                            [this, ns] { heartbeat_tick(ns); });
+  if (!config_.discovery_lookup) return;
+  // Every live node heartbeats once per interval, so a socketioxide node of
+  // the namespace wrote to it within the last two (a margin for clocks and
+  // intervals that differ). What it writes from now on the change stream
+  // brings: the peer table has it from then.
+  bus_.find_socketioxide(
+      ns, 2 * config_.heartbeat_interval,
+      [this, ns, activation = state.activation](Result<bool> seen) {
+        auto it = namespaces_.find(ns);
+        if (it == namespaces_.end() || it->second.activation != activation) return;
+        if (!seen.ok()) {
+          spdlog::debug("{}: no discovery at once ({}): packing waits one heartbeat interval", ns,
+                        seen.error().message);
+          return;
+        }
+        if (*seen) {
+          ++stats_.discovery_seen;
+          spdlog::info(
+              "{}: a socketioxide node wrote to it lately: not packed until heartbeats "
+              "tell",
+              ns);
+          return;
+        }
+        ++stats_.discovery_clear;
+        it->second.discovering_until = std::min(it->second.discovering_until, clock_.now());
+        ++state_version_;
+      });
 }
 
 void Node::deactivate(const std::string& ns) {

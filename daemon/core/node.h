@@ -170,6 +170,9 @@ class Node {
     // Until then the peer table may still lack a live socketioxide node (every
     // node heartbeats once per interval): nothing of the namespace is packed.
     Millis discovering_until{0};
+    // Which activation of the namespace this is: a discovery answer asked
+    // for an earlier one does not count.
+    std::uint64_t activation = 0;
   };
 
   // Documents of a namespace held after a restart (resume()).
@@ -334,6 +337,7 @@ class Node {
   CommandId next_command_id_ = 1;
 
   std::uint64_t peers_version_ = 0;
+  std::uint64_t activations_ = 0;
   std::uint64_t state_version_ = 0;
   bus::BusState bus_state_ = bus::BusState::kStarting;
   std::string bus_detail_;

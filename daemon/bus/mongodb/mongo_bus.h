@@ -54,6 +54,8 @@ class MongoBus final : public Bus {
   bool settles_later() const override { return true; }
   void find_last_call(const std::string& instance,
                       std::function<void(Result<std::uint64_t>)> done) override;
+  void find_socketioxide(const std::string& ns, Millis lookback,
+                         std::function<void(Result<bool>)> done) override;
   void set_rank(unsigned rank) { watcher_->set_rank(rank); }
   const MongoBusStats& stats() const { return context_->stats; }
   // Bytes read from the change stream that the core thread has not taken yet.
