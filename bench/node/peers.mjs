@@ -25,7 +25,7 @@ import { summarize, tables, median } from "./lib/report.mjs";
 
 const USAGE = "usage: peers.mjs --daemon PATH --mongodb-uri URI [--mongod-pid PID] [--quick] [--rounds N]\n" +
   "  [--seconds S] [--rate-seconds S] [--systems a,b] [--sizes 100,1024] [--rates 1000,5000]\n" +
-  "  [--payload json|random|repeat] [--out DIR]\n" +
+  "  [--payload random|json|repeat] [--out DIR]\n" +
   "  (scripts/bench --help describes them)";
 
 function parseOptions(options) {
@@ -71,7 +71,7 @@ const opts = {
   rateSeconds: Number(args["rate-seconds"] ?? (quick ? 2 : 10)),
   sizes: list(args.sizes ?? "100,1024,10240", "--sizes"),
   rates: list(args.rates ?? "1000,5000", "--rates"),
-  payload: args.payload ?? "json",
+  payload: args.payload ?? "random",
   pacedBytes: 100,
   clients: 10,
   warmupSeconds: quick ? 1 : 2,
@@ -170,7 +170,6 @@ async function runSystem(system, round, mongo) {
       }
     };
     await bothCounted();
-    if (infra.ready) await infra.ready();
     const clients = await startNode(`${system.key} clients`, join(here, "clients.cjs"), { BENCH_CLIENTS: String(opts.clients) });
     started.push(clients.child);
     await clients.ask("connect", { port: await receiver.ask("port") }, 30000);
@@ -183,6 +182,16 @@ async function runSystem(system, round, mongo) {
     record.processes = processes;
     const run = { sender, receiver, clients, servers, processes, opts, nextSeq: 0, peakMiB: {} };
     record.idleMiB = Object.fromEntries(processes.map((p) => [p.role, memory(p.pid)?.rssMiB]));
+
+    // Right after start: the first burst once the servers count each other and the clients
+    // are connected, before any warm-up or wait (for siobridge: whether the daemons pack yet),
+    // after a primer of 200 events for the sender's JIT. Sized like the settled burst of the
+    // first size (from earlier rounds; 5,000 events/s before any), compared with it.
+    await burst(run, 200, opts.sizes[0]);
+    const start = await burst(run, plannedBurst(system, opts.sizes[0], measuredRates[system.key]?.[opts.sizes[0]] ? null : 5000), opts.sizes[0]);
+    record.cells[`start-${opts.sizes[0]}`] = start;
+    log(`${tag} right after start: ${sizeName(opts.sizes[0])} burst of ${fmt(start.events)}: ${fmt(start.eventsPerSecond)} ev/s`);
+    if (infra.ready) await infra.ready();
 
     // Warm-up: connections, JIT, change streams, the daemons' first batches. A cold sender can
     // emit ten times slower than a warm one: a short burst, then one sized from its rate.
@@ -294,12 +303,14 @@ try {
 }
 
 result.summary = summarize(systems, result.rounds, opts);
-const { main, cpu } = tables(systems, result.summary, opts);
+const { main, cpu, cells } = tables(systems, result.summary, opts);
 const sizes = opts.sizes.map(sizeName).join(" / ");
 console.log(`\n${opts.mode} mode, ${result.rounds.length} round(s), medians; ${sizes} ${opts.payload} payloads, ${opts.clients} clients, ` +
             `${result.machine.cpus} cores (${result.machine.cpuModel}), ${result.date.slice(0, 10)}, commit ${result.machine.commit}`);
 console.log("÷ R / M / F: ratio to the Redis adapter / the mongo adapter / the raw MongoDB floor (throughput: higher is better; p50: lower is better)\n");
 console.log(main);
+console.log(`\nCPU seconds per 10k events, whole system (servers, daemons, broker, mongod; clients not counted), every cell\n`);
+console.log(cells);
 console.log(`\nCPU seconds per 10k events at ${sizeName(opts.sizes[0])} saturation, per process (clients not counted)\n`);
 console.log(cpu);
 

@@ -14,6 +14,7 @@
 // Single-threaded (Node event loop).
 const { createServer } = require("node:http");
 const { join } = require("node:path");
+const { randomBytes } = require("node:crypto");
 const { Server } = require("socket.io");
 
 const env = process.env;
@@ -67,21 +68,35 @@ async function makeAdapter() {
 let io;
 let stopRequested = false;
 
-// Payloads of `bytes` characters (ASCII: as many bytes), the same for every
-// system and every run, 1,024 different ones taken in turn (a pack of
-// siobridge never holds the same one twice, as events of an application
-// differ):
+// Payloads of `bytes` characters (ASCII: as many bytes), taken in turn:
+// - "random" (the default): random base64 text, a different string for every
+//   event: consecutive slices of a pool of 16 MiB of it (randomBytes in
+//   base64), so that no text repeats within 16 MiB of payloads, more than a
+//   pack, a zstd window or any burst of 100 B or 1 KiB events holds. What
+//   compresses least among texts (zstd at its fastest level leaves about
+//   three quarters), and what the outside measurements used;
 // - "json": JSON text such as applications send, chat-like records of ids,
-//   names, times and words from a fixed-seed generator (zstd at its fastest
-//   level makes it about a third);
-// - "random": random base64, what compresses least (about three quarters);
+//   names, times and words from a fixed-seed generator, 1,024 different
+//   payloads per size, the same for every system and every run (zstd at its
+//   fastest level makes it about a third);
 // - "repeat": one character repeated (what runs before 2026-12-05 sent).
 const PAYLOAD_VARIANTS = 1024;
+const RANDOM_POOL_CHARS = 16 << 20;
+let randomPool = null;
+let randomAt = 0;
 const payloadCache = new Map();
-function payloadsOf(bytes, kind = "json") {
+function payloadOf(bytes, kind, index) {
+  if (kind === "random") {
+    randomPool ??= randomBytes((RANDOM_POOL_CHARS / 4) * 3).toString("base64");
+    if (randomAt + bytes > randomPool.length) randomAt = 0;
+    const payload = randomPool.slice(randomAt, randomAt + bytes);
+    randomAt += bytes;
+    return payload;
+  }
   const key = `${kind} ${bytes}`;
   if (!payloadCache.has(key)) payloadCache.set(key, makePayloads(bytes, kind));
-  return payloadCache.get(key);
+  const payloads = payloadCache.get(key);
+  return payloads[index % payloads.length];
 }
 function makePayloads(bytes, kind) {
   let state = 0x2545f491;
@@ -92,14 +107,12 @@ function makePayloads(bytes, kind) {
     return (state >>> 0) % n;
   };
   if (kind === "repeat") return ["x".repeat(bytes)];
+  if (kind !== "json") throw new Error(`unknown payload ${kind}`);
   const syllables = ["ka", "lo", "mi", "ne", "ru", "so", "ta", "vi", "de", "po", "an", "el", "is", "or", "un", "be"];
   const word = () => Array.from({ length: 1 + next(3) }, () => syllables[next(syllables.length)]).join("");
   const words = Array.from({ length: 400 }, word);
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   let id = 0;
   const one = () => {
-    if (kind === "random") return Array.from({ length: bytes }, () => alphabet[next(64)]).join("");
-    if (kind !== "json") throw new Error(`unknown payload ${kind}`);
     const records = [];
     let length = 2;
     while (length < bytes) {
@@ -123,7 +136,7 @@ function makePayloads(bytes, kind) {
 // `rate` per second, or as fast as the event loop allows when rate is 0 (in
 // chunks, so that I/O goes on). Stops early when told (the system fell behind).
 function run({ count, rate, bytes, payload: kind, firstSeq }) {
-  const payloads = payloadsOf(bytes, kind);
+  payloadOf(bytes, kind, 0);  // the pool or the variants, before the clock starts
   stopRequested = false;
   return new Promise((done) => {
     let sent = 0;
@@ -132,7 +145,7 @@ function run({ count, rate, bytes, payload: kind, firstSeq }) {
       const due =
         rate > 0 ? Math.min(count, Math.floor(((now() - start) / 1000) * rate) + 1) : Math.min(count, sent + 200);
       while (sent < due && !stopRequested) {
-        io.emit("m", firstSeq + sent, now(), payloads[sent % payloads.length]);
+        io.emit("m", firstSeq + sent, now(), payloadOf(bytes, kind, sent));
         sent += 1;
       }
       if (sent >= count || stopRequested) done({ sent, startedAt: start, seconds: (now() - start) / 1000, stopped: stopRequested });

@@ -192,6 +192,10 @@ std::vector<SettingDef> node_settings() {
                            SIOBRIDGE_FIELD(c.node.ack_timeout)));
   d.push_back(duration_def("node.local_timeout", "how long to wait for an attached server's answer",
                            SIOBRIDGE_FIELD(c.node.local_timeout)));
+  d.push_back(bool_def("node.discovery_lookup",
+                       "a namespace packs once MongoDB shows no socketioxide node wrote to it "
+                       "lately, not one heartbeat interval after it became active",
+                       SIOBRIDGE_FIELD(c.node.discovery_lookup)));
   d.push_back(duration_def("node.restart_grace",
                            "after a restart, how long what the cluster sent meanwhile is held for "
                            "the servers to attach again (MongoDB with a state directory)",
@@ -302,6 +306,22 @@ std::vector<SettingDef> mongodb_settings() {
                        "packs go zstd-compressed when that saves an eighth (read by siobridge "
                        "daemons of this version on; false while older ones run)",
                        SIOBRIDGE_FIELD(mongo(c).compress_packs)));
+  d.push_back(bool_def("mongodb.compress_skip",
+                       "a namespace whose packs do not compress goes plain for a while untried",
+                       SIOBRIDGE_FIELD(mongo(c).compress_skip)));
+  d.push_back(def(
+      "mongodb.write_window_us",
+      "microseconds a fresh write queue may wait to fill packs (0 to 20000)",
+      [](const DaemonConfig& c) {
+        return std::to_string(value_of(SIOBRIDGE_FIELD(mongo(c).write_window), c).count());
+      },
+      [](DaemonConfig& c, const std::string& v) -> Status {
+        auto n = parse_count(v);
+        if (!n) return n.error();
+        if (*n > 20000) return bad("at most 20000 (20 ms)");
+        mongo(c).write_window = std::chrono::microseconds(*n);
+        return {};
+      }));
   d.push_back(
       choice_def("mongodb.write_concern",
                  "majority (survives a failover) or 1 (the primary alone; faster); both journaled",

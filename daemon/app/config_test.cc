@@ -144,6 +144,23 @@ TEST_CASE("the change stream's read preference") {
   CHECK_THAT(secondary.error().message, Catch::Contains("mongodb.read_preference"));
 }
 
+TEST_CASE("the writer's window is bounded") {
+  const std::map<std::string, std::string> uri{{"mongodb.uri", "mongodb://x/?replicaSet=rs0"}};
+  auto with = [&](const std::string& us) {
+    auto values = uri;
+    values["mongodb.write_window_us"] = us;
+    return load_config(values, "", {});
+  };
+  auto defaults = load_config(uri, "", {});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->config.mongodb->write_window == std::chrono::microseconds(1000));
+  CHECK(defaults->config.mongodb->compress_skip);
+  REQUIRE(with("0").ok());
+  CHECK(with("20000")->config.mongodb->write_window == std::chrono::microseconds(20000));
+  REQUIRE_FALSE(with("20001").ok());
+  CHECK_THAT(with("20001").error().message, Catch::Contains("mongodb.write_window_us"));
+}
+
 TEST_CASE("the MongoDB URI and password from files, never shown in errors") {
   TempFile uri_file("mongodb://siobridge:s3cret-pass@db1,db2/?replicaSet=rs0\n");
   auto from_file = load_config({}, "", {{"SIOBRIDGE_MONGODB_URI_FILE", uri_file.path}});

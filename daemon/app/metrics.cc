@@ -244,6 +244,12 @@ class EngineCollector final : public prometheus::Collectable {
     counter("siobridge_mongodb_packs_written_total", "Packed documents written.", m.packs);
     counter("siobridge_mongodb_packs_compressed_total",
             "Packed documents written compressed (mongodb.compress_packs).", m.packs_compressed);
+    counter("siobridge_mongodb_packs_compress_skipped_total",
+            "Packs written plain without trying compression (mongodb.compress_skip).",
+            m.packs_compress_skipped);
+    counter("siobridge_mongodb_write_window_waits_total",
+            "Write batches that waited for the group-commit window (mongodb.write_window_us).",
+            m.window_waits);
     counter("siobridge_mongodb_pack_message_bytes_total",
             "Bytes of the messages that went in packs, encoded.", m.pack_message_bytes);
     counter("siobridge_mongodb_pack_stored_bytes_total",

@@ -75,6 +75,18 @@ class Bus {
     (void)instance;
     done(std::uint64_t{0});
   }
+  // Discovery at once (docs/PROTOCOL.md section 18): calls `done` on the core
+  // thread with whether the store holds a request of namespace `ns` from a
+  // socketioxide node (one without the `siobridge` field) written within the
+  // last `lookback`, or an error when the store cannot tell (it keeps
+  // documents for less than that, or cannot be asked now): the namespace then
+  // waits for heartbeats. A bus that stores nothing cannot tell.
+  virtual void find_socketioxide(const std::string& ns, Millis lookback,
+                                 std::function<void(Result<bool>)> done) {
+    (void)ns;
+    (void)lookback;
+    done(make_error(ErrorCode::kFailedPrecondition, "this bus keeps no documents"));
+  }
 };
 
 // A bus as the runtime drives it (made by bus::make_bus, daemon/bus/factory.h):

@@ -105,9 +105,35 @@ void Membership::activate(const std::string& ns) {
   const Millis now = context_.clock.now();
   state.discovering_until = now + context_.config.heartbeat_interval;
   // A namespace kept active without servers (RestartHold) still heartbeats.
+  state.activation = ++activations_;
   context_.timers.cancel(state.heartbeat_timer);
   state.heartbeat_timer = context_.timers.schedule(now + context_.config.heartbeat_interval,
                                                    [this, ns] { heartbeat_tick(ns); });
+  if (!context_.config.discovery_lookup) return;
+  // Every live node heartbeats once per interval, so a socketioxide node of
+  // the namespace wrote to it within the last two (a margin for clocks and
+  // intervals that differ). What it writes from now on the change stream
+  // brings: the peer table has it from then.
+  outbox_.find_socketioxide(
+      ns, 2 * context_.config.heartbeat_interval,
+      [this, ns, activation = state.activation](Result<bool> seen) {
+        auto it = namespaces_.find(ns);
+        if (it == namespaces_.end() || it->second.activation != activation) return;
+        if (!seen.ok()) {
+          spdlog::debug("{}: no discovery at once ({}): packing waits one heartbeat interval", ns,
+                        seen.error().message);
+          return;
+        }
+        if (*seen) {
+          ++context_.stats.discovery_seen;
+          spdlog::info(
+              "{}: a socketioxide node wrote to it lately: not packed until heartbeats tell", ns);
+          return;
+        }
+        ++context_.stats.discovery_clear;
+        it->second.discovering_until = std::min(it->second.discovering_until, context_.clock.now());
+        ++state_version_;
+      });
 }
 
 void Membership::deactivate(const std::string& ns) {

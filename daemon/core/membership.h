@@ -117,6 +117,9 @@ class Membership {
     // Until then the peer table may still lack a live socketioxide node (every
     // node heartbeats once per interval): nothing of the namespace is packed.
     Millis discovering_until{0};
+    // Which activation of the namespace this is: a discovery answer asked
+    // for an earlier one does not count.
+    std::uint64_t activation = 0;
   };
 
   void activate(const std::string& ns);
@@ -137,6 +140,7 @@ class Membership {
   bool leaving_ = false;
   std::uint64_t peers_version_ = 0;
   std::uint64_t state_version_ = 0;
+  std::uint64_t activations_ = 0;
 };
 
 }  // namespace siobridge::core

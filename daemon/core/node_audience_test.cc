@@ -25,6 +25,17 @@ class RecordingBus final : public bus::Bus {
   }
   bus::BusState state() const override { return bus::BusState::kReady; }
   bool shared() const override { return false; }
+  // Discovery questions wait for the test to answer them.
+  void find_socketioxide(const std::string& ns, Millis lookback,
+                         std::function<void(Result<bool>)> done) override {
+    discovery.push_back({ns, lookback, std::move(done)});
+  }
+  struct Question {
+    std::string ns;
+    Millis lookback;
+    std::function<void(Result<bool>)> done;
+  };
+  std::vector<Question> discovery;
 
   // The audience of the last request of `type` published.
   std::optional<bus::Audience> last(wire::RequestType type) const {
@@ -50,6 +61,12 @@ wire::Document heartbeat_of(const std::string& uid, bool siobridge) {
   return doc;
 }
 
+NodeConfig with_lookup(bool discovery_lookup) {
+  NodeConfig config;
+  config.discovery_lookup = discovery_lookup;
+  return config;
+}
+
 struct OneNode {
   RecordingBus bus;
   FakeClock clock;
@@ -58,7 +75,7 @@ struct OneNode {
   Node node{config, bus, clock, timers};
   FakeServer server{"s1"};
 
-  OneNode() {
+  explicit OneNode(bool discovery_lookup = true) : config(with_lookup(discovery_lookup)) {
     server.add_socket("s1a");
     server.node = &node;
     server.id = node.attach(server, server.name());
@@ -129,4 +146,50 @@ TEST_CASE("an answer goes packed only to a siobridge requester") {
     CHECK(answer.header.target == uid);
     CHECK(audience == (siobridge ? bus::Audience::kSiobridgeOnly : bus::Audience::kEveryNode));
   }
+}
+
+TEST_CASE("discovery at once: no socketioxide node in the namespace, packing starts") {
+  OneNode t;
+  REQUIRE(t.bus.discovery.size() == 1);
+  CHECK(t.bus.discovery[0].ns == "/");
+  CHECK(t.bus.discovery[0].lookback == 2 * t.config.heartbeat_interval);
+  CHECK(t.broadcast() == bus::Audience::kEveryNode);  // not before the answer
+  t.bus.discovery[0].done(false);
+  CHECK(t.broadcast() == bus::Audience::kSiobridgeOnly);
+  CHECK(t.node.status().namespaces.at(0).packing);
+  // A socketioxide node that starts later still stops packing with its heartbeat.
+  t.node.on_document(heartbeat_of("RRRRRRRRRRRRRRRR", /*siobridge=*/false));
+  CHECK(t.broadcast() == bus::Audience::kEveryNode);
+}
+
+TEST_CASE("discovery at once: a socketioxide node seen keeps the namespace unpacked") {
+  OneNode t;
+  REQUIRE(t.bus.discovery.size() == 1);
+  t.bus.discovery[0].done(true);
+  CHECK(t.broadcast() == bus::Audience::kEveryNode);
+  // Its heartbeat arrives within the interval: never packed while it lives.
+  t.node.on_document(heartbeat_of("RRRRRRRRRRRRRRRR", /*siobridge=*/false));
+  t.advance(t.config.heartbeat_interval);
+  CHECK(t.broadcast() == bus::Audience::kEveryNode);
+}
+
+TEST_CASE("discovery at once: no answer, or an answer for an earlier activation, waits") {
+  OneNode t;
+  REQUIRE(t.bus.discovery.size() == 1);
+  t.bus.discovery[0].done(siobridge::make_error(siobridge::ErrorCode::kUnavailable, "down"));
+  CHECK(t.broadcast() == bus::Audience::kEveryNode);
+  // Left and joined again: the first question's answer is for another activation.
+  REQUIRE(t.node.leave_namespace(t.server.id, "/").ok());
+  REQUIRE(t.node.join_namespace(t.server.id, "/").ok());
+  REQUIRE(t.bus.discovery.size() == 2);
+  t.bus.discovery[0].done(false);
+  CHECK(t.broadcast() == bus::Audience::kEveryNode);
+  t.bus.discovery[1].done(false);
+  CHECK(t.broadcast() == bus::Audience::kSiobridgeOnly);
+}
+
+TEST_CASE("without discovery at once nothing is asked") {
+  OneNode t(/*discovery_lookup=*/false);
+  CHECK(t.bus.discovery.empty());
+  CHECK(t.broadcast() == bus::Audience::kEveryNode);
 }

@@ -27,6 +27,11 @@ struct NodeConfig {
   // before is held for their servers to attach again, and how much of it.
   Millis restart_grace{10'000};
   std::size_t restart_hold_bytes = 32u << 20;
+  // Discovery at once (docs/PROTOCOL.md section 18): a namespace packs as
+  // soon as the bus shows that no socketioxide node wrote to it within two
+  // heartbeat intervals (Bus::find_socketioxide), rather than one interval
+  // after it became active.
+  bool discovery_lookup = true;
   // Sockets reported to socketioxide nodes under an alias that are remembered
   // (SocketAliases).
   std::size_t socket_aliases = 100'000;

@@ -60,6 +60,10 @@ struct NodeStats {
   std::uint64_t local_timeouts = 0;  // attached servers that did not answer in time
   std::uint64_t commands_out = 0;
   std::uint64_t peers_left = 0;  // peers that said goodbye (a graceful stop)
+  // Discovery at once (NodeConfig::discovery_lookup): namespaces the bus
+  // showed free of socketioxide nodes, and those where it found one.
+  std::uint64_t discovery_clear = 0;
+  std::uint64_t discovery_seen = 0;
   // After a restart (node_config.h, Handover): documents held for servers to
   // reattach, delivered once they did, dropped because the hold was full, and
   // delivered to no server because none came back within restart_grace.

@@ -58,6 +58,12 @@ class Outbox {
     return audience_(ns, target);
   }
   bool shared() const { return bus_.shared(); }
+  // Discovery at once (Bus::find_socketioxide): whether a socketioxide node
+  // wrote to `ns` within `lookback`, answered on the core thread.
+  void find_socketioxide(const std::string& ns, Millis lookback,
+                         std::function<void(Result<bool>)> done) {
+    bus_.find_socketioxide(ns, lookback, std::move(done));
+  }
 
  private:
   const NodeContext context_;

@@ -29,6 +29,10 @@ class Engine::MarkingBus final : public bus::Bus {
                       std::function<void(Result<std::uint64_t>)> done) override {
     inner_.find_last_call(instance, std::move(done));
   }
+  void find_socketioxide(const std::string& ns, Millis lookback,
+                         std::function<void(Result<bool>)> done) override {
+    inner_.find_socketioxide(ns, lookback, std::move(done));
+  }
 
  private:
   Engine& engine_;

@@ -385,12 +385,15 @@ Bytes encode_packed_messages(const std::vector<PackedMessage>& messages) {
   return out;
 }
 
-Bytes encode_pack_extension(std::string_view encoded_messages) {
+Bytes encode_pack_extension(const std::vector<PackedMessage>& messages, std::size_t reserve,
+                            std::size_t& messages_at) {
   Bytes out;
+  out.reserve(reserve);
   BytesWriter writer(out);
   Packer packer(writer);
   write_pack_head(packer);
-  out.append(encoded_messages);
+  messages_at = out.size();
+  write_packed_array(packer, messages);
   return out;
 }
 

@@ -153,8 +153,10 @@ Result<Extension> decode_extension(std::string_view bytes);
 Bytes encode_packed_messages(const std::vector<PackedMessage>& messages);
 Result<std::vector<PackedMessage>> decode_packed_messages(std::string_view bytes);
 
-// The Pack around messages already encoded by encode_packed_messages: the
-// bytes encode_extension(Pack{messages}) gives, without encoding them again.
-Bytes encode_pack_extension(std::string_view encoded_messages);
+// encode_extension(Pack{messages}) in one buffer of at least `reserve` bytes,
+// without copying the messages: `messages_at` says where their array (what
+// encode_packed_messages gives, what a CompressedPack compresses) starts in it.
+Bytes encode_pack_extension(const std::vector<PackedMessage>& messages, std::size_t reserve,
+                            std::size_t& messages_at);
 
 }  // namespace siobridge::wire

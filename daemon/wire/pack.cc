@@ -44,7 +44,9 @@ struct PackCompressor::Context {
   std::unique_ptr<ZSTD_CCtx, Free> cctx{ZSTD_createCCtx()};
 };
 
-PackCompressor::PackCompressor() : context_(std::make_unique<Context>()) {
+PackCompressor::PackCompressor() : PackCompressor(SkipRule{}) {}
+
+PackCompressor::PackCompressor(SkipRule rule) : context_(std::make_unique<Context>()), rule_(rule) {
   if (!context_->cctx) throw std::bad_alloc();
   ZSTD_CCtx_setParameter(context_->cctx.get(), ZSTD_c_compressionLevel, kZstdLevel);
   ZSTD_CCtx_setParameter(context_->cctx.get(), ZSTD_c_contentSizeFlag, 1);
@@ -53,15 +55,63 @@ PackCompressor::PackCompressor() : context_(std::make_unique<Context>()) {
 
 PackCompressor::~PackCompressor() = default;
 
+std::optional<Bytes> PackCompressor::try_compress(std::string_view bytes) {
+  Bytes frame(ZSTD_compressBound(bytes.size()), '\0');
+  const auto size =
+      ZSTD_compress2(context_->cctx.get(), frame.data(), frame.size(), bytes.data(), bytes.size());
+  if (ZSTD_isError(size) || size > bytes.size() - bytes.size() / 8) return std::nullopt;
+  frame.resize(size);
+  return frame;
+}
+
 std::optional<Bytes> PackCompressor::compress(std::string_view encoded_messages) {
   if (encoded_messages.size() < kMinBytes) return std::nullopt;
-  Bytes frame(ZSTD_compressBound(encoded_messages.size()), '\0');
-  const auto size = ZSTD_compress2(context_->cctx.get(), frame.data(), frame.size(),
-                                   encoded_messages.data(), encoded_messages.size());
-  if (ZSTD_isError(size) || size > encoded_messages.size() - encoded_messages.size() / 8) {
-    return std::nullopt;
+  return try_compress(encoded_messages);
+}
+
+void PackCompressor::skip_from_now(Memory& memory, Clock::time_point now) const {
+  memory.compresses = false;
+  memory.plain_left = rule_.packs;
+  memory.plain_until = now + rule_.time;
+}
+
+std::optional<Bytes> PackCompressor::compress(const std::string& ns,
+                                              std::string_view encoded_messages,
+                                              Clock::time_point now) {
+  if (!rule_.enabled) return compress(encoded_messages);
+  if (encoded_messages.size() < kMinBytes) return std::nullopt;
+  auto found = namespaces_.find(ns);
+  if (found == namespaces_.end()) {
+    // Bounded: an application with very many namespaces probes again.
+    if (namespaces_.size() >= rule_.namespaces) namespaces_.clear();
+    found = namespaces_.emplace(ns, Memory{}).first;
   }
-  frame.resize(size);
+  Memory& memory = found->second;
+  if (memory.plain_left > 0) {
+    if (now < memory.plain_until) {
+      --memory.plain_left;
+      ++counters_.skipped;
+      return std::nullopt;
+    }
+    memory.plain_left = 0;
+  }
+  if (!memory.compresses && encoded_messages.size() >= 2 * rule_.sample_bytes) {
+    // A sample from the middle: the start holds the array's headers.
+    const auto at = (encoded_messages.size() - rule_.sample_bytes) / 2;
+    ++counters_.samples;
+    if (!try_compress(encoded_messages.substr(at, rule_.sample_bytes))) {
+      ++counters_.samples_refused;
+      ++counters_.skipped;
+      skip_from_now(memory, now);
+      return std::nullopt;
+    }
+  }
+  auto frame = try_compress(encoded_messages);
+  if (frame) {
+    memory.compresses = true;
+  } else {
+    skip_from_now(memory, now);
+  }
   return frame;
 }
 
@@ -98,16 +148,24 @@ Document pack_document(const std::string& origin, std::vector<PackedMessage> mes
 }
 
 BuiltPack build_pack(const std::string& origin, std::vector<PackedMessage> messages,
-                     PackCompressor& compressor) {
-  const Bytes encoded = encode_packed_messages(messages);
-  auto frame = compressor.compress(encoded);
-  std::string ns = messages.empty() ? "/" : std::move(messages.front().ns);
-  if (!frame) {
-    return {pack_envelope(origin, std::move(ns), encode_pack_extension(encoded)), encoded.size(),
-            false};
+                     PackCompressor& compressor, PackCompressor::Clock::time_point now) {
+  std::size_t reserve = 16;
+  for (const auto& m : messages) {
+    reserve += 32 + m.ns.size() + m.data.size() + (m.target ? m.target->size() : 0) +
+               (m.request ? m.request->size() : 0) + (m.extension ? m.extension->size() : 0);
   }
+  // The Pack is encoded once, in the buffer the document keeps when it goes
+  // plain: a large payload is copied once on its way into the pack.
+  std::size_t messages_at = 0;
+  Bytes extension = encode_pack_extension(messages, reserve, messages_at);
+  const std::size_t message_bytes = extension.size() - messages_at;
+  std::string ns = messages.empty() ? "/" : std::move(messages.front().ns);
+  messages.clear();  // the payloads are in `extension` now
+  auto frame = compressor.compress(ns, std::string_view(extension).substr(messages_at), now);
+  if (!frame)
+    return {pack_envelope(origin, std::move(ns), std::move(extension)), message_bytes, false};
   return {pack_envelope(origin, std::move(ns), encode_extension(CompressedPack{std::move(*frame)})),
-          encoded.size(), true};
+          message_bytes, true};
 }
 
 std::size_t packed_size(const Document& document) {

@@ -243,6 +243,50 @@ TEST_CASE("a socketioxide node in the namespace gets every broadcast as a docume
 
 namespace {
 
+// Heartbeats long enough that only discovery at once can make a namespace
+// pack within the test.
+core::NodeConfig slow_heartbeats() {
+  auto config = quick_node_config();
+  config.heartbeat_interval = Millis{60000};
+  config.heartbeat_timeout = Millis{120000};
+  return config;
+}
+
+bool packing(Node& n) {
+  for (const auto& ns : n.status().namespaces)
+    if (ns.ns == "/") return ns.packing;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("discovery at once: a namespace no socketioxide node wrote to lately packs at once") {
+  EngineSet set(Expiration::ttl(300));
+  auto bus = set.bus_config();
+  bus.pack_messages = true;
+  auto& engine = set.add(slow_heartbeats(), bus);
+  EngineServer a1(engine, "a1");
+  a1.attach();
+  REQUIRE(eventually(engine, [](Node& n) { return n.stats().discovery_clear == 1; }));
+  CHECK(engine.call([](Node& n) { return packing(n); }));
+}
+
+TEST_CASE("discovery at once: a socketioxide node seen in the collection keeps it unpacked") {
+  EngineSet set(Expiration::ttl(300));
+  auto bus = set.bus_config();
+  bus.pack_messages = true;
+  RustNode rust(set);
+  // Its periodic Heartbeat, written before the engine's server attached.
+  rust.send_request("96 b0 " + std::string(RustNode::kUidHex) + " b0 A… 14 c0 c0 c0");
+  auto& engine = set.add(slow_heartbeats(), bus);
+  EngineServer a1(engine, "a1");
+  a1.attach();
+  REQUIRE(eventually(engine, [](Node& n) { return n.stats().discovery_seen == 1; }));
+  CHECK_FALSE(engine.call([](Node& n) { return packing(n); }));
+}
+
+namespace {
+
 // The msgpack str of a 16-character id, in PROTOCOL.md's hex notation.
 std::string str16_hex(const std::string& id) {
   std::string out = "b0";

@@ -55,6 +55,18 @@ export function summarize(systems, rounds, opts) {
       ),
       pacedTotal: median(cpuOf(`rate-${opts.rates[0]}`).map((c) => c.total)),
     };
+    // Right after start: the first burst, and its rate over the settled burst of the same size (per round).
+    const first = opts.sizes[0];
+    s.start = {
+      eventsPerSecond: median(cells(`start-${first}`).map((x) => x.eventsPerSecond)),
+      ofSettled: median(ok.map((r) => (r.cells[`start-${first}`] && r.cells[`burst-${first}`]?.eventsPerSecond
+        ? r.cells[`start-${first}`].eventsPerSecond / r.cells[`burst-${first}`].eventsPerSecond : null))),
+    };
+    // Whole-system CPU per 10k events of every cell (clients apart).
+    s.cpu.cells = Object.fromEntries(
+      [`start-${first}`, ...opts.sizes.map((b) => `burst-${b}`), ...opts.rates.map((r) => `rate-${r}`)]
+        .map((name) => [name, median(cpuOf(name).map((c) => c.total))]),
+    );
     s.daemonPeakMiB = median(ok.map((r) => r.daemonPeakMiB));
     for (const what of ["fetchSockets", "emitWithAck"]) {
       const c = cells(what);
@@ -117,6 +129,7 @@ export function tables(systems, summary, opts) {
     "system",
     ...opts.sizes.map((b) => `${sizeName(b)} ev/s`),
     ...opts.rates.map((r) => `p50 / p99 at ${rateName(r)}`),
+    `${sizeName(opts.sizes[0])} right after start ev/s (÷ settled)`,
     `CPU s / 10k ev (${sizeName(opts.sizes[0])})`,
     "daemon RSS max",
     "fetchSockets p50",
@@ -130,6 +143,7 @@ export function tables(systems, summary, opts) {
       s.label + (s.failed.length ? ` (failed ${s.failed.length}/${s.runs})` : ""),
       ...opts.sizes.map((b) => saturationCell(s.saturation[b])),
       ...opts.rates.map((r) => pacedCell(s.paced[r], r)),
+      s.start.eventsPerSecond === null ? "–" : `${int(s.start.eventsPerSecond)} (${ratio(s.start.ofSettled, 1)})`,
       s.cpu.total === null ? "–" : s.cpu.total.toFixed(2),
       s.daemonPeakMiB === null ? "" : `${int(s.daemonPeakMiB)} MiB`,
       roundTripCell(s.fetchSockets, ok(s)),
@@ -147,5 +161,25 @@ export function tables(systems, summary, opts) {
     const f = (x) => (x === null || x === undefined ? "" : x.toFixed(2));
     return [summary[system.key].label, ...roles.map((r) => f(c.per[r])), f(c.total), f(c.pacedTotal)];
   });
-  return { main: markdown(header, rows), cpu: markdown(cpuHeader, cpuRows) };
+  const shown = systems.filter((s) => summary[s.key]?.runs);
+  const cellNames = Object.keys(summary[shown[0]?.key]?.cpu.cells ?? {});
+  const cellLabel = (name) => {
+    const [kind, n] = name.split("-");
+    if (kind === "start") return `${sizeName(Number(n))} right after start`;
+    return kind === "burst" ? `${sizeName(Number(n))} burst` : `${rateName(Number(n))}`;
+  };
+  const cellsRows = shown.map((system) => {
+    const c = summary[system.key].cpu.cells;
+    const redis = summary.redis?.cpu.cells;
+    return [summary[system.key].label, ...cellNames.map((n) => {
+      if (c[n] === null || c[n] === undefined) return "–";
+      const r = redis?.[n] && system.key !== "redis" ? ` (${ratio(c[n], redis[n])} R)` : "";
+      return `${c[n].toFixed(2)}${r}`;
+    })];
+  });
+  return {
+    main: markdown(header, rows),
+    cpu: markdown(cpuHeader, cpuRows),
+    cells: markdown(["system", ...cellNames.map(cellLabel)], cellsRows),
+  };
 }

@@ -119,8 +119,12 @@ async function startDaemon(ctx, name, mongo) {
     if (mongo.dataFormat) flags.push("--mongodb-data-format", mongo.dataFormat);
     // Measured as it is meant to run between siobridge daemons alone.
     flags.push("--mongodb-pack-messages", "true");
-    // Compare a setting against the same run without it (bench/README.md).
-    if (process.env.BENCH_SIOBRIDGE_COMPRESS === "0") flags.push("--mongodb-compress-packs", "false");
+    // Compare a setting against the same run without it, one lever at a time (bench/README.md).
+    const env = process.env;
+    if (env.BENCH_SIOBRIDGE_COMPRESS === "0") flags.push("--mongodb-compress-packs", "false");
+    if (env.BENCH_SIOBRIDGE_COMPRESS_SKIP === "0") flags.push("--mongodb-compress-skip", "false");
+    if (env.BENCH_SIOBRIDGE_WRITE_WINDOW_US) flags.push("--mongodb-write-window-us", env.BENCH_SIOBRIDGE_WRITE_WINDOW_US);
+    if (env.BENCH_SIOBRIDGE_DISCOVERY_LOOKUP === "0") flags.push("--node-discovery-lookup", "false");
   }
   const child = startProcess(name, ctx.daemon, flags);
   const address = `unix:${socket}`;
@@ -182,8 +186,8 @@ export async function startSystem(system, ctx) {
         processes.push({ role: "daemon (sender)", kind: "daemon", pid: a.child.pid },
                        { role: "daemon (receiver)", kind: "daemon", pid: b.child.pid });
         // A cluster in its steady state: once the servers attached, each daemon
-        // packs only after one heartbeat interval of discovery (docs/PROTOCOL.md
-        // section 18).
+        // packs once discovery tells it no socketioxide node is in the namespace
+        // (at once, or one heartbeat interval later: docs/PROTOCOL.md section 18).
         const ready = () => until(async () => {
           for (const address of [a.address, b.address]) {
             const ns = (await daemonStatus(address)).namespaces.find((n) => n.namespace === "/");

@@ -6,6 +6,9 @@
 // highest call. A thread of its own, started with the first question; a
 // question MongoDB cannot answer now is asked again with backoff until it can
 // or the bus stops. Answers reach the core thread through the bus context.
+// The same thread answers "has a socketioxide node written to this namespace
+// lately?" (Bus::find_socketioxide), once, without retries: a namespace that
+// gets no answer waits for heartbeats instead.
 //
 // ask() is thread-safe; stop() belongs to the owner.
 #pragma once
@@ -32,18 +35,24 @@ class CallLookup {
   CallLookup& operator=(const CallLookup&) = delete;
 
   void ask(std::string instance, Done done) SIOBRIDGE_EXCLUDES(mutex_);
+  void ask_socketioxide(std::string ns, Millis lookback, std::function<void(Result<bool>)> done)
+      SIOBRIDGE_EXCLUDES(mutex_);
   // Returns once the thread ended; questions left are not answered (the bus
   // stops with the daemon).
   void stop() SIOBRIDGE_EXCLUDES(mutex_);
 
  private:
   struct Question {
-    std::string instance;
-    Done done;
+    // One attempt: posts the answer, or returns the error that kept MongoDB
+    // from giving it (asked again with backoff when `retry`).
+    std::function<Status()> attempt;
+    std::string what;  // for the log
+    bool retry = true;
   };
+  void add(Question question) SIOBRIDGE_EXCLUDES(mutex_);
   void run() SIOBRIDGE_EXCLUDES(mutex_);
-  // One attempt: the answer, or the error that kept MongoDB from giving it.
   Result<std::uint64_t> query(const std::string& instance);
+  Result<bool> query_socketioxide(const std::string& ns, Millis lookback);
 
   BusContext& context_;
   Mutex mutex_;

@@ -82,6 +82,12 @@ std::chrono::milliseconds queue_age(const MongoBusConfig& config) {
   return std::chrono::seconds(60);
 }
 
+wire::PackCompressor::SkipRule skip_rule(const MongoBusConfig& config) {
+  wire::PackCompressor::SkipRule rule;
+  rule.enabled = config.compress_skip;
+  return rule;
+}
+
 }  // namespace
 
 DocumentWriter::DocumentWriter(BusContext& context)
@@ -90,8 +96,9 @@ DocumentWriter::DocumentWriter(BusContext& context)
       max_pack_bytes_(max_pack_bytes(context.config)),
       queue_age_(queue_age(context.config)),
       compressor_(context.config.pack_messages && context.config.compress_packs
-                      ? std::make_unique<wire::PackCompressor>()
-                      : nullptr) {}
+                      ? std::make_unique<wire::PackCompressor>(skip_rule(context.config))
+                      : nullptr),
+      window_{context.config.write_window, max_pack_bytes_, context.config.max_batch} {}
 
 Status DocumentWriter::enqueue(wire::Document document, Audience audience) {
   const auto& config = context_.config;
@@ -207,6 +214,15 @@ std::vector<DocumentWriter::Encoded> DocumentWriter::take_batch(std::size_t& tak
   {
     MutexLock lock(mutex_);
     while (queue_.empty() && !closed_ && !context_.stopping()) wakeup_.wait();
+    // The group-commit window: a fresh queue grows a little before it goes.
+    for (bool waited = false; !queue_.empty() && !closed_ && !context_.stopping();) {
+      const auto until = window_.wait_until(
+          queue_.front().queued_at, std::chrono::steady_clock::now(), queued_bytes_, queue_.size());
+      if (!until) break;
+      if (!waited) ++context_.stats.window_waits;
+      waited = true;
+      wakeup_.wait_until(*until);  // or until a publish, which may fill the batch
+    }
     expire_old();
     std::size_t bytes = 0;
     while (!queue_.empty() && taken.size() < context_.config.max_batch &&
@@ -248,8 +264,10 @@ std::vector<wire::Document> DocumentWriter::documents_of(std::vector<Queued> tak
     if (pack.empty()) return;
     ++context_.stats.packs;
     if (compressor_) {
+      const auto skipped_before = compressor_->counters().skipped;
       auto built = wire::build_pack(context_.uid, std::move(pack), *compressor_);
       context_.stats.packs_compressed += built.compressed ? 1 : 0;
+      context_.stats.packs_compress_skipped += compressor_->counters().skipped - skipped_before;
       context_.stats.pack_message_bytes += built.message_bytes;
       context_.stats.pack_stored_bytes += built.document.extension->size();
       documents.push_back(std::move(built.document));

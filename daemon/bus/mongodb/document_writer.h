@@ -4,6 +4,8 @@
 // so publish order is kept and throughput grows with load. Consecutive
 // messages that only siobridge nodes read go packed, many per document
 // (docs/PROTOCOL.md section 18): one insert and one change event for many.
+// A fresh queue waits up to mongodb.write_window_us (WriteWindow) before it
+// is taken, so that a paced stream fills packs too.
 //
 // While MongoDB takes writes, a queue past write_backpressure_bytes closes the
 // context's write_gate: the daemon stops reading from its servers until half
@@ -35,6 +37,7 @@
 
 #include "daemon/bus/mongodb/bus_context.h"
 #include "daemon/bus/mongodb/mongo_handles.h"
+#include "daemon/bus/mongodb/write_window.h"
 #include "daemon/common/mutex.h"
 #include "daemon/common/result.h"
 #include "daemon/wire/owned_bson.h"
@@ -102,6 +105,7 @@ class DocumentWriter {
   const std::chrono::milliseconds queue_age_;
   // Used by the writer thread only (take_batch); null when packs go plain.
   const std::unique_ptr<wire::PackCompressor> compressor_;
+  const WriteWindow window_;
 
   Mutex mutex_;
   CondVar wakeup_{mutex_};

@@ -96,4 +96,9 @@ void MongoBus::find_last_call(const std::string& instance,
   lookup_->ask(instance, std::move(done));
 }
 
+void MongoBus::find_socketioxide(const std::string& ns, Millis lookback,
+                                 std::function<void(Result<bool>)> done) {
+  lookup_->ask_socketioxide(ns, lookback, std::move(done));
+}
+
 }  // namespace siobridge::bus::mongodb

@@ -56,6 +56,8 @@ class MongoBus final : public RunningBus {
   void find_last_call(const std::string& instance,
                       std::function<void(Result<std::uint64_t>)> done) override;
   void set_rank(unsigned rank) override { watcher_->set_rank(rank); }
+  void find_socketioxide(const std::string& ns, Millis lookback,
+                         std::function<void(Result<bool>)> done) override;
   const MongoBusStats& stats() const { return context_->stats; }
   const MongoBusStats* mongodb_stats() const override { return &context_->stats; }
   MongoBus* mongodb() override { return this; }

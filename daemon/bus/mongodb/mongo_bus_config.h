@@ -1,6 +1,7 @@
 // Settings of the MongoDB bus. Plain value type.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -52,6 +53,14 @@ struct MongoBusConfig {
   // (docs/PROTOCOL.md section 14.10): MongoDB's cost per byte (its insert,
   // oplog entry and change event) is what bounds large messages.
   bool compress_packs = true;
+  // A namespace whose packs do not compress (random or compressed payloads)
+  // goes plain for a while without trying (wire::PackCompressor::SkipRule);
+  // false tries every pack.
+  bool compress_skip = true;
+  // The writer's group-commit window (WriteWindow): a fresh queue waits up to
+  // this long before it is written, so that a paced stream fills packs; it
+  // adds at most this much to a document's latency. 0: no window.
+  std::chrono::microseconds write_window{1000};
   // 128 KiB: a change stream batch of packs stays small (ChangeWatcher), and
   // packs are read and delivered while the next ones are written; larger
   // packs measured slower as well as bigger (bench/README.md).

@@ -34,10 +34,15 @@ struct MongoBusStats {
   std::atomic<std::uint8_t> cause{0};
 
   // writer
-  std::atomic<std::uint64_t> inserted{0};            // documents
-  std::atomic<std::uint64_t> packed{0};              // messages that went in packs
-  std::atomic<std::uint64_t> packs{0};               // packed documents made
-  std::atomic<std::uint64_t> packs_compressed{0};    // of which compressed
+  std::atomic<std::uint64_t> inserted{0};          // documents
+  std::atomic<std::uint64_t> packed{0};            // messages that went in packs
+  std::atomic<std::uint64_t> packs{0};             // packed documents made
+  std::atomic<std::uint64_t> packs_compressed{0};  // of which compressed
+  // Packs left plain untried: their namespace did not compress lately
+  // (mongodb.compress_skip).
+  std::atomic<std::uint64_t> packs_compress_skipped{0};
+  // Batches that waited for the group-commit window (mongodb.write_window_us).
+  std::atomic<std::uint64_t> window_waits{0};
   std::atomic<std::uint64_t> pack_message_bytes{0};  // the packed messages, encoded
   std::atomic<std::uint64_t> pack_stored_bytes{0};   // what packs stored them as
   std::atomic<std::uint64_t> insert_batches{0};      // insertMany round trips that succeeded
