@@ -33,8 +33,7 @@ void Attachment::close(const grpc::Status& status, const char* reason) {
   if (auto stream = stream_.lock()) stream->close(status, reason);
 }
 
-void Attachment::close_when_written(const grpc::Status& status, const char* reason,
-                                    Millis bound) {
+void Attachment::close_when_written(const grpc::Status& status, const char* reason, Millis bound) {
   if (auto stream = stream_.lock()) stream->close_when_written(status, reason, bound);
 }
 
