@@ -30,8 +30,10 @@ struct NodeConfig {
   // Discovery at once (docs/PROTOCOL.md section 18): a namespace packs as
   // soon as the bus shows that no socketioxide node wrote to it within two
   // heartbeat intervals (Bus::find_socketioxide), rather than one interval
-  // after it became active.
-  bool discovery_lookup = true;
+  // after it became active. Off by default: with it on, an engine restarted
+  // with its state directory lost what was published while it was down in
+  // about 1 run of 5 (engine_faults_test); on again once that is understood.
+  bool discovery_lookup = false;
   // Sockets reported to socketioxide nodes under an alias that are remembered
   // (SocketAliases).
   std::size_t socket_aliases = 100'000;

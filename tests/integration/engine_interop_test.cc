@@ -249,6 +249,7 @@ core::NodeConfig slow_heartbeats() {
   auto config = quick_node_config();
   config.heartbeat_interval = Millis{60000};
   config.heartbeat_timeout = Millis{120000};
+  config.discovery_lookup = true;
   return config;
 }
 

@@ -124,7 +124,7 @@ async function startDaemon(ctx, name, mongo) {
     if (env.BENCH_SIOBRIDGE_COMPRESS === "0") flags.push("--mongodb-compress-packs", "false");
     if (env.BENCH_SIOBRIDGE_COMPRESS_SKIP === "0") flags.push("--mongodb-compress-skip", "false");
     if (env.BENCH_SIOBRIDGE_WRITE_WINDOW_US) flags.push("--mongodb-write-window-us", env.BENCH_SIOBRIDGE_WRITE_WINDOW_US);
-    if (env.BENCH_SIOBRIDGE_DISCOVERY_LOOKUP === "0") flags.push("--node-discovery-lookup", "false");
+    if (env.BENCH_SIOBRIDGE_DISCOVERY_LOOKUP === "1") flags.push("--node-discovery-lookup", "true");
   }
   const child = startProcess(name, ctx.daemon, flags);
   const address = `unix:${socket}`;
